@@ -1,0 +1,44 @@
+// What the tests need from the machine, and how to get it: Debian packages
+// (installed with apt-get when we are root, otherwise named exactly), Node 24
+// (already running: npm put node_modules/.bin first on the PATH).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** A binary the tests run, and the Debian package that ships it. */
+export interface DebianTool { binary: string; pkg: string }
+
+export const debianTools: DebianTool[] = [
+  { binary: '/usr/sbin/smtp-sink', pkg: 'postfix' },
+  { binary: '/usr/sbin/smtp-source', pkg: 'postfix' },
+  { binary: '/usr/sbin/postfix', pkg: 'postfix' },
+  { binary: '/usr/bin/swaks', pkg: 'swaks' },
+  { binary: '/usr/sbin/dnsmasq', pkg: 'dnsmasq-base' },
+  { binary: '/usr/sbin/haproxy', pkg: 'haproxy' },
+];
+
+export function missingPackages(tools: DebianTool[] = debianTools): string[] {
+  return [...new Set(tools.filter((t) => !existsSync(t.binary)).map((t) => t.pkg))];
+}
+
+/** Installs the missing Debian packages, or throws naming them when we cannot. */
+export function ensureDebianPackages(log: (line: string) => void = console.log): void {
+  const missing = missingPackages();
+  if (missing.length === 0) return;
+  const isRoot = process.getuid?.() === 0;
+  const hasApt = existsSync('/usr/bin/apt-get');
+  if (!isRoot || !hasApt) {
+    throw new Error(`the tests need these Debian packages: ${missing.join(' ')}; install them with: ` +
+      `echo 'postfix postfix/main_mailer_type select No configuration' | sudo debconf-set-selections && ` +
+      `sudo DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing.join(' ')}`);
+  }
+  log(`installing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // Debian's postfix asks which configuration to write; "No configuration" leaves it unstarted.
+  execFileSync('debconf-set-selections', { input: 'postfix postfix/main_mailer_type select No configuration\n', env });
+  const update = spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+  if (update.status !== 0) throw new Error('apt-get update failed');
+  const install = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  if (install.status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed`);
+  const still = missingPackages();
+  if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.join(' ')}`);
+}

@@ -1,0 +1,20 @@
+// `npm test`: sets up what the tests need on this machine, then runs every suite with mocha.
+// Extra arguments go to mocha (for example `npm test -- --grep ETRN`).
+import { spawnSync } from 'node:child_process';
+import { ensureDebianPackages } from './prerequisites.ts';
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  console.error(`npm test needs Node 24, found ${process.version}: run \`npm install\` first (it brings Node 24)`);
+  process.exit(1);
+}
+
+try {
+  ensureDebianPackages();
+} catch (err) {
+  console.error(`test set-up failed: ${(err as Error).message}`);
+  process.exit(1);
+}
+
+const mocha = spawnSync(process.execPath, ['node_modules/mocha/bin/mocha.js', ...process.argv.slice(2)], { stdio: 'inherit' });
+process.exit(mocha.status ?? 1);
