@@ -1,0 +1,11 @@
+export * from './names.ts';
+export * from './labels.ts';
+export { ownerReference } from './owner.ts';
+export { buildConfigMap } from './configmap.ts';
+export { buildMailqSecret, passwordOf } from './secret.ts';
+export { buildSpoolClaim } from './pvc.ts';
+export { buildPod, buildPodSpec, podTemplateHash } from './pod.ts';
+export { buildService } from './service.ts';
+export { buildPeersService } from './peers-service.ts';
+export { buildPodDisruptionBudget } from './pdb.ts';
+export { clusterSelfAddresses, peerList, proxyProtocolNetworks, renderSmtpserverConf, renderZmailerConf, type ClusterView, type Peer } from './config.ts';

@@ -1,0 +1,22 @@
+// Names of a MailCluster's children, exactly as DESIGN.md ("Kubernetes contract") lists them.
+
+export const podName = (cluster: string, index: number): string => `${cluster}-${index}`;
+export const configMapName = (cluster: string, index: number): string => `${cluster}-${index}-config`;
+export const spoolClaimName = (cluster: string, index: number): string => `${cluster}-${index}-spool`;
+export const mailqSecretName = (cluster: string): string => `${cluster}-mailq`;
+export const serviceName = (cluster: string): string => cluster;
+export const peersServiceName = (cluster: string): string => `${cluster}-peers`;
+export const pdbName = (cluster: string): string => cluster;
+
+/** The DNS name a pod gets through the headless peers Service (hostname + subdomain). */
+export const podDnsName = (cluster: string, namespace: string, index: number, clusterDomain = 'cluster.local'): string =>
+  `${podName(cluster, index)}.${peersServiceName(cluster)}.${namespace}.svc.${clusterDomain}`;
+
+// Ports the node listens on (non-root) and the in-pod paths, per DECISIONS.md.
+export const SMTP_PORT = 2525;
+export const MAILQ_PORT = 1174;
+export const ADMIN_PORT = 8025;
+export const CONFIG_DIR = '/etc/mailcluster';
+export const TLS_DIR = '/etc/mailcluster-tls';
+export const SPOOL_DIR = '/var/spool/mailcluster';
+export const ETRN_USER = 'etrn';

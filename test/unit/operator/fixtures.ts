@@ -1,0 +1,104 @@
+// Test data for the pure planner and builders: objects shaped as the API server returns them,
+// built from the operator's own builders plus the status a running pod reports.
+import type { MailCluster, MailClusterSpec } from '../../../operator/src/api/v1alpha1/types.ts';
+import type { KObject, ObservedPod, ObservedState } from '../../../operator/src/controller/observed.ts';
+import type { Plan } from '../../../operator/src/controller/plan.ts';
+
+export const NOW = new Date('2026-11-29T12:00:00Z');
+
+export function mailCluster(spec: Partial<MailClusterSpec> = {}, name = 'mc'): MailCluster {
+  return {
+    apiVersion: 'mailcluster.io/v1alpha1',
+    kind: 'MailCluster',
+    metadata: { name, namespace: 'mail', uid: 'uid-1234', generation: 1 },
+    spec: { hostname: 'smtp.isp.net', relayDomains: ['customer.example'], ...spec },
+  };
+}
+
+/** A small in-memory view of the objects the planner sees, updated from its plans. */
+export class World {
+  objects = new Map<string, KObject>();
+  cluster: MailCluster;
+  queues: ObservedState['queues'] = {};
+  tlsSecret: ObservedState['tlsSecret'];
+  now = NOW;
+
+  constructor(cluster: MailCluster) { this.cluster = cluster; }
+
+  private key(kind: string, name: string): string { return `${kind}/${name}`; }
+
+  list(kind: string): KObject[] {
+    return [...this.objects.values()].filter((o) => o.kind === kind).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+  }
+
+  get(kind: string, name: string): KObject | undefined { return this.objects.get(this.key(kind, name)); }
+
+  observed(): ObservedState {
+    return {
+      cluster: this.cluster,
+      pods: this.list('Pod') as ObservedPod[],
+      configMaps: this.list('ConfigMap'),
+      claims: this.list('PersistentVolumeClaim'),
+      secrets: this.list('Secret'),
+      services: this.list('Service'),
+      podDisruptionBudgets: this.list('PodDisruptionBudget'),
+      ...(this.tlsSecret ? { tlsSecret: this.tlsSecret } : {}),
+      queues: this.queues,
+      newPassword: 'generated-password-0123456789',
+      now: this.now,
+    };
+  }
+
+  /** Applies a plan the way the API server would (without running anything). */
+  apply(plan: Plan): void {
+    for (const obj of plan.apply) {
+      const copy = structuredClone(obj);
+      const before = this.get(copy.kind!, copy.metadata.name);
+      if (before && 'status' in before) copy.status = before.status;
+      if (copy.kind === 'Service' && !(copy.spec as any).clusterIP) (copy.spec as any).clusterIP = (before?.spec as any)?.clusterIP ?? '10.96.0.10';
+      this.objects.set(this.key(copy.kind!, copy.metadata.name), copy);
+    }
+    for (const patch of plan.patchPods) {
+      const pod = this.get('Pod', patch.name)!;
+      pod.metadata.labels = { ...pod.metadata.labels, ...patch.labels };
+      pod.metadata.annotations = { ...pod.metadata.annotations, ...patch.annotations };
+    }
+    for (const d of plan.drain) {
+      const pod = this.get('Pod', d.pod)!;
+      pod.metadata.annotations = { ...pod.metadata.annotations, 'mailcluster.io/drain-requested': this.now.toISOString() };
+    }
+    for (const d of plan.delete) this.objects.delete(this.key(d.kind, d.name));
+    if (plan.status) this.cluster = { ...this.cluster, status: plan.status };
+  }
+
+  /** The pod runs with an address (and passes its readiness probe unless told otherwise). */
+  run(name: string, ip: string, ready = true): void {
+    const pod = this.get('Pod', name) as ObservedPod;
+    pod.status = {
+      phase: 'Running',
+      podIP: ip,
+      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+      containerStatuses: [{ ready, restartCount: 0, state: {} }],
+    };
+  }
+
+  setLoadBalancer(ip: string): void {
+    const svc = this.get('Service', 'mc')!;
+    svc.status = { loadBalancer: { ingress: [{ ip }] } };
+  }
+
+  /** Runs every pod that has no address yet, on 127.40.0.<10+index>. */
+  runAll(): void {
+    for (const p of this.list('Pod') as ObservedPod[]) {
+      if (!p.status?.podIP) this.run(p.metadata.name, `127.40.0.${10 + Number(p.metadata.labels!['mailcluster.io/index'])}`);
+    }
+  }
+}
+
+export function isEmptyPlan(p: Plan): boolean {
+  return p.apply.length === 0 && p.patchPods.length === 0 && p.drain.length === 0 && p.delete.length === 0 && p.status === undefined;
+}
+
+export function names(objs: KObject[], kind?: string): string[] {
+  return objs.filter((o) => kind === undefined || o.kind === kind).map((o) => o.metadata.name).sort();
+}
