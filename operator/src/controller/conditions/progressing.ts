@@ -1,0 +1,16 @@
+// Progressing: the operator is scaling, draining or rolling; False once converged.
+import type { ComputedCondition } from './condition.ts';
+import type { ClusterFacts } from './facts.ts';
+
+export function progressingCondition(f: ClusterFacts): ComputedCondition {
+  const t = 'Progressing' as const;
+  if (f.draining.length > 0) {
+    const d = f.draining[0];
+    return { type: t, status: 'True', reason: d.reason === 'roll' ? 'Rolling' : 'ScalingDown', message: `draining ${f.draining.map((x) => x.pod).join(', ')}` };
+  }
+  if (f.excess.length > 0) return { type: t, status: 'True', reason: 'ScalingDown', message: `to drain: ${f.excess.join(', ')}` };
+  if (f.missing.length > 0) return { type: t, status: 'True', reason: 'ScalingUp', message: `creating nodes ${f.missing.join(', ')}` };
+  if (f.readyServing < f.desired) return { type: t, status: 'True', reason: 'WaitingForNodes', message: `${f.readyServing} of ${f.desired} nodes ready` };
+  if (f.outdated.length > 0) return { type: t, status: 'True', reason: 'Rolling', message: `to roll: ${f.outdated.join(', ')}` };
+  return { type: t, status: 'False', reason: 'Converged', message: `${f.desired} nodes serving with the current spec` };
+}

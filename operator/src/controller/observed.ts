@@ -1,0 +1,69 @@
+// The shapes the planner reads: only the fields it needs from what the informers hold.
+import type { MailCluster, MailClusterStatus } from '../api/v1alpha1/types.ts';
+
+export interface Meta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  deletionTimestamp?: unknown;
+  ownerReferences?: Array<{ uid?: string; controller?: boolean; kind?: string; name?: string }>;
+}
+
+export interface KObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: Meta;
+  [key: string]: unknown;
+}
+
+export interface ObservedPod extends KObject {
+  status?: {
+    phase?: string;
+    podIP?: string;
+    conditions?: Array<{ type: string; status: string }>;
+    containerStatuses?: Array<{ ready?: boolean; restartCount?: number; state?: { waiting?: { reason?: string; message?: string }; terminated?: { reason?: string } } }>;
+  };
+}
+
+export interface ObservedService extends KObject {
+  spec?: { clusterIP?: string; type?: string };
+  status?: { loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string }> } };
+}
+
+export interface ObservedSecret extends KObject {
+  data?: Record<string, string>;
+}
+
+export interface ObservedConfigMap extends KObject {
+  data?: Record<string, string>;
+}
+
+/** What GET /queue on a draining node answered (or why it could not be asked). */
+export type QueueProbe = { total: number } | { error: string };
+
+/** The user's TLS Secret, when spec.tls names one. */
+export type TlsSecretState = 'ok' | 'missing' | 'invalid';
+
+export interface ObservedState {
+  cluster: MailCluster;
+  /** Children of this cluster (the informers' view, filtered by owner). */
+  pods: ObservedPod[];
+  configMaps: ObservedConfigMap[];
+  claims: KObject[];
+  secrets: ObservedSecret[];
+  services: ObservedService[];
+  podDisruptionBudgets: KObject[];
+  /** Present when spec.tls is set. */
+  tlsSecret?: TlsSecretState;
+  /** Queue probes of draining pods, by pod name. */
+  queues: Record<string, QueueProbe>;
+  /** The last reconcile's error, surfaced as Degraded. */
+  lastError?: string;
+  /** A fresh random password, used only when the MAILQv2 Secret does not exist yet. */
+  newPassword: string;
+  now: Date;
+}
+
+export type { MailClusterStatus };
