@@ -1,6 +1,6 @@
 // Postfix's smtp-source as a load generator: N parallel sessions sending M messages
 // in total; returns how long it took and how many DATA commands completed.
-import { spawn } from 'node:child_process';
+import { spawnTracked } from './processes.ts';
 
 export interface SmtpSourceOptions {
   /** `host:port`. */
@@ -50,11 +50,11 @@ export function smtpSourceArgs(options: SmtpSourceOptions): string[] {
 export function smtpSource(options: SmtpSourceOptions): Promise<SmtpSourceResult> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn('/usr/sbin/smtp-source', smtpSourceArgs(options), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked('/usr/sbin/smtp-source', smtpSourceArgs(options));
     let counterTail = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { counterTail = (counterTail + c.toString('latin1')).slice(-64); });
-    child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-8000); });
+    child.stdout!.on('data', (c: Buffer) => { counterTail = (counterTail + c.toString('latin1')).slice(-64); });
+    child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-8000); });
     const guard = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 600000);
     child.on('error', (err) => { clearTimeout(guard); reject(err); });
     child.on('close', (code, signal) => {

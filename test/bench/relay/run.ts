@@ -1,0 +1,153 @@
+// Relay benchmark: the mail node and a private Postfix instance side by side, both
+// relaying to the same smtp-sink with durable queues, under the same smtp-source
+// load. Prints messages/s accepted (smtp-source's elapsed time) and delivered (until
+// smtp-sink has counted every message), medians over several runs, and node/postfix.
+//
+//   npm run bench:relay                      # full: 1 KB and 100 KB, 20 sessions, 20,000 messages, 3 runs
+//   npm run bench:relay -- --quick           # smoke run: 2,000 messages, 1 run
+//   npm run bench:relay -- --only postfix    # one side only (node | postfix)
+//   options: --count N --runs N --sessions N --sizes 1024,102400 --reuse (one connection per session)
+//
+// Addresses: 127.50.1.0/24 (sink .100, Postfix .1, node .2, dnsmasq .53).
+import { harnessAddress } from '../../support/addresses.ts';
+import { startDns } from '../../support/dnsmasq.ts';
+import { startMailNode, type MailNode } from '../../support/mail-node.ts';
+import { startPostfix, type PostfixInstance } from '../../support/postfix.ts';
+import { startSmtpSink, type SmtpSink } from '../../support/smtp-sink.ts';
+import { smtpSource } from '../../support/smtp-source.ts';
+import { waitUntil } from '../../support/processes.ts';
+import { median, parseFlags, positiveInt, rate, table } from '../stats.ts';
+
+type Target = 'postfix' | 'node';
+
+interface Sample { target: Target; size: number; run: number; acceptedMs: number; deliveredMs: number; count: number }
+
+const flags = parseFlags(process.argv.slice(2), {
+  quick: 'flag', count: 'value', runs: 'value', sessions: 'value', sizes: 'value', only: 'value', reuse: 'flag',
+});
+const quick = flags.has('quick');
+const count = positiveInt(flags, 'count', quick ? 2000 : 20000);
+const runs = positiveInt(flags, 'runs', quick ? 1 : 3);
+const sessions = positiveInt(flags, 'sessions', 20);
+const sizes = (flags.get('sizes') ?? '1024,102400').split(',').map(Number);
+if (sizes.some((s) => !Number.isInteger(s) || s <= 0)) throw new Error('--sizes takes positive byte counts, e.g. 1024,102400');
+const only = flags.get('only');
+if (only !== undefined && only !== 'node' && only !== 'postfix') throw new Error('--only takes node or postfix');
+const targets: Target[] = only ? [only] : ['postfix', 'node'];
+const reuse = flags.has('reuse');
+
+const destinationDomain = 'dest.bench.test';
+const addresses = {
+  sink: harnessAddress(1, 100),
+  postfix: harnessAddress(1, 1),
+  node: harnessAddress(1, 2),
+  dns: harnessAddress(1, 53),
+};
+const smtpPort = 2525;
+
+// Ctrl-C and kill still tear everything down (the harness cleans up at exit).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+
+function log(line: string): void {
+  console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+}
+
+async function measure(target: Target, server: string, size: number, run: number, sink: SmtpSink, drained: () => Promise<void>): Promise<Sample> {
+  const base = sink.count();
+  const started = performance.now();
+  const result = await smtpSource({
+    server, sessions, count, size, reuseConnections: reuse, timeoutMs: 30 * 60000,
+    from: 'sender@src.bench.test', to: `rcpt@${destinationDomain}`, helo: 'client.bench.test',
+  });
+  const acceptedMs = result.elapsedMs;
+  if (result.exitCode !== 0 || result.completed !== count) {
+    throw new Error(`${target}: smtp-source exited ${result.exitCode} after ${result.completed}/${count} messages: ${result.stderr.trim()}`);
+  }
+  // Bound: generous, but finite (delivery at 20 messages/s would still finish).
+  await sink.waitForCount(base + count, Math.max(120000, count * 50));
+  const deliveredMs = performance.now() - started;
+  await drained();
+  const sample = { target, size, run, acceptedMs, deliveredMs, count };
+  log(`${target.padEnd(7)} ${String(size).padStart(6)} B run ${run}: accepted ${rate(count, acceptedMs).toFixed(0)}/s ` +
+    `(${(acceptedMs / 1000).toFixed(1)} s), delivered ${rate(count, deliveredMs).toFixed(0)}/s (${(deliveredMs / 1000).toFixed(1)} s)`);
+  return sample;
+}
+
+async function main(): Promise<void> {
+  log(`relay benchmark: ${targets.join(' vs ')}, sizes ${sizes.join(', ')} B, ${count} messages, ${sessions} sessions, ${runs} run(s)` +
+    `${reuse ? ', one connection per session' : ', one connection per message'}`);
+  const sink = await startSmtpSink({ address: addresses.sink, port: 2525, maxConnections: 512, backlog: 1024 });
+  const stops: Array<() => Promise<void>> = [sink.stop];
+  let postfix: PostfixInstance | undefined;
+  let node: MailNode | undefined;
+  try {
+    if (targets.includes('postfix')) {
+      postfix = await startPostfix({ address: addresses.postfix, port: smtpPort, relayTo: `${sink.address}:${sink.port}`, mynetworks: ['127.0.0.0/8'], destinationConcurrency: 20 });
+      stops.unshift(postfix.stop);
+      log(`postfix instance ${postfix.dir} on ${addresses.postfix}:${smtpPort} -> smtp-sink ${sink.address}:${sink.port}`);
+    }
+    if (targets.includes('node')) {
+      const dns = await startDns({ address: addresses.dns, mx: [{ domain: destinationDomain, host: 'sink.bench.test', preference: 10 }], a: [{ name: 'sink.bench.test', ip: sink.address }] });
+      stops.unshift(dns.stop);
+      node = await startMailNode({
+        hostname: 'node.bench.test',
+        address: addresses.node,
+        smtpPort,
+        relayNetworks: ['127.0.0.0/8'],
+        dnsServer: dns.server,
+        deliveryPort: sink.port,
+        deliveryConcurrency: 20,
+        maxConnections: 1000,
+        maxsize: 10 * 1024 * 1024,
+        selfAddresses: [addresses.node, 'node.bench.test'],
+      }, { readyTimeoutMs: 30000 });
+      stops.unshift(node.close);
+      log(`mail node ${node.dir} on ${node.smtp} -> smtp-sink via MX ${destinationDomain} (dnsmasq ${dns.server})`);
+    }
+
+    const samples: Sample[] = [];
+    for (const size of sizes) {
+      for (let run = 1; run <= runs; run++) {
+        // Alternate who goes first, so that neither always runs on a warmer (or busier) machine.
+        const order = run % 2 === 1 ? targets : [...targets].reverse();
+        for (const target of order) {
+          if (target === 'postfix' && postfix) {
+            const pf = postfix;
+            samples.push(await measure('postfix', `${addresses.postfix}:${smtpPort}`, size, run, sink, () => pf.waitForEmptyQueue(120000)));
+          } else if (target === 'node' && node) {
+            const n = node;
+            samples.push(await measure('node', n.smtp, size, run, sink,
+              () => waitUntil('the node queue to empty', async () => (await n.queue()).total === 0, { timeoutMs: 120000, intervalMs: 100 })));
+          }
+        }
+      }
+    }
+    console.log('\n' + report(samples));
+  } finally {
+    for (const stop of stops) await stop().catch((err: unknown) => console.error('stop failed:', err));
+  }
+}
+
+/** The summary: per size and target, median rates; then node/postfix ratios (pure). */
+function report(samples: Sample[]): string {
+  const rows: Array<Array<string | number>> = [];
+  const ratios: Array<Array<string | number>> = [];
+  for (const size of sizes) {
+    const med = (target: Target, key: 'acceptedMs' | 'deliveredMs') =>
+      median(samples.filter((s) => s.target === target && s.size === size).map((s) => rate(s.count, s[key])));
+    for (const target of targets) {
+      const all = samples.filter((s) => s.target === target && s.size === size);
+      rows.push([`${target} ${size} B`, all.length, med(target, 'acceptedMs'), med(target, 'deliveredMs'),
+        all.map((s) => rate(s.count, s.deliveredMs).toFixed(0)).join(' ')]);
+    }
+    if (targets.length === 2) {
+      ratios.push([`${size} B`, med('node', 'acceptedMs') / med('postfix', 'acceptedMs'), med('node', 'deliveredMs') / med('postfix', 'deliveredMs')]);
+    }
+  }
+  let text = `medians over ${runs} run(s) of ${count} messages, ${sessions} sessions (messages/s)\n` +
+    table(['target size', 'runs', 'accepted/s', 'delivered/s', 'delivered/s per run'], rows);
+  if (ratios.length) text += '\n\nnode / postfix\n' + table(['size', 'accepted', 'delivered'], ratios);
+  return text;
+}
+
+await main();
