@@ -1,0 +1,130 @@
+// Informers on MailClusters and on the operator's own children (label
+// app.kubernetes.io/managed-by=mailcluster-operator only). client-node's ListWatch relists on
+// 410 Gone and reconnects after a watch timeout, but stops on any other error: here every
+// informer is restarted after an error with capped exponential backoff, which also carries
+// it through an API server restart.
+import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type KubernetesObjectApi, type ObjectCache } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { API_VERSION, KIND, PLURAL } from '../api/v1alpha1/types.ts';
+import { MANAGED_SELECTOR } from '../resources/labels.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import type { KObject } from './observed.ts';
+
+export interface WatchedKind {
+  apiVersion: string;
+  kind: string;
+  plural: string;
+  /** Watch only objects labelled as ours. */
+  managedOnly: boolean;
+}
+
+export const WATCHED_KINDS: WatchedKind[] = [
+  { apiVersion: API_VERSION, kind: KIND, plural: PLURAL, managedOnly: false },
+  { apiVersion: 'v1', kind: 'Pod', plural: 'pods', managedOnly: true },
+  { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', managedOnly: true },
+  { apiVersion: 'v1', kind: 'PersistentVolumeClaim', plural: 'persistentvolumeclaims', managedOnly: true },
+  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', managedOnly: true },
+  { apiVersion: 'v1', kind: 'Service', plural: 'services', managedOnly: true },
+  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', managedOnly: true },
+];
+
+/** The REST path of a kind's collection, cluster-wide or in one namespace. */
+export function collectionPath(k: WatchedKind, namespace?: string): string {
+  const root = k.apiVersion.includes('/') ? `/apis/${k.apiVersion}` : `/api/${k.apiVersion}`;
+  return namespace ? `${root}/namespaces/${namespace}/${k.plural}` : `${root}/${k.plural}`;
+}
+
+type Handle = { kind: WatchedKind; namespace?: string; informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>; synced: boolean; failures: number; timer?: NodeJS.Timeout };
+
+export interface InformerSetOptions {
+  kubeConfig: KubeConfig;
+  objects: KubernetesObjectApi;
+  /** Watched namespaces; undefined for all. */
+  namespaces?: string[];
+  metrics: OperatorMetrics;
+  log: Logger;
+  onChange: (kind: string, obj: KObject) => void;
+  maxBackoffMs?: number;
+}
+
+export class InformerSet {
+  private readonly handles: Handle[] = [];
+  private stopped = false;
+  private readonly o: InformerSetOptions;
+
+  constructor(o: InformerSetOptions) {
+    this.o = o;
+    const namespaces: Array<string | undefined> = o.namespaces && o.namespaces.length > 0 ? o.namespaces : [undefined];
+    for (const kind of WATCHED_KINDS) {
+      for (const namespace of namespaces) {
+        const selector = kind.managedOnly ? MANAGED_SELECTOR : undefined;
+        const list = () => o.objects.list(kind.apiVersion, kind.kind, namespace, undefined, undefined, undefined, undefined, selector);
+        const informer = makeInformer(o.kubeConfig, collectionPath(kind, namespace), list, selector);
+        const handle: Handle = { kind, ...(namespace ? { namespace } : {}), informer, synced: false, failures: 0 };
+        const changed = (obj: KubernetesObject): void => {
+          handle.failures = 0;
+          o.onChange(kind.kind, obj as unknown as KObject);
+        };
+        informer.on('add', changed);
+        informer.on('update', changed);
+        informer.on('delete', changed);
+        informer.on('error', (err: unknown) => this.restart(handle, err));
+        this.handles.push(handle);
+      }
+    }
+  }
+
+  private restart(h: Handle, err: unknown): void {
+    if (this.stopped) return;
+    h.failures++;
+    const delay = Math.min(this.o.maxBackoffMs ?? 5000, 250 * 2 ** Math.min(h.failures - 1, 10));
+    this.o.metrics.watchRestarts.inc({ resource: h.kind.plural });
+    this.o.log.warn({ resource: h.kind.plural, namespace: h.namespace, err: String((err as Error)?.message ?? err), retryInMs: delay }, 'watch failed; restarting');
+    if (h.timer) clearTimeout(h.timer);
+    h.timer = setTimeout(() => { h.timer = undefined; void this.startOne(h); }, delay);
+  }
+
+  private async startOne(h: Handle): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await h.informer.start();
+    } catch (err) {
+      this.restart(h, err);
+      return;
+    }
+    // start() resolves after the list; a failed list was reported through 'error'.
+    if ((h.informer as unknown as { latestResourceVersion(): string }).latestResourceVersion() !== '') h.synced = true;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.handles.map((h) => this.startOne(h)));
+  }
+
+  /** True once every informer has listed at least once. */
+  get synced(): boolean {
+    for (const h of this.handles) {
+      if (!h.synced && (h.informer as unknown as { latestResourceVersion(): string }).latestResourceVersion() !== '') h.synced = true;
+    }
+    return this.handles.every((h) => h.synced);
+  }
+
+  list(kind: string, namespace: string): KObject[] {
+    const out: KObject[] = [];
+    for (const h of this.handles) {
+      if (h.kind.kind !== kind) continue;
+      if (h.namespace !== undefined && h.namespace !== namespace) continue;
+      out.push(...(h.informer.list(namespace) as unknown as KObject[]));
+    }
+    return out;
+  }
+
+  get(kind: string, namespace: string, name: string): KObject | undefined {
+    return this.list(kind, namespace).find((o) => o.metadata.name === name);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const h of this.handles) if (h.timer) clearTimeout(h.timer);
+    await Promise.all(this.handles.map((h) => h.informer.stop()));
+  }
+}

@@ -1,0 +1,191 @@
+// Wires the operator together: informers (on every replica, so a new leader starts warm),
+// the work queue and its workers (on the leader only), leader election, metrics and health.
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { KIND } from '../api/v1alpha1/types.ts';
+import { EventRecorder } from './events.ts';
+import { InformerSet } from './informers.ts';
+import { LeaderElector } from './leader.ts';
+import { createMetrics, type OperatorMetrics } from './metrics.ts';
+import type { KObject } from './observed.ts';
+import { describeError, FIELD_MANAGER, Reconciler } from './reconciler.ts';
+import { WorkQueue } from './workqueue.ts';
+
+export interface ManagerOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Watched namespaces; empty or undefined for all. */
+  namespaces?: string[];
+  leaderElection?: { namespace: string; name?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  /** host:port for /metrics, /healthz and /readyz; undefined for none. */
+  metricsAddress?: string;
+  workers?: number;
+  /** Called when leadership is lost (the process should exit and start over). */
+  onLostLeadership?: () => void;
+}
+
+/** The work-queue key of the MailCluster an object belongs to, if any. */
+export function ownerKey(kind: string, obj: KObject): string | undefined {
+  const ns = obj.metadata.namespace;
+  if (!ns) return undefined;
+  if (kind === KIND) return `${ns}/${obj.metadata.name}`;
+  const owner = (obj.metadata.ownerReferences ?? []).find((r) => r.controller && r.kind === KIND);
+  return owner?.name ? `${ns}/${owner.name}` : undefined;
+}
+
+export class Manager {
+  readonly metrics: OperatorMetrics;
+  readonly identity = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  private readonly o: ManagerOptions;
+  private readonly queue: WorkQueue;
+  private readonly informers: InformerSet;
+  private readonly reconciler: Reconciler;
+  private readonly elector?: LeaderElector;
+  private readonly lastErrors = new Map<string, string>();
+  private server?: Server;
+  private leading = false;
+  private workersRunning: Promise<void>[] = [];
+  private stopped = false;
+
+  constructor(o: ManagerOptions) {
+    this.o = o;
+    this.metrics = createMetrics();
+    this.queue = new WorkQueue({ onDepth: (d) => this.metrics.workqueueDepth.set(d) });
+    const objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
+    const core = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.informers = new InformerSet({
+      kubeConfig: o.kubeConfig, objects, namespaces: o.namespaces, metrics: this.metrics, log: o.log,
+      onChange: (kind, obj) => {
+        const key = ownerKey(kind, obj);
+        if (key && this.leading) this.queue.add(key);
+      },
+    });
+    const events = new EventRecorder(core, o.log, FIELD_MANAGER, () => this.metrics.writes.inc({ verb: 'create', kind: 'Event' }));
+    this.reconciler = new Reconciler({ informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log });
+    if (o.leaderElection) {
+      this.elector = new LeaderElector({
+        coordination: o.kubeConfig.makeApiClient(CoordinationV1Api),
+        namespace: o.leaderElection.namespace,
+        name: o.leaderElection.name ?? 'mailcluster-operator',
+        identity: this.identity,
+        ...(o.leaderElection.leaseDurationMs ? { leaseDurationMs: o.leaderElection.leaseDurationMs } : {}),
+        ...(o.leaderElection.renewDeadlineMs ? { renewDeadlineMs: o.leaderElection.renewDeadlineMs } : {}),
+        ...(o.leaderElection.retryPeriodMs ? { retryPeriodMs: o.leaderElection.retryPeriodMs } : {}),
+        log: o.log,
+        onStartedLeading: () => this.startLeading(),
+        onStoppedLeading: () => this.stopLeading(),
+      });
+    }
+  }
+
+  get isLeader(): boolean { return this.leading; }
+  get ready(): boolean { return this.informers.synced; }
+
+  async start(): Promise<void> {
+    if (this.o.metricsAddress) await this.serveMetrics(this.o.metricsAddress);
+    await this.informers.start();
+    this.o.log.info({ identity: this.identity, namespaces: this.o.namespaces ?? 'all', synced: this.informers.synced }, 'informers started');
+    if (this.elector) this.elector.start();
+    else this.startLeading();
+  }
+
+  private startLeading(): void {
+    if (this.leading || this.stopped) return;
+    this.leading = true;
+    this.metrics.isLeader.set(1);
+    const workers = this.o.workers ?? 4;
+    for (let i = 0; i < workers; i++) this.workersRunning.push(this.worker());
+    for (const mc of this.informers.list(KIND, '')) this.queue.add(`${mc.metadata.namespace}/${mc.metadata.name}`);
+    for (const ns of this.o.namespaces ?? []) for (const mc of this.informers.list(KIND, ns)) this.queue.add(`${mc.metadata.namespace}/${mc.metadata.name}`);
+  }
+
+  private stopLeading(): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.metrics.isLeader.set(0);
+    this.queue.shutDown();
+    this.o.log.error('lost leadership');
+    this.o.onLostLeadership?.();
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const end = this.metrics.reconcileDuration.startTimer();
+      try {
+        const p = await this.reconciler.reconcile(key, this.lastErrors.get(key));
+        this.metrics.reconciles.inc({ result: 'success' });
+        this.queue.forget(key);
+        const hadError = this.lastErrors.delete(key);
+        if (hadError) this.queue.addAfter(key, 10); // clear the Degraded ReconcileError
+        if (p?.requeueAfterMs !== undefined) this.queue.addAfter(key, p.requeueAfterMs);
+      } catch (err) {
+        const message = describeError(err);
+        this.metrics.reconciles.inc({ result: 'error' });
+        this.metrics.reconcileErrors.inc();
+        this.lastErrors.set(key, message);
+        const delay = this.queue.addRateLimited(key);
+        this.o.log.warn({ key, err: message, retryInMs: delay }, 'reconcile failed');
+      } finally {
+        end();
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private serveMetrics(address: string): Promise<void> {
+    const i = address.lastIndexOf(':');
+    const host = address.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0';
+    const port = Number(address.slice(i + 1));
+    if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-address ${JSON.stringify(address)}: expected host:port`);
+    this.server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path === '/healthz') { res.end('ok\n'); return; }
+      if (path === '/readyz') {
+        const ok = this.ready;
+        res.statusCode = ok ? 200 : 503;
+        res.end(ok ? 'ok\n' : 'informers not synced\n');
+        return;
+      }
+      if (path === '/metrics') {
+        this.metrics.registry.metrics().then((text) => {
+          res.setHeader('Content-Type', this.metrics.registry.contentType);
+          res.end(text);
+        }, (err: unknown) => { res.statusCode = 500; res.end(String(err)); });
+        return;
+      }
+      res.statusCode = 404;
+      res.end('not found\n');
+    });
+    const server = this.server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        this.o.log.info({ address: server.address() }, 'serving /metrics, /healthz and /readyz');
+        resolve();
+      });
+    });
+  }
+
+  /** The bound metrics address (for tests that pass port 0). */
+  get metricsPort(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.leading = false;
+    this.queue.shutDown();
+    await Promise.race([Promise.all(this.workersRunning), new Promise((r) => setTimeout(r, 5000))]);
+    await this.elector?.stop();
+    await this.informers.stop();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections?.();
+  }
+}

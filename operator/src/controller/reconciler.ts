@@ -1,0 +1,142 @@
+// One reconcile of one MailCluster: read the informers' view (plus the few things only a
+// request can tell: the TLS Secret, draining nodes' queues), plan, then carry out the plan —
+// server-side apply for every write of desired state, status through the status subresource.
+import { randomBytes } from 'node:crypto';
+import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
+import { ANNOTATION_DRAIN_REQUESTED, LABEL_ROLE } from '../resources/labels.ts';
+import { ADMIN_PORT } from '../resources/names.ts';
+import type { EventRecorder } from './events.ts';
+import type { InformerSet } from './informers.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { probeQueue, requestDrain } from './node-admin.ts';
+import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
+import { plan, type Plan } from './plan.ts';
+
+export const FIELD_MANAGER = 'mailcluster-operator';
+
+export interface ReconcilerDeps {
+  informers: InformerSet;
+  objects: KubernetesObjectApi;
+  custom: CustomObjectsApi;
+  core: CoreV1Api;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  log: Logger;
+}
+
+const codeOf = (err: unknown): number | undefined => (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
+
+/** A short, readable message for an API error (the Status message when there is one). */
+export function describeError(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  let parsed: unknown = body;
+  if (typeof body === 'string') { try { parsed = JSON.parse(body); } catch { /* plain text */ } }
+  const message = (parsed as { message?: string } | undefined)?.message;
+  return (message ?? (err as Error).message ?? String(err)).slice(0, 500);
+}
+
+function ownedBy(uid: string | undefined) {
+  return (o: KObject): boolean => Boolean(uid) && (o.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
+}
+
+export class Reconciler {
+  private readonly d: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) { this.d = deps; }
+
+  async reconcile(key: string, lastError?: string): Promise<Plan | undefined> {
+    const [namespace, name] = key.split('/');
+    const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
+    if (!cluster) return undefined; // deleted: garbage collection removes the children
+    const owned = ownedBy(cluster.metadata.uid);
+    const children = (kind: string) => this.d.informers.list(kind, namespace).filter(owned);
+    const pods = children('Pod') as ObservedPod[];
+    const observed: ObservedState = {
+      cluster,
+      pods,
+      configMaps: children('ConfigMap'),
+      claims: children('PersistentVolumeClaim'),
+      secrets: children('Secret'),
+      services: children('Service'),
+      podDisruptionBudgets: children('PodDisruptionBudget'),
+      queues: await this.probeDrainingQueues(pods),
+      ...(lastError ? { lastError } : {}),
+      newPassword: randomBytes(24).toString('base64url'),
+      now: new Date(),
+    };
+    if (cluster.spec?.tls?.secretName) observed.tlsSecret = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
+    const p = plan(observed);
+    await this.execute(cluster, p);
+    return p;
+  }
+
+  private async probeDrainingQueues(pods: ObservedPod[]): Promise<Record<string, QueueProbe>> {
+    const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.metadata.annotations?.[ANNOTATION_DRAIN_REQUESTED] && p.status?.podIP);
+    const entries = await Promise.all(draining.map(async (p) => {
+      const ip = p.status!.podIP!;
+      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`)] as const;
+    }));
+    return Object.fromEntries(entries);
+  }
+
+  private async tlsSecretState(namespace: string, name: string): Promise<TlsSecretState> {
+    try {
+      const secret = await this.d.core.readNamespacedSecret({ name, namespace });
+      return secret.data?.['tls.crt'] && secret.data?.['tls.key'] ? 'ok' : 'invalid';
+    } catch (err) {
+      if (codeOf(err) === 404) return 'missing';
+      throw err;
+    }
+  }
+
+  private write(verb: string, kind: string): void { this.d.metrics.writes.inc({ verb, kind }); }
+
+  private async execute(cluster: MailCluster, p: Plan): Promise<void> {
+    const { objects, log } = this.d;
+    const ns = cluster.metadata.namespace;
+    const apply = async (obj: KObject): Promise<void> => {
+      this.write('apply', obj.kind!);
+      await objects.patch(obj as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    };
+    // Everything a pod mounts first, then the pods (in parallel: scale-up is not serial).
+    await Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply));
+    await Promise.all(p.apply.filter((o) => o.kind === 'Pod').map(apply));
+    for (const patch of p.patchPods) {
+      this.write('patch', 'Pod');
+      await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: patch.name, namespace: ns, labels: patch.labels, annotations: patch.annotations } } as never,
+        undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+    }
+    for (const d of p.drain) {
+      try {
+        await requestDrain(d.url);
+        log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
+        this.write('patch', 'Pod');
+        await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
+          undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+      } catch (err) {
+        // Retried on the next pass (the plan keeps asking until the request succeeded).
+        log.warn({ pod: d.pod, err: describeError(err) }, 'drain request failed');
+        p.events.push({ type: 'Warning', reason: 'DrainRequestFailed', message: `POST /drain to ${d.pod}: ${describeError(err)}` });
+      }
+    }
+    for (const d of p.delete) {
+      try {
+        this.write('delete', d.kind);
+        await objects.delete({ apiVersion: d.apiVersion, kind: d.kind, metadata: { name: d.name, namespace: ns } }, undefined, undefined, undefined, undefined, 'Background');
+      } catch (err) {
+        if (codeOf(err) !== 404) throw err;
+      }
+    }
+    if (p.status) {
+      this.write('apply', 'MailCluster/status');
+      await this.d.custom.patchNamespacedCustomObjectStatus({
+        group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name: cluster.metadata.name,
+        body: { apiVersion: cluster.apiVersion, kind: cluster.kind, metadata: { name: cluster.metadata.name, namespace: ns }, status: p.status },
+        fieldManager: FIELD_MANAGER, force: true,
+      }, setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply));
+    }
+    await Promise.all(p.events.map((e) => this.d.events.record(cluster, e)));
+  }
+}

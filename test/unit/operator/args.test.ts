@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { parseOperatorArgs } from '../../../operator/src/args.ts';
+import { ownerKey } from '../../../operator/src/controller/manager.ts';
+import { parseQueue } from '../../../operator/src/controller/node-admin.ts';
+import { describeError } from '../../../operator/src/controller/reconciler.ts';
+
+describe('operator command line and small helpers', () => {
+  it('parses the documented flags', () => {
+    const a = parseOperatorArgs(['--kubeconfig', '/tmp/kc', '--namespace', 'a', '--namespace=b', '--leader-elect',
+      '--leader-election-namespace', 'ops', '--metrics-address', '127.0.0.1:0', '--leader-election-lease-duration', '3s']);
+    assert.equal(a.kubeconfig, '/tmp/kc');
+    assert.deepEqual(a.namespaces, ['a', 'b']);
+    assert.equal(a.leaderElect, true);
+    assert.equal(a.leaderElectionNamespace, 'ops');
+    assert.equal(a.metricsAddress, '127.0.0.1:0');
+    assert.equal(a.leaseDurationMs, 3000);
+  });
+
+  it('defaults: all namespaces, no election, metrics on 127.0.0.1:8080', () => {
+    const a = parseOperatorArgs([]);
+    assert.deepEqual(a.namespaces, []);
+    assert.equal(a.leaderElect, false);
+    assert.equal(a.metricsAddress, '127.0.0.1:8080');
+    assert.equal(parseOperatorArgs(['--metrics-address', '0']).metricsAddress, undefined);
+  });
+
+  it('rejects bad input with a clear message', () => {
+    assert.throws(() => parseOperatorArgs(['--bogus']), /unknown flag "--bogus"/);
+    assert.throws(() => parseOperatorArgs(['--kubeconfig']), /--kubeconfig needs a value/);
+    assert.throws(() => parseOperatorArgs(['--namespace', 'Not_OK']), /not a namespace name/);
+    assert.throws(() => parseOperatorArgs(['--leader-election-lease-duration', 'soon']), /expected a duration/);
+  });
+
+  it('maps children to their MailCluster through the controller ownerReference', () => {
+    assert.equal(ownerKey('MailCluster', { metadata: { name: 'mc', namespace: 'n' } }), 'n/mc');
+    assert.equal(ownerKey('Pod', { metadata: { name: 'mc-0', namespace: 'n', ownerReferences: [{ kind: 'MailCluster', name: 'mc', controller: true, uid: 'u' }] } }), 'n/mc');
+    assert.equal(ownerKey('Pod', { metadata: { name: 'x', namespace: 'n', ownerReferences: [{ kind: 'ReplicaSet', name: 'rs', controller: true }] } }), undefined);
+  });
+
+  it('reads the queue size a node reports, and nothing else', () => {
+    assert.equal(parseQueue({ total: 0, domains: {} }), 0);
+    assert.equal(parseQueue({ total: 12 }), 12);
+    assert.equal(parseQueue({ count: 3 }), undefined);
+    assert.equal(parseQueue('12'), undefined);
+    assert.equal(parseQueue({ total: -1 }), undefined);
+  });
+
+  it('describes API errors by their Status message', () => {
+    const err = Object.assign(new Error('HTTP-Code: 422'), { code: 422, body: JSON.stringify({ message: 'spec.replicas: Invalid value' }) });
+    assert.equal(describeError(err), 'spec.replicas: Invalid value');
+    assert.equal(describeError(new Error('boom')), 'boom');
+  });
+});
