@@ -19,8 +19,10 @@ export async function probeQueue(baseUrl: string, timeoutMs = 3000): Promise<Que
   try {
     const res = await fetch(`${baseUrl}/queue`, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) { await res.body?.cancel(); return { error: `GET /queue: HTTP ${res.status}` }; }
-    const total = parseQueue(await res.json());
-    return total === undefined ? { error: 'GET /queue: no total in the answer' } : { total };
+    const body = await res.json() as Record<string, unknown>;
+    const total = parseQueue(body);
+    if (total === undefined) return { error: 'GET /queue: no total in the answer' };
+    return typeof body.draining === 'boolean' ? { total, draining: body.draining } : { total };
   } catch (err) {
     return { error: `GET /queue: ${(err as Error).message}` };
   }

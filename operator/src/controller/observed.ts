@@ -41,7 +41,7 @@ export interface ObservedConfigMap extends KObject {
 }
 
 /** What GET /queue on a draining node answered (or why it could not be asked). */
-export type QueueProbe = { total: number } | { error: string };
+export type QueueProbe = { total: number; draining?: boolean } | { error: string };
 
 /** The user's TLS Secret, when spec.tls names one. */
 export type TlsSecretState = 'ok' | 'missing' | 'invalid';

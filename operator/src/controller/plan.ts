@@ -212,7 +212,8 @@ export function plan(observed: ObservedState): Plan {
       out.events.push({ type: 'Warning', reason: 'DrainTimeout', message: `${pod} did not empty its queue within ${spec.drainTimeout}; replacing it, its spool stays with the new pod` });
       continue;
     }
-    if (requestedAgo === undefined || requestedAgo >= DRAIN_REREQUEST_MS) {
+    const forgot = probe !== undefined && 'total' in probe && probe.draining === false; // restarted since
+    if (requestedAgo === undefined || requestedAgo >= DRAIN_REREQUEST_MS || forgot) {
       out.drain.push({ pod, url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}/drain` });
     }
     if (stalled) {

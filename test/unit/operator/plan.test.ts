@@ -145,7 +145,10 @@ describe('operator planner', () => {
     assert.equal(p.requeueAfterMs, 1000);
     assert.deepEqual(etrnPeers((p.apply.find((o) => o.metadata.name === 'mc-0-config') as any)?.data['smtpserver.conf'] ?? cm(w, 0)).length, 5, 'a draining node stays a peer');
 
-    w.queues = { 'mc-4': { total: 0 } };
+    w.queues = { 'mc-4': { total: 12, draining: false } };
+    assert.deepEqual(plan(w.observed()).drain.map((d) => d.pod), ['mc-4'], 'a node that forgot it drains (restart) is asked again');
+
+    w.queues = { 'mc-4': { total: 0, draining: true } };
     p = plan(w.observed());
     assert.deepEqual(p.delete, [
       { apiVersion: 'v1', kind: 'PersistentVolumeClaim', name: 'mc-4-spool' },
