@@ -137,12 +137,15 @@ export function plan(observed: ObservedState): Plan {
   }
 
   const claimNames = new Set(observed.claims.filter((c) => !isTerminating(c)).map((c) => c.metadata.name));
+  const claimsGoing = new Set(observed.claims.filter(isTerminating).map((c) => c.metadata.name));
   const missing: number[] = [];
   const creating: number[] = [];
   for (let i = 0; i < desired; i++) {
     if (podsByIndex.has(i)) continue; // a terminating pod at i is waited for, not replaced
     missing.push(i);
     if (tlsProblem) continue;
+    // A spool claim still being deleted (scaled down, then up again) is waited for too.
+    if (claimsGoing.has(spoolClaimName(name, i))) { requeue(POLL_MS); continue; }
     creating.push(i);
     if (!claimNames.has(spoolClaimName(name, i))) out.apply.push(buildSpoolClaim(cluster, spec, i));
     out.apply.push(buildPod(cluster, spec, i));

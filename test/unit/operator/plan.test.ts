@@ -284,6 +284,19 @@ describe('operator planner', () => {
     assert.ok(!p.delete.some((d) => d.kind === 'PersistentVolumeClaim'));
   });
 
+  it('waits for a spool claim that is still being deleted before recreating its pod', () => {
+    const w = convergedWorld(3);
+    w.objects.delete('Pod/mc-2');
+    w.get('PersistentVolumeClaim', 'mc-2-spool')!.metadata.deletionTimestamp = NOW.toISOString();
+    const p = plan(w.observed());
+    assert.deepEqual(names(p.apply, 'Pod'), []);
+    assert.equal(p.requeueAfterMs, 1000);
+    w.objects.delete('PersistentVolumeClaim/mc-2-spool');
+    const q = plan(w.observed());
+    assert.deepEqual(names(q.apply, 'Pod'), ['mc-2']);
+    assert.deepEqual(names(q.apply, 'PersistentVolumeClaim'), ['mc-2-spool']);
+  });
+
   it('does nothing for a cluster being deleted', () => {
     const w = convergedWorld();
     w.cluster = { ...w.cluster, metadata: { ...w.cluster.metadata, deletionTimestamp: NOW.toISOString() } };
