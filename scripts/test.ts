@@ -2,6 +2,7 @@
 // Extra arguments go to mocha (for example `npm test -- --grep ETRN`).
 import { spawnSync } from 'node:child_process';
 import { ensureDebianPackages } from './prerequisites.ts';
+import { ensureControlPlaneBinaries } from '../local/src/controlplane/build.ts';
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
@@ -11,6 +12,16 @@ if (major < 24) {
 
 try {
   ensureDebianPackages();
+} catch (err) {
+  console.error(`test set-up failed: ${(err as Error).message}`);
+  process.exit(1);
+}
+
+// The e2e suites run on the real control plane: build it now (once; cached afterwards)
+// rather than inside a mocha hook's timeout.
+try {
+  const binaries = await ensureControlPlaneBinaries();
+  console.error(`control plane binaries (${binaries.source}): ${binaries.dir}`);
 } catch (err) {
   console.error(`test set-up failed: ${(err as Error).message}`);
   process.exit(1);

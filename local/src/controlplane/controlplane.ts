@@ -1,0 +1,281 @@
+// startControlPlane: etcd, kube-apiserver and kube-controller-manager as local processes,
+// all state (PKI, etcd data, kubeconfigs, logs) under one directory.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './build.ts';
+import { apiServerArgs, controllerManagerArgs, etcdArgs, firstServiceIP } from './flags.ts';
+import { freePort, portIsFree, waitHealthy, type TlsClient } from './health.ts';
+import { writeKubeconfig } from './kubeconfig.ts';
+import { ensurePki, issueClientCertificate, type ControlPlanePki } from './pki.ts';
+import { logTail, startComponent, type Component } from './supervise.ts';
+
+export interface StartControlPlaneOptions {
+  /** State directory (created): pki/, etcd/, logs/, kubeconfigs, state.json. */
+  dir: string;
+  /** The programs; default `await ensureControlPlaneBinaries()` (builds once, then cached). */
+  binaries?: ControlPlaneBinaries;
+  /** Default 10.0.0.0/16. ClusterIPs are allocated from it but not routed in local mode. */
+  serviceClusterIPRange?: string;
+  /** API server port on 127.0.0.1; default the one this dir used before if free, else a free one. */
+  apiServerPort?: number;
+  /** Per component start timeout; default 120 s (the first start on a busy 2-core machine is slow). */
+  startTimeoutMs?: number;
+  /** Skip etcd's fsync: faster, but a machine crash may lose the cluster state. Default false. */
+  etcdUnsafeNoFsync?: boolean;
+  /** Appended to each program's flags (later flags win). */
+  extraEtcdArgs?: string[];
+  extraApiServerArgs?: string[];
+  extraControllerManagerArgs?: string[];
+  /** Kill the components when this process dies (default true). */
+  dieWithParent?: boolean;
+  /** Progress lines; default stderr. */
+  log?: (line: string) => void;
+}
+
+export interface KubeconfigRequest {
+  /** File name stem and kubeconfig context name: letters, digits, '.', '_', '-'. */
+  name: string;
+  /** The Kubernetes user name (certificate CN), e.g. `system:node:local`. */
+  user: string;
+  /** Its groups (certificate O), e.g. `['system:nodes']`. */
+  groups?: string[];
+}
+
+export interface ControlPlane {
+  dir: string;
+  /** https://127.0.0.1:<port> */
+  server: string;
+  /** Admin kubeconfig (user kubernetes-admin, group system:masters). */
+  kubeconfigPath: string;
+  /** The cluster CA (PEM file): the API server's certificate is signed by it. */
+  caFile: string;
+  pki: ControlPlanePki;
+  binaries: ControlPlaneBinaries;
+  logFiles: { etcd: string; kubeApiserver: string; kubeControllerManager: string };
+  /** Current process ids (the API server's changes on restart). */
+  pids(): { etcd: number; kubeApiserver: number; kubeControllerManager: number };
+  /** A kubeconfig for another identity, signed by the cluster CA (client certificate). */
+  createKubeconfig(req: KubeconfigRequest): string;
+  /** Runs the built kubectl with the admin kubeconfig. Rejects on a non-zero exit. */
+  kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
+  /** Stops the API server (SIGTERM) and starts it again on the same port; resolves when ready. */
+  restartApiServer(): Promise<void>;
+  /** Stops everything (SIGTERM, then SIGKILL) and waits until every process has exited. */
+  stop(): Promise<void>;
+}
+
+interface SavedState {
+  apiServerPort?: number;
+  etcdClientPort?: number;
+  etcdPeerPort?: number;
+  controllerManagerPort?: number;
+  pids?: number[];
+}
+
+const STOP_GRACE_MS = 10_000;
+
+export async function startControlPlane(opts: StartControlPlaneOptions): Promise<ControlPlane> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`[controlplane] ${line}\n`));
+  const dir = resolve(opts.dir);
+  const timeoutMs = opts.startTimeoutMs ?? 120_000;
+  const range = opts.serviceClusterIPRange ?? '10.0.0.0/16';
+  const binaries = opts.binaries ?? (await ensureControlPlaneBinaries({ log }));
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+
+  const statePath = join(dir, 'state.json');
+  const saved = readState(statePath);
+  // A control plane left running in this dir (its parent was killed before the watchdog
+  // signal, or dieWithParent was off) holds etcd's data lock: end it first.
+  await killLeftovers(saved.pids ?? [], dir, log);
+
+  const started = Date.now();
+  const pki = ensurePki(join(dir, 'pki'), firstServiceIP(range));
+  const logFiles = {
+    etcd: join(dir, 'logs', 'etcd.log'),
+    kubeApiserver: join(dir, 'logs', 'kube-apiserver.log'),
+    kubeControllerManager: join(dir, 'logs', 'kube-controller-manager.log'),
+  };
+  const ports = {
+    etcdClient: await reusePort(saved.etcdClientPort),
+    etcdPeer: await reusePort(saved.etcdPeerPort),
+    apiServer: opts.apiServerPort ?? (await reusePort(saved.apiServerPort)),
+    controllerManager: await reusePort(saved.controllerManagerPort),
+  };
+  const server = `https://127.0.0.1:${ports.apiServer}`;
+  const kubeconfigPath = writeKubeconfig(join(dir, 'admin.kubeconfig'), {
+    name: 'mailcluster-local', server, caFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey,
+  });
+  const controllerManagerKubeconfig = writeKubeconfig(join(dir, 'kube-controller-manager.kubeconfig'), {
+    name: 'mailcluster-local', server, caFile: pki.caCert, certFile: pki.controllerManagerCert, keyFile: pki.controllerManagerKey,
+  });
+  const adminTls: TlsClient = { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
+  const components: { etcd?: Component; apiServer?: Component; controllerManager?: Component } = {};
+  const saveState = () =>
+    writeFileSync(
+      statePath,
+      JSON.stringify({
+        apiServerPort: ports.apiServer,
+        etcdClientPort: ports.etcdClient,
+        etcdPeerPort: ports.etcdPeer,
+        controllerManagerPort: ports.controllerManager,
+        pids: Object.values(components).filter((c) => c?.running()).map((c) => c!.pid),
+      } satisfies SavedState, null, 2) + '\n',
+    );
+
+  const spawnComponent = (name: string, command: string, args: string[], logFile: string) => {
+    const c = startComponent({ name, command, args, logFile, dieWithParent: opts.dieWithParent });
+    saveState();
+    return c;
+  };
+  const failure = (c: Component, err: unknown) => new Error(`${c.name} did not become healthy: ${(err as Error).message}\nlast lines of ${c.logFile}:\n${logTail(c.logFile)}`);
+
+  const startApiServer = async () => {
+    const c = spawnComponent('kube-apiserver', binaries.kubeApiserver, [
+      ...apiServerArgs({ pki, port: ports.apiServer, etcdUrl: `http://127.0.0.1:${ports.etcdClient}`, serviceClusterIPRange: range, certDir: join(dir, 'kube-apiserver-certs') }),
+      ...(opts.extraApiServerArgs ?? []),
+    ], logFiles.kubeApiserver);
+    components.apiServer = c;
+    try {
+      await waitHealthy({ url: `${server}/readyz`, tls: adminTls, timeoutMs, abort: c.exited });
+    } catch (err) {
+      throw failure(c, err);
+    }
+  };
+
+  const stopAll = async () => {
+    for (const c of [components.controllerManager, components.apiServer, components.etcd]) await c?.stop(STOP_GRACE_MS);
+    saveState();
+  };
+
+  try {
+    log(`starting etcd on 127.0.0.1:${ports.etcdClient}`);
+    components.etcd = spawnComponent('etcd', binaries.etcd, [
+      ...etcdArgs({ dataDir: join(dir, 'etcd'), clientPort: ports.etcdClient, peerPort: ports.etcdPeer, unsafeNoFsync: opts.etcdUnsafeNoFsync ?? false }),
+      ...(opts.extraEtcdArgs ?? []),
+    ], logFiles.etcd);
+    try {
+      await waitHealthy({
+        url: `http://127.0.0.1:${ports.etcdClient}/health`, timeoutMs, abort: components.etcd.exited,
+        accept: (body) => /"health"\s*:\s*"true"/.test(body),
+      });
+    } catch (err) {
+      throw failure(components.etcd, err);
+    }
+
+    log(`starting kube-apiserver on ${server}`);
+    await startApiServer();
+
+    log(`starting kube-controller-manager (healthz on 127.0.0.1:${ports.controllerManager})`);
+    const cm = spawnComponent('kube-controller-manager', binaries.kubeControllerManager, [
+      ...controllerManagerArgs({ pki, kubeconfig: controllerManagerKubeconfig, port: ports.controllerManager, certDir: join(dir, 'kube-controller-manager-certs'), serviceClusterIPRange: range }),
+      ...(opts.extraControllerManagerArgs ?? []),
+    ], logFiles.kubeControllerManager);
+    components.controllerManager = cm;
+    try {
+      await waitHealthy({ url: `https://127.0.0.1:${ports.controllerManager}/healthz`, tls: { insecure: true }, timeoutMs, abort: cm.exited });
+      // Pods cannot be created in a namespace before its `default` ServiceAccount exists
+      // (ServiceAccount admission); the controller-manager makes it within moments.
+      await waitHealthy({ url: `${server}/api/v1/namespaces/default/serviceaccounts/default`, tls: adminTls, timeoutMs, abort: cm.exited });
+    } catch (err) {
+      throw failure(cm, err);
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  log(`control plane ready in ${((Date.now() - started) / 1000).toFixed(1)} s: KUBECONFIG=${kubeconfigPath}`);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    dir,
+    server,
+    kubeconfigPath,
+    caFile: pki.caCert,
+    pki,
+    binaries,
+    logFiles,
+    pids: () => ({ etcd: components.etcd!.pid, kubeApiserver: components.apiServer!.pid, kubeControllerManager: components.controllerManager!.pid }),
+    createKubeconfig(req) {
+      if (req.name === 'admin' || req.name === 'kube-controller-manager') throw new Error(`kubeconfig name ${req.name} is the control plane's own`);
+      const { certFile, keyFile } = issueClientCertificate(pki, req.name, req.user, req.groups ?? []);
+      return writeKubeconfig(join(dir, `${req.name}.kubeconfig`), { name: 'mailcluster-local', server, caFile: pki.caCert, certFile, keyFile });
+    },
+    kubectl(args, kopts = {}) {
+      return new Promise((resolvePromise, reject) => {
+        const child = execFile(
+          binaries.kubectl, args,
+          { env: { ...process.env, KUBECONFIG: kubeconfigPath }, timeout: kopts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024 },
+          (err, stdout, stderr) => {
+            if (err) reject(new Error(`kubectl ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+            else resolvePromise({ stdout, stderr });
+          },
+        );
+        if (kopts.input !== undefined) child.stdin?.end(kopts.input);
+      });
+    },
+    async restartApiServer() {
+      if (stopping) throw new Error('the control plane is stopping');
+      log('restarting kube-apiserver');
+      await components.apiServer?.stop(STOP_GRACE_MS);
+      await startApiServer();
+    },
+    stop() {
+      stopping ??= stopAll();
+      return stopping;
+    },
+  };
+}
+
+function readState(path: string): SavedState {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as SavedState;
+  } catch {
+    return {};
+  }
+}
+
+async function reusePort(previous: number | undefined): Promise<number> {
+  if (previous && (await portIsFree(previous))) return previous;
+  return freePort();
+}
+
+// Only processes whose command line names this dir are ours to end.
+async function killLeftovers(pids: number[], dir: string, log: (l: string) => void): Promise<number[]> {
+  const ours = pids.filter((pid) => {
+    try {
+      return existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+    } catch {
+      return false;
+    }
+  });
+  if (ours.length === 0) return [];
+  log(`ending control-plane processes left running in ${dir}: ${ours.join(', ')}`);
+  for (const pid of ours) signalGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (Date.now() < deadline && ours.some((pid) => existsSync(`/proc/${pid}`))) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of ours) signalGroup(pid, 'SIGKILL');
+  return ours;
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone.
+    }
+  }
+}
+
+/**
+ * Ends a control plane that another process started in dir (for `mailcluster local down`):
+ * SIGTERM, then SIGKILL after the grace period. Resolves with the pids it ended.
+ */
+export async function stopControlPlaneInDir(dir: string, log: (l: string) => void = () => {}): Promise<number[]> {
+  const abs = resolve(dir);
+  const state = readState(join(abs, 'state.json'));
+  return killLeftovers(state.pids ?? [], abs, log);
+}

@@ -1,0 +1,132 @@
+// Runs one control-plane program as a child process that cannot outlive us: it gets its own
+// process group (stop() signals the whole group), a parent-death signal (setpriv
+// --pdeathsig, so a crashed or SIGKILLed parent still takes it down), and an exit hook
+// that kills it when this process exits without calling stop().
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+
+export interface ComponentExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface Component {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Settles when the process has exited. */
+  readonly exited: Promise<ComponentExit>;
+  running(): boolean;
+  /** SIGTERM to the process group, SIGKILL after graceMs; resolves once it has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartComponentOptions {
+  name: string;
+  command: string;
+  args: string[];
+  /** stdout and stderr are appended here. */
+  logFile: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Kill the program when this process dies (default true). */
+  dieWithParent?: boolean;
+}
+
+let setprivPdeathsig: boolean | undefined;
+
+/** Whether util-linux's setpriv can set a parent-death signal here. */
+export function canSetParentDeathSignal(): boolean {
+  if (setprivPdeathsig === undefined) {
+    const help = spawnSync('setpriv', ['--help'], { encoding: 'utf8' });
+    setprivPdeathsig = process.platform === 'linux' && help.status === 0 && help.stdout.includes('--pdeathsig');
+  }
+  return setprivPdeathsig;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // 'exit' handlers must be synchronous: SIGKILL is all that is left to do here.
+  process.on('exit', () => {
+    for (const child of live) killGroup(child.pid, 'SIGKILL');
+  });
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+export function startComponent(opts: StartComponentOptions): Component {
+  installExitHook();
+  const fd = openSync(opts.logFile, 'a');
+  writeSync(fd, `\n==== ${new Date().toISOString()} starting ${opts.name}: ${opts.command} ${opts.args.join(' ')}\n`);
+  const wrap = opts.dieWithParent !== false && canSetParentDeathSignal();
+  // setpriv execs the program, so the child's pid is the program's own.
+  const [cmd, argv] = wrap ? ['setpriv', ['--pdeathsig', 'KILL', '--', opts.command, ...opts.args]] : [opts.command, opts.args];
+  const child = spawn(cmd, argv, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', fd, fd],
+    detached: true, // its own process group, so stop() reaches anything it forks
+  });
+  closeSync(fd);
+  live.add(child);
+  let running = true;
+  const exited = new Promise<ComponentExit>((resolve) => {
+    child.once('error', (err) => {
+      running = false;
+      live.delete(child);
+      writeLog(opts.logFile, `==== ${opts.name} could not start: ${err.message}\n`);
+      resolve({ code: null, signal: null });
+    });
+    child.once('exit', (code, signal) => {
+      running = false;
+      live.delete(child);
+      // Anything the program forked dies with it.
+      killGroup(child.pid, 'SIGKILL');
+      resolve({ code, signal });
+    });
+  });
+  return {
+    name: opts.name,
+    pid: child.pid ?? -1,
+    logFile: opts.logFile,
+    exited,
+    running: () => running,
+    async stop(graceMs = 10_000) {
+      if (!running) return;
+      killGroup(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function writeLog(file: string, text: string): void {
+  try {
+    const fd = openSync(file, 'a');
+    writeSync(fd, text);
+    closeSync(fd);
+  } catch {
+    // The log is best effort.
+  }
+}
+
+/** The last lines of a log, for error messages. */
+export function logTail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
