@@ -1,0 +1,27 @@
+// Pure delivery policy: backoff, selectors, classifying an SMTP error.
+
+/** Delay before the next attempt after `attempts` failed ones: doubling from `first`, capped at `max` (ms). */
+export function backoffMs(attempts: number, firstMs: number, maxMs: number): number {
+  const n = Math.max(1, attempts);
+  return Math.min(maxMs, firstMs * 2 ** Math.min(n - 1, 30));
+}
+
+export interface DomainSelector { domain: string; subdomains: boolean }
+
+/** `domain` itself, and with `subdomains` every name below it (ETRN `@domain`). */
+export function domainMatches(domain: string, sel: DomainSelector): boolean {
+  const d = domain.toLowerCase();
+  const s = sel.domain.toLowerCase().replace(/^@/, '').replace(/\.$/, '');
+  if (d === s) return true;
+  return sel.subdomains && d.endsWith(`.${s}`);
+}
+
+export interface SmtpFailure { permanent: boolean; message: string; tryNextHost: boolean }
+
+/** How a failed send is handled: 5xx replies are final; 4xx and connection problems retry (next MX first). */
+export function classifySendError(err: { code?: string; responseCode?: number; response?: string; message?: string }): SmtpFailure {
+  const code = err.responseCode;
+  const message = (err.response ?? err.message ?? 'unknown error').trim();
+  if (code !== undefined && code >= 500 && code < 600) return { permanent: true, message, tryNextHost: false };
+  return { permanent: false, message: code ? message : `${err.code ?? 'error'}: ${message}`, tryNextHost: true };
+}
