@@ -1,0 +1,112 @@
+// Local mode's programmatic API: one real single-machine Kubernetes (control plane + node
+// agent + LoadBalancer) in this process, for `mailcluster local up` and for the tests.
+//
+//   const cluster = await startLocalCluster({ dir: '.local', podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16' });
+//   await cluster.kubectl(['get', 'nodes']);
+//   await cluster.stop();
+//
+// Layout of `dir`: controlplane/ (etcd data, PKI, kubeconfigs, component logs),
+// node/pods/<ns>_<name>_<uid>/{root,logs,volumes} (each pod's filesystem and logs),
+// node/volumes/pvc-<uid>/ (PersistentVolumes), kubeconfig (-> the admin kubeconfig), local.log.
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino, type Logger } from 'pino';
+import { startControlPlane, type ControlPlane, type StartControlPlaneOptions } from './controlplane/index.ts';
+import { NodeAgent } from './agent/agent.ts';
+import type { BackoffPolicy } from './agent/backoff.ts';
+import { LoadBalancerController } from './loadbalancer/controller.ts';
+
+export interface LocalClusterOptions {
+  /** State directory; created. Reusing it keeps the cluster's objects (etcd data). */
+  dir: string;
+  /** Pod addresses (CIDR inside 127.0.0.0/8); default 127.30.0.0/16. */
+  podRange?: string;
+  /** LoadBalancer addresses (CIDR inside 127.0.0.0/8); default 127.31.0.0/16. */
+  lbRange?: string;
+  /** Logger for the agent and the load balancer; default pino JSON to <dir>/local.log. */
+  log?: Logger;
+  /** Control-plane progress lines; default into the same log. */
+  controlPlaneLog?: (line: string) => void;
+  /** Passed to startControlPlane (binaries, ports, etcd fsync, extra flags). */
+  controlPlane?: Partial<Omit<StartControlPlaneOptions, 'dir' | 'log'>>;
+  /** Container restart backoff (default first restart immediate, then 1 s doubling to 60 s). */
+  restartBackoff?: BackoffPolicy;
+  nodeName?: string;
+}
+
+export interface LocalCluster {
+  dir: string;
+  kubeconfigPath: string;
+  kubeConfig: KubeConfig;
+  /** https://127.0.0.1:<port> */
+  server: string;
+  /** The built kubectl binary. */
+  kubectlPath: string;
+  controlPlane: ControlPlane;
+  agent: NodeAgent;
+  loadBalancer: LoadBalancerController;
+  log: Logger;
+  /** Runs kubectl against this cluster; rejects on a non-zero exit. */
+  kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
+  /** Every process this cluster runs now (control plane and pods). */
+  pids(): number[];
+  /** Stops pods, load balancers and the control plane; leaves no process behind. */
+  stop(): Promise<void>;
+}
+
+export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  const dir = resolve(options.dir);
+  mkdirSync(dir, { recursive: true });
+  const log = options.log ?? pino({ base: { component: 'local' } }, pino.destination({ dest: join(dir, 'local.log'), sync: true, append: true }));
+  const controlPlane = await startControlPlane({
+    ...options.controlPlane,
+    dir: join(dir, 'controlplane'),
+    log: options.controlPlaneLog ?? ((line) => log.info({ component: 'controlplane' }, line)),
+  });
+  const kubeconfigLink = join(dir, 'kubeconfig');
+  rmSync(kubeconfigLink, { force: true });
+  symlinkSync(controlPlane.kubeconfigPath, kubeconfigLink);
+
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(controlPlane.kubeconfigPath);
+  const agent = new NodeAgent({
+    kubeConfig, log, dataDir: join(dir, 'node'),
+    podRange: options.podRange ?? '127.30.0.0/16',
+    backoff: options.restartBackoff,
+    nodeName: options.nodeName,
+  });
+  const loadBalancer = new LoadBalancerController({ kubeConfig, log, range: options.lbRange ?? '127.31.0.0/16' });
+  try {
+    await agent.start();
+    await loadBalancer.start();
+  } catch (err) {
+    await loadBalancer.stop().catch(() => undefined);
+    await agent.stop().catch(() => undefined);
+    await controlPlane.stop();
+    throw err;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    dir,
+    kubeconfigPath: controlPlane.kubeconfigPath,
+    kubeConfig,
+    server: controlPlane.server,
+    kubectlPath: controlPlane.binaries.kubectl,
+    controlPlane,
+    agent,
+    loadBalancer,
+    log,
+    kubectl: (args, opts) => controlPlane.kubectl(args, opts),
+    pids: () => [...Object.values(controlPlane.pids()), ...agent.pids],
+    stop() {
+      stopping ??= (async () => {
+        await loadBalancer.stop().catch((err) => log.warn({ err: (err as Error).message }, 'load balancer stop failed'));
+        await agent.stop().catch((err) => log.warn({ err: (err as Error).message }, 'agent stop failed'));
+        await controlPlane.stop();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,157 @@
+// Local-mode LoadBalancer: every Service of type LoadBalancer gets its own 127.x address from
+// a range, reported in status.loadBalancer.ingress[].ip, and a TCP proxy on that address at
+// each Service port to the ready endpoints of its EndpointSlices (round-robin). The Service
+// annotation `mailcluster.io/proxy-protocol: "v2"` makes the proxy send a PROXY v2 header.
+import {
+  CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, makeInformer, setHeaderOptions,
+  type Informer, type KubernetesObject, type ListPromise, type ObjectCache, type V1EndpointSlice, type V1Service,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { AddressPool } from '../agent/address-range.ts';
+import { backendsFor, wantsProxyV2 } from './backends.ts';
+import { TcpProxy } from './tcp-proxy.ts';
+
+export interface LoadBalancerOptions {
+  kubeConfig: KubeConfig;
+  /** CIDR in 127.0.0.0/8 that load balancer addresses come from, e.g. 127.31.0.0/16. */
+  range: string;
+  log: Logger;
+}
+
+type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+interface Balancer {
+  ip: string;
+  /** "<port>/<protocol>" -> proxy */
+  proxies: Map<string, TcpProxy>;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export class LoadBalancerController {
+  readonly pool: AddressPool;
+  readonly #o: LoadBalancerOptions;
+  readonly #log: Logger;
+  readonly #core: CoreV1Api;
+  readonly #discovery: DiscoveryV1Api;
+  readonly #balancers = new Map<string, Balancer>(); // by "<namespace>/<name>"
+  #services!: Cache<V1Service>;
+  #slices!: Cache<V1EndpointSlice>;
+  #stopped = false;
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(options: LoadBalancerOptions) {
+    this.#o = options;
+    this.pool = new AddressPool(options.range);
+    this.#log = options.log.child({ component: 'loadbalancer' });
+    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
+  }
+
+  async start(): Promise<void> {
+    this.#services = this.#informer<V1Service>('/api/v1/services', () => this.#core.listServiceForAllNamespaces());
+    this.#slices = this.#informer<V1EndpointSlice>('/apis/discovery.k8s.io/v1/endpointslices', () => this.#discovery.listEndpointSliceForAllNamespaces());
+    const onService = (svc: V1Service) => this.#enqueue(`${svc.metadata!.namespace}/${svc.metadata!.name}`);
+    this.#services.on('add', onService);
+    this.#services.on('update', onService);
+    this.#services.on('delete', onService);
+    const onSlice = (slice: V1EndpointSlice) => {
+      const svc = slice.metadata?.labels?.['kubernetes.io/service-name'];
+      if (svc) this.#enqueue(`${slice.metadata!.namespace}/${svc}`);
+    };
+    this.#slices.on('add', onSlice);
+    this.#slices.on('update', onSlice);
+    this.#slices.on('delete', onSlice);
+    await this.#slices.start();
+    await this.#services.start();
+    await this.#queue;
+    this.#log.info({ range: this.#o.range }, 'load balancer started');
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all([this.#services?.stop(), this.#slices?.stop()]);
+    await this.#queue;
+    for (const balancer of this.#balancers.values()) await Promise.all([...balancer.proxies.values()].map((p) => p.close()));
+    this.#balancers.clear();
+  }
+
+  /** The address a Service got, if any (for status and tests). */
+  addressOf(namespace: string, name: string): string | undefined {
+    return this.#balancers.get(`${namespace}/${name}`)?.ip;
+  }
+
+  #informer<T extends KubernetesObject>(path: string, list: () => Promise<unknown>): Cache<T> {
+    const informer = makeInformer<T>(this.#o.kubeConfig, path, list as ListPromise<T>);
+    informer.on('error', (err: unknown) => {
+      if (this.#stopped) return;
+      this.#log.warn({ path, err: (err as Error)?.message ?? String(err) }, 'watch failed, restarting');
+      setTimeout(() => { if (!this.#stopped) informer.start().catch(() => undefined); }, 1000).unref();
+    });
+    return informer;
+  }
+
+  /** Reconciles one Service at a time, in event order. */
+  #enqueue(key: string): void {
+    this.#queue = this.#queue.then(() => this.#reconcile(key)).catch((err) => {
+      this.#log.warn({ service: key, err: (err as Error).message }, 'load balancer reconcile failed');
+    });
+  }
+
+  async #reconcile(key: string): Promise<void> {
+    if (this.#stopped) return;
+    const [namespace, name] = key.split('/');
+    const svc = this.#services.get(name, namespace);
+    const existing = this.#balancers.get(key);
+    if (!svc || svc.spec?.type !== 'LoadBalancer' || svc.metadata?.deletionTimestamp) {
+      if (existing) {
+        await Promise.all([...existing.proxies.values()].map((p) => p.close()));
+        this.#balancers.delete(key);
+        this.pool.release(key);
+        this.#log.info({ service: key, ip: existing.ip }, 'load balancer removed');
+      }
+      return;
+    }
+    let balancer = existing;
+    if (!balancer) {
+      // Keep the address the Service already reports (agent restart) or that it asks for.
+      const wanted = svc.spec.loadBalancerIP || svc.status?.loadBalancer?.ingress?.[0]?.ip;
+      const ip = wanted && this.pool.reserve(key, wanted) ? wanted : this.pool.allocate(key);
+      balancer = { ip, proxies: new Map() };
+      this.#balancers.set(key, balancer);
+    }
+    let proxyV2 = false;
+    try { proxyV2 = wantsProxyV2(svc); } catch (err) { this.#log.warn({ service: key, err: (err as Error).message }, 'bad annotation, no PROXY header'); }
+    const slices = this.#slices.list(namespace).filter((s) => s.metadata?.labels?.['kubernetes.io/service-name'] === name);
+    const wantedPorts = new Set<string>();
+    for (const port of svc.spec.ports ?? []) {
+      if ((port.protocol ?? 'TCP') !== 'TCP') continue; // UDP/SCTP are not proxied in local mode
+      const portKey = `${port.port}/TCP`;
+      wantedPorts.add(portKey);
+      let proxy = balancer.proxies.get(portKey);
+      if (!proxy) {
+        proxy = new TcpProxy(balancer.ip, port.port, this.#log.child({ service: key, port: port.port }));
+        try {
+          await proxy.listen();
+        } catch (err) {
+          this.#log.warn({ service: key, ip: balancer.ip, port: port.port, err: (err as Error).message }, 'cannot listen');
+          continue;
+        }
+        balancer.proxies.set(portKey, proxy);
+        this.#log.info({ service: key, ip: balancer.ip, port: port.port }, 'load balancer listening');
+      }
+      proxy.backends = backendsFor(port, slices);
+      proxy.proxyV2 = proxyV2;
+    }
+    for (const [portKey, proxy] of balancer.proxies) {
+      if (!wantedPorts.has(portKey)) { await proxy.close(); balancer.proxies.delete(portKey); }
+    }
+    const ingress = svc.status?.loadBalancer?.ingress ?? [];
+    if (ingress.length !== 1 || ingress[0].ip !== balancer.ip) {
+      await this.#core.patchNamespacedServiceStatus({
+        name, namespace,
+        body: { status: { loadBalancer: { ingress: [{ ip: balancer.ip, ipMode: 'VIP' }] } } },
+      }, mergePatch);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+// A TCP listener on one LoadBalancer address and port that forwards each connection to the
+// next ready backend (round-robin), optionally prefixed with a PROXY v2 header.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Backend } from './backends.ts';
+import { proxyV2Header } from './proxy-protocol.ts';
+
+export class TcpProxy {
+  readonly address: string;
+  readonly port: number;
+  backends: Backend[] = [];
+  proxyV2 = false;
+  readonly #server: Server;
+  readonly #log: Logger;
+  readonly #connections = new Set<Socket>();
+  #next = 0;
+
+  constructor(address: string, port: number, log: Logger) {
+    this.address = address;
+    this.port = port;
+    this.#log = log;
+    this.#server = createServer({ pauseOnConnect: true }, (client) => this.#accept(client));
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host: this.address, port: this.port }, () => {
+        this.#server.off('error', reject);
+        this.#server.on('error', (err) => this.#log.warn({ err: err.message }, 'listener error'));
+        resolve();
+      });
+    });
+  }
+
+  /** Stops listening and drops the connections in flight (the Service is gone). */
+  close(): Promise<void> {
+    for (const c of this.#connections) c.destroy();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(client: Socket): void {
+    this.#connections.add(client);
+    client.on('close', () => this.#connections.delete(client));
+    client.on('error', () => undefined);
+    this.#tryBackend(client, 0);
+  }
+
+  /** Connects to the next backend; on a refused connection, tries the others once each. */
+  #tryBackend(client: Socket, attempt: number): void {
+    const backends = this.backends;
+    if (backends.length === 0 || attempt >= backends.length || client.destroyed) {
+      client.destroy();
+      return;
+    }
+    const backend = backends[this.#next++ % backends.length];
+    const upstream = connect({ host: backend.address, port: backend.port });
+    this.#connections.add(upstream);
+    let connected = false;
+    upstream.once('connect', () => {
+      connected = true;
+      if (this.proxyV2) {
+        upstream.write(proxyV2Header({
+          sourceAddress: client.remoteAddress ?? '0.0.0.0', sourcePort: client.remotePort ?? 0,
+          destinationAddress: client.localAddress ?? this.address, destinationPort: client.localPort ?? this.port,
+        }));
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+    upstream.on('error', (err) => {
+      if (!connected) {
+        this.#log.debug({ backend, err: err.message }, 'backend refused, trying the next');
+        this.#tryBackend(client, attempt + 1);
+      } else {
+        client.destroy();
+      }
+    });
+    upstream.on('close', () => {
+      this.#connections.delete(upstream);
+      if (connected) client.end();
+    });
+    client.on('close', () => upstream.destroy());
+  }
+}

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import type { V1EndpointSlice } from '@kubernetes/client-node';
+import { proxyV2Header, parseProxyV2Header, proxyV2Signature } from '../../../local/src/loadbalancer/proxy-protocol.ts';
+import { backendsFor, wantsProxyV2 } from '../../../local/src/loadbalancer/backends.ts';
+
+describe('local load balancer decisions', () => {
+  it('encodes a PROXY v2 header for IPv4 byte for byte', () => {
+    const header = proxyV2Header({ sourceAddress: '127.0.0.9', sourcePort: 40000, destinationAddress: '::ffff:127.43.0.1', destinationPort: 25 });
+    assert.deepEqual(header.subarray(0, 12), proxyV2Signature);
+    assert.deepEqual([...header.subarray(12)], [0x21, 0x11, 0, 12, 127, 0, 0, 9, 127, 43, 0, 1, 0x9c, 0x40, 0, 25]);
+    assert.deepEqual(parseProxyV2Header(Buffer.concat([header, Buffer.from('EHLO')])), { sourceAddress: '127.0.0.9', sourcePort: 40000, destinationAddress: '127.43.0.1', destinationPort: 25, length: 28 });
+  });
+
+  it('encodes IPv6 addresses as AF_INET6', () => {
+    const header = proxyV2Header({ sourceAddress: '2001:db8::1', sourcePort: 1, destinationAddress: '::1', destinationPort: 2 });
+    assert.equal(header[13], 0x21);
+    assert.equal(header.readUInt16BE(14), 36);
+    assert.equal(parseProxyV2Header(header)!.sourceAddress, '2001:db8:0:0:0:0:0:1');
+  });
+
+  it('sends only to ready endpoints at the slice port named like the Service port', () => {
+    const slices: V1EndpointSlice[] = [{
+      addressType: 'IPv4',
+      ports: [{ name: 'smtp', port: 2525, protocol: 'TCP' }, { name: 'admin', port: 8025, protocol: 'TCP' }],
+      endpoints: [
+        { addresses: ['127.40.0.2'], conditions: { ready: true } },
+        { addresses: ['127.40.0.1'], conditions: {} },
+        { addresses: ['127.40.0.3'], conditions: { ready: false, serving: true, terminating: true } },
+      ],
+    }, { addressType: 'FQDN', ports: [{ name: 'smtp', port: 1 }], endpoints: [{ addresses: ['x.example'] }] }];
+    assert.deepEqual(backendsFor({ name: 'smtp', port: 25 }, slices), [{ address: '127.40.0.1', port: 2525 }, { address: '127.40.0.2', port: 2525 }]);
+    assert.deepEqual(backendsFor({ name: 'other', port: 9 }, slices), []);
+  });
+
+  it('reads the proxy-protocol annotation and rejects unknown values', () => {
+    assert.equal(wantsProxyV2({ metadata: { annotations: { 'mailcluster.io/proxy-protocol': 'v2' } } }), true);
+    assert.equal(wantsProxyV2({ metadata: {} }), false);
+    assert.throws(() => wantsProxyV2({ metadata: { name: 's', namespace: 'n', annotations: { 'mailcluster.io/proxy-protocol': 'v1' } } }), /must be "v2"/);
+  });
+});
