@@ -1,0 +1,434 @@
+// The delivery queue: schedules attempts for spooled messages (due times, backoff,
+// concurrency), delivers through the MX router and the transport pool, bounces, and is
+// the queue API that ETRN, MAILQv2 and drain build on.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Metrics } from '../admin/metrics.ts';
+import type { MxRouter } from '../routing/dns.ts';
+import { domainOf } from '../routing/route.ts';
+import type { MessageMeta, RecipientState } from '../spool/records.ts';
+import type { Spool } from '../spool/spool.ts';
+import { buildDsn, headerSection, statusFromDiagnostic } from './dsn.ts';
+import type { FailedRecipient } from './dsn.ts';
+import { backoffMs, classifySendError, domainMatches } from './policy.ts';
+import type { DomainSelector } from './policy.ts';
+import type { TransportPool } from './transports.ts';
+
+export type { DomainSelector };
+
+export interface QueueSettings {
+  hostname: string;
+  smtpPort: number;
+  retryIntervalMs: number;
+  maxRetryIntervalMs: number;
+  queueLifetimeMs: number;
+  concurrency: number;
+}
+
+/** What the queue API reports about one message. */
+export interface QueuedMessageInfo {
+  id: string;
+  sender: string;
+  /** Recipients still to deliver (pending or deferred). */
+  recipients: string[];
+  size: number;
+  receivedAt: number;
+  attempts: number;
+  nextAttempt: number;
+  lastError?: string;
+  inFlight: boolean;
+}
+
+const OPEN = new Set(['pending', 'deferred']);
+const HOT_LIMIT_BYTES = 64 * 1024 * 1024;
+
+let idCounter = 0;
+export function newMessageId(): string {
+  idCounter = (idCounter + 1) % 0x100000;
+  return `${Date.now().toString(36)}${idCounter.toString(36).padStart(4, '0')}${randomBytes(3).toString('hex')}`.toUpperCase();
+}
+
+/** A min-heap of (due time, id) with lazy deletion: stale entries are skipped when popped. */
+class DueHeap {
+  private a: Array<{ at: number; id: string }> = [];
+  get size(): number { return this.a.length; }
+  peek(): { at: number; id: string } | undefined { return this.a[0]; }
+  push(at: number, id: string): void {
+    const a = this.a;
+    a.push({ at, id });
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p].at <= a[i].at) break;
+      [a[p], a[i]] = [a[i], a[p]];
+      i = p;
+    }
+  }
+  pop(): { at: number; id: string } | undefined {
+    const a = this.a;
+    if (a.length === 0) return undefined;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < a.length && a[l].at < a[m].at) m = l;
+        if (r < a.length && a[r].at < a[m].at) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i], a[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+export class DeliveryQueue {
+  private readonly spool: Spool;
+  private readonly router: MxRouter;
+  private readonly transports: TransportPool;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private settings: QueueSettings;
+  private heap = new DueHeap();
+  private ready: string[] = [];
+  private inFlight = new Set<string>();
+  private hot = new Map<string, Buffer>();
+  private hotBytes = 0;
+  private paused = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(spool: Spool, router: MxRouter, transports: TransportPool, settings: QueueSettings, log: Logger, metrics: Metrics) {
+    this.spool = spool;
+    this.router = router;
+    this.transports = transports;
+    this.settings = settings;
+    this.log = log;
+    this.metrics = metrics;
+    for (const m of spool.messages.values()) this.schedule(m.meta.id, m.meta.nextAttempt);
+    this.updateGauge();
+  }
+
+  configure(settings: QueueSettings): void {
+    this.settings = settings;
+    this.pump();
+  }
+
+  /** Spools a new message durably and schedules it; resolves once it is on disk (then 250). */
+  async accept(from: string, rcpts: string[], content: Buffer, extra: { id?: string; clientAddress?: string; bounce?: boolean } = {}): Promise<string> {
+    const now = Date.now();
+    const { id, ...rest } = extra;
+    const meta: MessageMeta = {
+      id: id ?? newMessageId(),
+      from,
+      rcpts: rcpts.map((address) => ({ address, status: 'pending' })),
+      receivedAt: now,
+      attempts: 0,
+      nextAttempt: now,
+      size: content.length,
+      ...rest,
+    };
+    await this.spool.add(meta, content);
+    if (this.hotBytes + content.length <= HOT_LIMIT_BYTES) {
+      this.hot.set(meta.id, content);
+      this.hotBytes += content.length;
+    }
+    this.updateGauge();
+    this.schedule(meta.id, now);
+    return meta.id;
+  }
+
+  // ---- queue API (ETRN, MAILQv2, drain) ----
+
+  /**
+   * Makes every queued message with an open recipient in the selected domain due now.
+   * Returns how many messages it started (messages already being delivered are not counted).
+   */
+  flush(selector: DomainSelector): number {
+    let n = 0;
+    const now = Date.now();
+    for (const m of this.spool.messages.values()) {
+      if (this.inFlight.has(m.meta.id)) continue;
+      if (!m.meta.rcpts.some((r) => OPEN.has(r.status) && domainMatches(domainOf(r.address), selector))) continue;
+      m.meta.nextAttempt = now;
+      this.ready.push(m.meta.id);
+      n++;
+    }
+    this.log.info({ event: 'flush', domain: selector.domain, subdomains: selector.subdomains, messages: n }, 'queue flush');
+    this.pump();
+    return n;
+  }
+
+  /** Every queued message (open recipients only). */
+  list(): QueuedMessageInfo[] {
+    return [...this.spool.messages.values()].map(({ meta }) => this.info(meta));
+  }
+
+  get(id: string): QueuedMessageInfo | undefined {
+    const m = this.spool.messages.get(id);
+    return m ? this.info(m.meta) : undefined;
+  }
+
+  private info(meta: MessageMeta): QueuedMessageInfo {
+    const open = meta.rcpts.filter((r) => OPEN.has(r.status));
+    return {
+      id: meta.id, sender: meta.from, recipients: open.map((r) => r.address), size: meta.size,
+      receivedAt: meta.receivedAt, attempts: meta.attempts, nextAttempt: meta.nextAttempt,
+      lastError: open.find((r) => r.error)?.error, inFlight: this.inFlight.has(meta.id),
+    };
+  }
+
+  /** The raw message as spooled (with our Received header). */
+  readContent(id: string): Promise<Buffer> {
+    const hot = this.hot.get(id);
+    return hot ? Promise.resolve(hot) : this.spool.readContent(id);
+  }
+
+  /**
+   * Marks recipients done (say, a peer accepted them on a hand-off); removes the message
+   * when nothing is left. Refuses while the message is being delivered.
+   */
+  async markRecipientsDone(id: string, recipients: string[], note = 'handed off'): Promise<void> {
+    const m = this.spool.messages.get(id);
+    if (!m) return;
+    if (this.inFlight.has(id)) throw new Error(`message ${id} is being delivered`);
+    const want = new Set(recipients.map((r) => r.toLowerCase()));
+    for (const r of m.meta.rcpts) {
+      if (OPEN.has(r.status) && want.has(r.address.toLowerCase())) { r.status = 'delivered'; r.error = note; }
+    }
+    await this.finishOrUpdate(m.meta);
+  }
+
+  /** Stops starting new attempts (running ones finish). */
+  pause(): void { this.paused = true; }
+  resume(): void { this.paused = false; this.pump(); }
+  get isPaused(): boolean { return this.paused; }
+  get inFlightCount(): number { return this.inFlight.size; }
+
+  /** Resolves when no attempt is running. */
+  waitIdle(): Promise<void> {
+    if (this.inFlight.size === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Total, per domain (open recipients), oldest — for GET /queue. */
+  summary(): { total: number; recipients: number; domains: Record<string, number>; oldest: string | null; deferred: number } {
+    const domains: Record<string, number> = {};
+    let oldest = Infinity;
+    let recipients = 0;
+    let deferred = 0;
+    for (const { meta } of this.spool.messages.values()) {
+      oldest = Math.min(oldest, meta.receivedAt);
+      let isDeferred = false;
+      for (const r of meta.rcpts) {
+        if (!OPEN.has(r.status)) continue;
+        recipients++;
+        if (r.status === 'deferred') isDeferred = true;
+        const d = domainOf(r.address);
+        domains[d] = (domains[d] ?? 0) + 1;
+      }
+      if (isDeferred) deferred++;
+    }
+    return { total: this.spool.messages.size, recipients, domains, oldest: oldest === Infinity ? null : new Date(oldest).toISOString(), deferred };
+  }
+
+  // ---- scheduling ----
+
+  private schedule(id: string, at: number): void {
+    if (at <= Date.now()) this.ready.push(id);
+    else this.heap.push(at, id);
+    this.pump();
+  }
+
+  private armTimer(): void {
+    const next = this.heap.peek();
+    if (!next) return;
+    if (this.timer && this.timerAt <= next.at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next.at;
+    this.timer = setTimeout(() => { this.timer = null; this.timerAt = Infinity; this.pump(); }, Math.max(0, next.at - Date.now()));
+    this.timer.unref();
+  }
+
+  private pump(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    for (let top = this.heap.peek(); top && top.at <= now; top = this.heap.peek()) {
+      this.heap.pop();
+      const m = this.spool.messages.get(top.id);
+      if (m && m.meta.nextAttempt === top.at) this.ready.push(top.id);
+    }
+    while (!this.paused && this.ready.length > 0 && this.inFlight.size < this.settings.concurrency) {
+      const id = this.ready.shift()!;
+      const m = this.spool.messages.get(id);
+      if (!m || this.inFlight.has(id) || m.meta.nextAttempt > Date.now()) continue;
+      this.inFlight.add(id);
+      void this.attempt(m.meta).finally(() => {
+        this.inFlight.delete(id);
+        if (this.inFlight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+        this.pump();
+      });
+    }
+    this.armTimer();
+  }
+
+  private dropHot(id: string): void {
+    const b = this.hot.get(id);
+    if (b) { this.hot.delete(id); this.hotBytes -= b.length; }
+  }
+
+  /** One attempt for every open recipient of a message, grouped by domain. */
+  private async attempt(meta: MessageMeta): Promise<void> {
+    let content: Buffer;
+    try {
+      content = await this.readContent(meta.id);
+    } catch (err) {
+      this.log.error({ event: 'delivery', id: meta.id, err: (err as Error).message }, 'cannot read spooled message');
+      return;
+    }
+    const byDomain = new Map<string, RecipientState[]>();
+    for (const r of meta.rcpts) {
+      if (!OPEN.has(r.status)) continue;
+      const d = domainOf(r.address);
+      let list = byDomain.get(d);
+      if (!list) byDomain.set(d, (list = []));
+      list.push(r);
+    }
+    await Promise.all([...byDomain].map(([domain, rcpts]) => this.attemptDomain(meta, domain, rcpts, content)));
+    this.dropHot(meta.id);
+    meta.attempts++;
+    const open = meta.rcpts.filter((r) => OPEN.has(r.status));
+    if (open.length > 0) {
+      if (Date.now() - meta.receivedAt >= this.settings.queueLifetimeMs) {
+        for (const r of open) { r.status = 'failed'; r.error = `queue lifetime expired; last error: ${r.error ?? 'none'}`; }
+        this.metrics.bounced.inc(open.length);
+      } else {
+        meta.nextAttempt = Date.now() + backoffMs(meta.attempts, this.settings.retryIntervalMs, this.settings.maxRetryIntervalMs);
+      }
+    }
+    await this.finishOrUpdate(meta, content);
+  }
+
+  /** Removes a finished message (bouncing its failures first) or records its state and reschedules. */
+  private async finishOrUpdate(meta: MessageMeta, content?: Buffer): Promise<void> {
+    const open = meta.rcpts.some((r) => OPEN.has(r.status));
+    if (open) {
+      await this.spool.update(meta.id);
+      this.schedule(meta.id, meta.nextAttempt);
+      return;
+    }
+    const failed = meta.rcpts.filter((r) => r.status === 'failed');
+    if (failed.length > 0) await this.bounce(meta, failed, content);
+    this.dropHot(meta.id);
+    await this.spool.remove(meta.id);
+    this.updateGauge();
+  }
+
+  private async bounce(meta: MessageMeta, failed: RecipientState[], content?: Buffer): Promise<void> {
+    if (meta.from === '' || meta.bounce) {
+      this.log.warn({ event: 'bounce', id: meta.id, skipped: meta.from === '' ? 'null sender' : 'bounce of a bounce', recipients: failed.map((r) => r.address) }, 'no DSN sent');
+      return;
+    }
+    const body = content ?? await this.spool.readContent(meta.id).catch(() => Buffer.alloc(0));
+    const report: FailedRecipient[] = failed.map((r) => ({
+      address: r.address,
+      status: statusFromDiagnostic(r.error ?? '', true),
+      diagnostic: r.error ?? 'failed',
+    }));
+    const dsn = buildDsn({
+      reportingMta: this.settings.hostname, to: meta.from, originalId: meta.id,
+      arrivalDate: new Date(meta.receivedAt), failed: report, originalHeaders: headerSection(body),
+    });
+    try {
+      // durable before the original goes away
+      const id = await this.accept('', [meta.from], dsn, { bounce: true });
+      this.log.info({ event: 'bounce', id: meta.id, dsn: id, to: meta.from, recipients: failed.map((r) => r.address) }, 'DSN queued');
+    } catch (err) {
+      this.log.error({ event: 'bounce', id: meta.id, err: (err as Error).message }, 'could not queue DSN');
+    }
+  }
+
+  private async attemptDomain(meta: MessageMeta, domain: string, rcpts: RecipientState[], content: Buffer): Promise<void> {
+    const started = process.hrtime.bigint();
+    const route = await this.router.route(domain);
+    const logBase = { event: 'delivery', id: meta.id, from: meta.from, domain, recipients: rcpts.map((r) => r.address), attempt: meta.attempts + 1 };
+    if (route.kind !== 'deliver') {
+      const permanent = route.kind === 'fail';
+      for (const r of rcpts) { r.status = permanent ? 'failed' : 'deferred'; r.error = route.reason; }
+      (permanent ? this.metrics.bounced : this.metrics.deferred).inc(rcpts.length);
+      this.log.info({ ...logBase, result: permanent ? 'failed' : 'deferred', reason: route.reason }, 'delivery attempt');
+      return;
+    }
+    let lastError = 'no MX host tried';
+    for (const host of route.hosts) {
+      for (const address of host.addresses) {
+        const todo = rcpts.filter((r) => OPEN.has(r.status));
+        if (todo.length === 0) return;
+        try {
+          const res = await this.transports.send(address, this.settings.smtpPort, host.exchange, meta.from, todo.map((r) => r.address), content);
+          const rejected = new Map(res.rejected.map((x) => [x.address.toLowerCase(), x]));
+          for (const r of todo) {
+            const rej = rejected.get(r.address.toLowerCase());
+            if (!rej) { r.status = 'delivered'; r.error = res.response; continue; }
+            r.status = rej.code >= 500 ? 'failed' : 'deferred';
+            r.error = rej.response;
+          }
+          const delivered = todo.filter((r) => r.status === 'delivered').length;
+          const failed = todo.filter((r) => r.status === 'failed').length;
+          this.metrics.delivered.inc(delivered);
+          if (failed) this.metrics.bounced.inc(failed);
+          if (todo.length - delivered - failed) this.metrics.deferred.inc(todo.length - delivered - failed);
+          this.metrics.deliveryDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+          this.log.info({ ...logBase, result: failed ? 'partial' : delivered === todo.length ? 'delivered' : 'partial', mx: host.exchange, ip: address, response: res.response, rejected: res.rejected }, 'delivery attempt');
+          return;
+        } catch (err) {
+          const e = err as { code?: string; responseCode?: number; response?: string; message?: string; rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> };
+          const f = classifySendError(e);
+          lastError = `${host.exchange}[${address}]: ${f.message}`;
+          if (e.rejectedErrors && e.rejectedErrors.length > 0 && e.code === 'EENVELOPE' && e.rejectedErrors.length === todo.length) {
+            // every recipient refused at RCPT: each keeps its own verdict
+            for (const rej of e.rejectedErrors) {
+              const r = todo.find((x) => x.address.toLowerCase() === String(rej.recipient).toLowerCase());
+              if (!r) continue;
+              r.status = (rej.responseCode ?? 450) >= 500 ? 'failed' : 'deferred';
+              r.error = `${host.exchange}[${address}]: ${(rej.response ?? 'rejected').trim()}`;
+            }
+            const failed = todo.filter((r) => r.status === 'failed').length;
+            if (failed) this.metrics.bounced.inc(failed);
+            if (todo.length - failed) this.metrics.deferred.inc(todo.length - failed);
+            this.log.info({ ...logBase, result: failed === todo.length ? 'failed' : 'deferred', mx: host.exchange, ip: address, reason: lastError }, 'delivery attempt');
+            return;
+          }
+          if (f.permanent) {
+            for (const r of todo) { r.status = 'failed'; r.error = lastError; }
+            this.metrics.bounced.inc(todo.length);
+            this.log.info({ ...logBase, result: 'failed', mx: host.exchange, ip: address, reason: lastError }, 'delivery attempt');
+            return;
+          }
+          this.log.info({ ...logBase, result: 'retry-next-host', mx: host.exchange, ip: address, reason: lastError }, 'delivery attempt');
+        }
+      }
+    }
+    const todo = rcpts.filter((r) => OPEN.has(r.status));
+    for (const r of todo) { r.status = 'deferred'; r.error = lastError; }
+    this.metrics.deferred.inc(todo.length);
+    this.metrics.deliveryDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.log.info({ ...logBase, result: 'deferred', reason: lastError }, 'delivery attempt');
+  }
+
+  private updateGauge(): void {
+    this.metrics.queueMessages.set(this.spool.messages.size);
+  }
+
+  /** Stops scheduling; running attempts finish on their own. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
