@@ -1,0 +1,247 @@
+// A mail node: wires config, spool, delivery queue, inbound SMTP and admin HTTP, and
+// applies reloads. ETRN/MAILQv2/drain attach through the public members and hooks here.
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { AdminServer, sendJson, sendText } from './admin/server.ts';
+import { createMetrics } from './admin/metrics.ts';
+import type { Metrics } from './admin/metrics.ts';
+import { loadConfigDir, resolveUnderRoot } from './config/load.ts';
+import type { Env, LoadedConfig, TlsMaterial } from './config/load.ts';
+import { ConfigError } from './config/types.ts';
+import type { NodeConfig } from './config/types.ts';
+import { DirectoryWatcher } from './config/watch.ts';
+import { DeliveryQueue } from './delivery/queue.ts';
+import type { QueueSettings } from './delivery/queue.ts';
+import { TransportPool } from './delivery/transports.ts';
+import type { TransportSettings } from './delivery/transports.ts';
+import { createLogger } from './log.ts';
+import { MxRouter } from './routing/dns.ts';
+import { InboundSmtp } from './smtp/server.ts';
+import { Spool } from './spool/spool.ts';
+
+export interface NodeOptions {
+  env?: Env;
+  log?: Logger;
+  /** Debounce of config-dir changes (ms). */
+  reloadDebounceMs?: number;
+  dnsCacheMs?: number;
+  proxyHeaderTimeoutMs?: number;
+  /** Connect/greeting and socket timeouts of outbound SMTP (ms). */
+  deliveryConnectTimeoutMs?: number;
+  deliverySocketTimeoutMs?: number;
+  /** Handle SIGHUP (reload) and SIGTERM/SIGINT (stop). */
+  signals?: boolean;
+}
+
+function queueSettings(c: NodeConfig): QueueSettings {
+  return {
+    hostname: c.hostname,
+    smtpPort: c.smtpPort,
+    retryIntervalMs: c.retryInterval * 1000,
+    maxRetryIntervalMs: c.maxRetryInterval * 1000,
+    queueLifetimeMs: c.queueLifetime * 1000,
+    concurrency: c.deliveryConcurrency,
+  };
+}
+
+function numberEnv(env: Env, key: string): number | undefined {
+  const v = env[key];
+  return v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined;
+}
+
+export class MailNode {
+  config: NodeConfig;
+  private tlsMaterial: TlsMaterial | null;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly spool: Spool;
+  readonly router: MxRouter;
+  readonly transports: TransportPool;
+  /** The queue API: flush, list, readContent, markRecipientsDone, pause/resume. */
+  readonly queue: DeliveryQueue;
+  /** Inbound SMTP: setAccepting, onConnection, server (the SMTPServer instance). */
+  readonly smtp: InboundSmtp;
+  /** Admin HTTP: route(method, path, handler). */
+  readonly admin: AdminServer;
+  private watcher: DirectoryWatcher;
+  private readonly env: Env;
+  private readonly transportTimeouts: { connect: number; socket: number };
+  private reloadHooks: Array<(config: NodeConfig, previous: NodeConfig) => void | Promise<void>> = [];
+  private readyChecks: Array<() => boolean> = [];
+  private draining = false;
+  private listening = false;
+  private reloading: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  private constructor(loaded: LoadedConfig, spool: Spool, opts: NodeOptions, log: Logger) {
+    this.env = opts.env ?? process.env;
+    this.config = loaded.config;
+    this.tlsMaterial = loaded.tlsMaterial;
+    this.log = log;
+    this.metrics = createMetrics();
+    this.spool = spool;
+    this.router = new MxRouter(opts.dnsCacheMs ?? numberEnv(this.env, 'MAILCLUSTER_DNS_CACHE_MS') ?? 5000);
+    this.router.configure(this.config.dnsServers, this.config.selfAddresses);
+    this.transportTimeouts = {
+      connect: opts.deliveryConnectTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_DELIVERY_CONNECT_TIMEOUT_MS') ?? 30_000,
+      socket: opts.deliverySocketTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_DELIVERY_SOCKET_TIMEOUT_MS') ?? 300_000,
+    };
+    this.transports = new TransportPool(this.transportSettings(this.config));
+    this.queue = new DeliveryQueue(spool, this.router, this.transports, queueSettings(this.config), log.child({ component: 'delivery' }), this.metrics);
+    this.smtp = new InboundSmtp(this.config, this.tlsMaterial, this.queue, log.child({ component: 'smtp' }), this.metrics, {
+      proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
+    });
+    this.admin = new AdminServer(log.child({ component: 'admin' }));
+    this.registerAdminRoutes();
+    this.watcher = new DirectoryWatcher(
+      () => { void this.reload('config change'); },
+      (dir, err) => this.log.warn({ event: 'watch', dir, err: err.message }, 'cannot watch directory'),
+      opts.reloadDebounceMs ?? numberEnv(this.env, 'MAILCLUSTER_RELOAD_DEBOUNCE_MS') ?? 250,
+    );
+    this.watchTargets(loaded);
+  }
+
+  /** Loads the config (throws ConfigError), opens and recovers the spool, and starts listening. */
+  static async start(configDir: string, opts: NodeOptions = {}): Promise<MailNode> {
+    const env = opts.env ?? process.env;
+    const log = opts.log ?? createLogger();
+    const loaded = loadConfigDir(configDir, env);
+    const spool = await Spool.open(loaded.config.postOffice, {
+      warn: (msg, details) => log.warn({ event: 'spool', ...details }, msg),
+    });
+    const node = new MailNode(loaded, spool, opts, log);
+    log.info({ event: 'start', hostname: loaded.config.hostname, queued: spool.messages.size, postOffice: loaded.config.postOffice }, 'mail node starting');
+    await node.smtp.listen(node.config.bindSmtp);
+    await node.admin.listen(node.config.bindAdmin);
+    node.listening = true;
+    if (opts.signals) {
+      process.on('SIGHUP', () => { void node.reload('SIGHUP'); });
+      const stop = (sig: string) => {
+        log.info({ event: 'stop', signal: sig }, 'stopping');
+        node.stop().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    }
+    return node;
+  }
+
+  private transportSettings(c: NodeConfig): TransportSettings {
+    return {
+      hostname: c.hostname,
+      localAddress: c.outboundAddress,
+      maxConnectionsPerDestination: c.deliveryConcurrency,
+      connectionTimeoutMs: this.transportTimeouts.connect,
+      socketTimeoutMs: this.transportTimeouts.socket,
+    };
+  }
+
+  private watchTargets(loaded: LoadedConfig): void {
+    this.watcher.setTargets([resolveUnderRoot(loaded.config.configDir, this.env)], loaded.extraFiles);
+  }
+
+  private registerAdminRoutes(): void {
+    this.admin.route('GET', '/healthz', (_req, res) => sendText(res, 200, 'ok\n'));
+    this.admin.route('GET', '/readyz', (_req, res) => {
+      const ready = this.isReady();
+      sendText(res, ready ? 200 : 503, ready ? 'ready\n' : this.draining ? 'draining\n' : 'not ready\n');
+    });
+    this.admin.route('GET', '/metrics', async (_req, res) => {
+      this.metrics.queueMessages.set(this.spool.messages.size);
+      sendText(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
+    });
+    this.admin.route('GET', '/queue', (_req, res) => {
+      sendJson(res, 200, { ...this.queue.summary(), draining: this.draining, accepting: this.smtp.isAccepting });
+    });
+  }
+
+  /** Ready: listeners up and not draining (and every registered check passes). */
+  isReady(): boolean {
+    return this.listening && !this.draining && !this.stopping && this.readyChecks.every((c) => c());
+  }
+
+  /** Draining makes /readyz fail (the operator relabels and drains the pod). */
+  setDraining(draining: boolean): void {
+    this.draining = draining;
+    this.log.info({ event: 'draining', draining }, draining ? 'node is draining' : 'node is no longer draining');
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Adds a readiness condition (say, the MAILQv2 listener is up). */
+  addReadyCheck(check: () => boolean): void {
+    this.readyChecks.push(check);
+  }
+
+  /** Called after every successful reload with the new and the previous config (rebind MAILQ here). */
+  onReload(hook: (config: NodeConfig, previous: NodeConfig) => void | Promise<void>): void {
+    this.reloadHooks.push(hook);
+  }
+
+  /** Re-reads the config dir; a bad config is logged (file:line) and the last good one stays. */
+  reload(reason: string): Promise<void> {
+    this.reloading = this.reloading.then(() => this.doReload(reason));
+    return this.reloading;
+  }
+
+  private async doReload(reason: string): Promise<void> {
+    if (this.stopping) return;
+    let loaded: LoadedConfig;
+    try {
+      loaded = loadConfigDir(this.config.configDir, this.env);
+    } catch (err) {
+      this.metrics.reloads.inc({ result: 'error' });
+      const e = err as Error;
+      this.log.error({ event: 'reload', reason, result: 'error', err: e.message, ...(e instanceof ConfigError ? { file: e.file, line: e.line } : {}) },
+        `configuration not reloaded, keeping the last good one: ${e.message}`);
+      return;
+    }
+    const previous = this.config;
+    const c = loaded.config;
+    const tlsSame = (this.tlsMaterial === null && loaded.tlsMaterial === null) ||
+      (this.tlsMaterial !== null && loaded.tlsMaterial !== null && this.tlsMaterial.cert.equals(loaded.tlsMaterial.cert) && this.tlsMaterial.key.equals(loaded.tlsMaterial.key));
+    this.watchTargets(loaded);
+    if (isDeepStrictEqual(previous, c) && tlsSame) {
+      this.log.debug({ event: 'reload', reason, result: 'unchanged' }, 'configuration unchanged');
+      return;
+    }
+    if (c.postOffice !== previous.postOffice) {
+      this.log.warn({ event: 'reload', old: previous.postOffice, new: c.postOffice }, 'POSTOFFICE changed: the spool moves only at a restart, keeping the old one');
+      c.postOffice = previous.postOffice;
+    }
+    this.config = c;
+    this.tlsMaterial = loaded.tlsMaterial;
+    this.router.configure(c.dnsServers, c.selfAddresses);
+    this.transports.configure(this.transportSettings(c));
+    this.queue.configure(queueSettings(c));
+    this.smtp.configure(c, loaded.tlsMaterial);
+    try {
+      await this.smtp.listen(c.bindSmtp);
+      await this.admin.listen(c.bindAdmin);
+    } catch (err) {
+      this.log.error({ event: 'reload', err: (err as Error).message }, 'cannot bind a changed listen address, keeping the old listener');
+    }
+    for (const h of this.reloadHooks) {
+      try { await h(c, previous); } catch (err) { this.log.error({ event: 'reload', err: (err as Error).message }, 'reload hook failed'); }
+    }
+    this.metrics.reloads.inc({ result: 'ok' });
+    this.log.info({ event: 'reload', reason, result: 'ok', tlsChanged: !tlsSame }, 'configuration reloaded');
+  }
+
+  /** Stops listening, lets running deliveries finish (bounded), closes the spool. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.watcher.close();
+    this.smtp.setAccepting(false);
+    await this.smtp.close().catch(() => {});
+    await this.admin.close().catch(() => {});
+    this.queue.pause();
+    await Promise.race([this.queue.waitIdle(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.queue.stop();
+    this.transports.close();
+    await this.spool.close();
+  }
+}
