@@ -18,6 +18,8 @@ export interface HaproxyOptions {
   healthCheck?: boolean | { intervalMs: number };
   /** Client/server idle timeout (default 60 s). */
   timeoutMs?: number;
+  /** Connect to the backends from this address (`source`), so they can trust exactly it; default: the kernel's choice (127.0.0.1). */
+  sourceAddress?: string;
 }
 
 export interface Haproxy {
@@ -28,7 +30,7 @@ export interface Haproxy {
 }
 
 /** haproxy's configuration file for these options (pure). */
-export function renderHaproxyConfig(address: string, port: number, options: Pick<HaproxyOptions, 'backends' | 'proxyV2' | 'healthCheck' | 'timeoutMs'>): string {
+export function renderHaproxyConfig(address: string, port: number, options: Pick<HaproxyOptions, 'backends' | 'proxyV2' | 'healthCheck' | 'timeoutMs' | 'sourceAddress'>): string {
   if (options.backends.length === 0) throw new Error('haproxy needs at least one backend');
   const timeout = options.timeoutMs ?? 60000;
   const check = options.healthCheck
@@ -55,6 +57,7 @@ export function renderHaproxyConfig(address: string, port: number, options: Pick
     '',
     'backend nodes',
     '  balance roundrobin',
+    ...(options.sourceAddress ? [`  source ${options.sourceAddress}`] : []),
     ...servers,
     '',
   ].join('\n');

@@ -18,7 +18,8 @@ import { smtpSource } from '../../support/smtp-source.ts';
 import { waitUntil } from '../../support/processes.ts';
 import { median, parseFlags, positiveInt, rate, table } from '../stats.ts';
 
-type Target = 'postfix' | 'node';
+/** 'direct' is smtp-source straight into smtp-sink: the ceiling of the load generator here. */
+type Target = 'postfix' | 'node' | 'direct';
 
 interface Sample { target: Target; size: number; run: number; acceptedMs: number; deliveredMs: number; count: number }
 
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
 
     const samples: Sample[] = [];
     for (const size of sizes) {
+      samples.push(await measure('direct', `${sink.address}:${sink.port}`, size, 1, sink, async () => undefined));
       for (let run = 1; run <= runs; run++) {
         // Alternate who goes first, so that neither always runs on a warmer (or busier) machine.
         const order = run % 2 === 1 ? targets : [...targets].reverse();
@@ -135,7 +137,7 @@ function report(samples: Sample[]): string {
   for (const size of sizes) {
     const med = (target: Target, key: 'acceptedMs' | 'deliveredMs') =>
       median(samples.filter((s) => s.target === target && s.size === size).map((s) => rate(s.count, s[key])));
-    for (const target of targets) {
+    for (const target of ['direct' as const, ...targets]) {
       const all = samples.filter((s) => s.target === target && s.size === size);
       rows.push([`${target} ${size} B`, all.length, med(target, 'acceptedMs'), med(target, 'deliveredMs'),
         all.map((s) => rate(s.count, s.deliveredMs).toFixed(0)).join(' ')]);
@@ -144,7 +146,8 @@ function report(samples: Sample[]): string {
       ratios.push([`${size} B`, med('node', 'acceptedMs') / med('postfix', 'acceptedMs'), med('node', 'deliveredMs') / med('postfix', 'deliveredMs')]);
     }
   }
-  let text = `medians over ${runs} run(s) of ${count} messages, ${sessions} sessions (messages/s)\n` +
+  let text = `medians over ${runs} run(s) of ${count} messages, ${sessions} sessions (messages/s); ` +
+    `"direct" is smtp-source into smtp-sink without a relay (one run): the load generator's ceiling\n` +
     table(['target size', 'runs', 'accepted/s', 'delivered/s', 'delivered/s per run'], rows);
   if (ratios.length) text += '\n\nnode / postfix\n' + table(['size', 'accepted', 'delivered'], ratios);
   return text;

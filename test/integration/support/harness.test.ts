@@ -128,17 +128,17 @@ describe('test harness (real peers)', function () {
 
   it('haproxy forwards round-robin with a PROXY v2 header carrying the client address', async () => {
     const backendAddress = harnessAddress(13, 2);
-    const seen: Array<{ backend: number; source: string; payload: string }> = [];
+    const seen: Array<{ backend: number; source: string; payload: string; from: string }> = [];
     const servers: Server[] = [];
     const ports: number[] = [];
     for (let i = 0; i < 2; i++) {
       const port = await freePort(backendAddress);
-      const server = createServer((socket) => readProxyV2(socket, (source, payload) => seen.push({ backend: i, source, payload })));
+      const server = createServer((socket) => readProxyV2(socket, (source, payload) => seen.push({ backend: i, source, payload, from: socket.remoteAddress ?? '' })));
       await new Promise<void>((resolve) => server.listen(port, backendAddress, resolve));
       servers.push(server);
       ports.push(port);
     }
-    const lb = await startHaproxy({ address: harnessAddress(13, 1), backends: ports.map((port) => ({ address: backendAddress, port })), proxyV2: true });
+    const lb = await startHaproxy({ address: harnessAddress(13, 1), backends: ports.map((port) => ({ address: backendAddress, port })), proxyV2: true, sourceAddress: harnessAddress(13, 1) });
     try {
       const client = harnessAddress(13, 7);
       for (let i = 0; i < 4; i++) await sendAndClose(lb.address, lb.port, client, `hello ${i}`);
@@ -147,6 +147,7 @@ describe('test harness (real peers)', function () {
       assert.ok(seen.every((s) => s.source === client), JSON.stringify(seen));
       assert.deepEqual(seen.map((s) => s.payload).sort(), ['hello 0', 'hello 1', 'hello 2', 'hello 3']);
       assert.deepEqual([...new Set(seen.map((s) => s.backend))].sort(), [0, 1], 'both backends got connections');
+      assert.ok(seen.every((s) => s.from === harnessAddress(13, 1)), 'haproxy connects from its source address');
     } finally {
       await lb.stop();
       for (const s of servers) s.close();
