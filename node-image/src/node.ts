@@ -80,6 +80,7 @@ export class MailNode {
     this.log = log;
     this.metrics = createMetrics();
     this.spool = spool;
+    spool.onCommit = () => this.metrics.spoolFsyncs.inc();
     this.router = new MxRouter(opts.dnsCacheMs ?? numberEnv(this.env, 'MAILCLUSTER_DNS_CACHE_MS') ?? 5000);
     this.router.configure(this.config.dnsServers, this.config.selfAddresses);
     this.transportTimeouts = {

@@ -42,10 +42,12 @@ export interface QueuedMessageInfo {
 const OPEN = new Set(['pending', 'deferred']);
 const HOT_LIMIT_BYTES = 64 * 1024 * 1024;
 
+// Queue ids: time, a per-process random part and a counter (no syscall per id).
+const processTag = randomBytes(3).toString('hex');
 let idCounter = 0;
 export function newMessageId(): string {
-  idCounter = (idCounter + 1) % 0x100000;
-  return `${Date.now().toString(36)}${idCounter.toString(36).padStart(4, '0')}${randomBytes(3).toString('hex')}`.toUpperCase();
+  idCounter = (idCounter + 1) % 0x1000000;
+  return `${Date.now().toString(36)}${processTag}${idCounter.toString(36).padStart(5, '0')}`.toUpperCase();
 }
 
 /** A min-heap of (due time, id) with lazy deletion: stale entries are skipped when popped. */
@@ -371,7 +373,7 @@ export class DeliveryQueue {
         const todo = rcpts.filter((r) => OPEN.has(r.status));
         if (todo.length === 0) return;
         try {
-          const res = await this.transports.send(address, this.settings.smtpPort, host.exchange, meta.from, todo.map((r) => r.address), content);
+          const res = await this.transports.send(address, this.settings.smtpPort, host.exchange, meta.from, todo.map((r) => r.address), content, `<${meta.id}@${this.settings.hostname}>`);
           const rejected = new Map(res.rejected.map((x) => [x.address.toLowerCase(), x]));
           for (const r of todo) {
             const rej = rejected.get(r.address.toLowerCase());

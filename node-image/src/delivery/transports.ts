@@ -65,12 +65,13 @@ export class TransportPool {
   }
 
   /** Sends one transaction; throws nodemailer's error (code, responseCode, response, rejectedErrors). */
-  async send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer): Promise<SendResult> {
+  async send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string): Promise<SendResult> {
     const e = this.get(address, port, servername);
     e.active++;
     e.lastUsed = Date.now();
     try {
-      const info = await e.transport.sendMail({ envelope: { from, to }, raw });
+      // messageId only names the send in nodemailer's info (raw content is sent as is); giving it saves a random id
+      const info = await e.transport.sendMail({ envelope: { from, to }, raw, messageId });
       const rejectedErrors = ((info as unknown as { rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> }).rejectedErrors) ?? [];
       return {
         accepted: (info.accepted as string[]).map(String),

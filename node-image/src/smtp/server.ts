@@ -11,7 +11,7 @@ import type { Metrics } from '../admin/metrics.ts';
 import type { TlsMaterial } from '../config/load.ts';
 import type { NodeConfig } from '../config/types.ts';
 import { cidrMatcher, normalizeIp } from '../net/cidr.ts';
-import { parseProxyHeader } from '../proxy/parse.ts';
+import { parseProxyHeader, startsLikeProxyHeader } from '../proxy/parse.ts';
 import type { DeliveryQueue } from '../delivery/queue.ts';
 import { newMessageId } from '../delivery/queue.ts';
 import { countReceivedHeaders, receivedHeader, relayVerdict, transmissionProtocol } from './policy.ts';
@@ -99,6 +99,7 @@ export class InboundSmtp {
     const add = connections.add.bind(connections);
     connections.add = (c: SmtpConnection) => {
       this.useOwnEnhancedCodes(c);
+      this.greetWithoutDelay(c);
       for (const h of this.hooks) h(c);
       return add(c);
     };
@@ -120,6 +121,29 @@ export class InboundSmtp {
         if (m) return send(code, `${m[1]} ${m[2]}`, false);
       }
       return send(code, data, context);
+    };
+  }
+
+  // smtp-server waits 100 ms before the greeting to catch early talkers; with one
+  // connection per message that caps a client at 10 messages/s per session. We greet at
+  // once and catch the early talker that matters (a PROXY header from an untrusted
+  // address) in handleSocket instead.
+  private greetWithoutDelay(c: SmtpConnection): void {
+    type Internals = {
+      _setListeners(cb: () => void): void;
+      _server: { options: SMTPServerOptions; connections: Set<unknown> };
+      name: string;
+      connectionReady(): void;
+      send(code: number, data: string, context: false): void;
+    };
+    c.init = function (this: Internals) {
+      this._setListeners(() => {
+        const max = this._server.options.maxClients;
+        if (max && this._server.connections.size > max) {
+          return this.send(421, `4.3.2 ${this.name} Too many connected clients, try again in a moment`, false);
+        }
+        this.connectionReady();
+      });
     };
   }
 
@@ -194,7 +218,23 @@ export class InboundSmtp {
       this.readProxyHeader(socket);
       return;
     }
-    this.server.connect(socket, {});
+    // a PROXY header from an address not in proxy-protocol: refused, never believed.
+    // (Registered before smtp-server pipes the socket, so this listener sees the first chunk first.)
+    socket.once('data', (chunk: Buffer) => {
+      if (startsLikeProxyHeader(chunk)) {
+        socket.unpipe();
+        this.refuse(socket, '421 4.7.0 PROXY protocol not allowed from this address', 'PROXY header from an untrusted address');
+      }
+    });
+    this.server.connect(socket, { id: this.nextSessionId() });
+  }
+
+  private sessionSeq = 0;
+  private readonly sessionTag = Math.random().toString(36).slice(2, 8);
+  // smtp-server draws 10 random bytes per connection otherwise
+  private nextSessionId(): string {
+    this.sessionSeq = (this.sessionSeq + 1) % 0x7fffffff;
+    return `${this.sessionTag}${this.sessionSeq.toString(36)}`;
   }
 
   private refuse(socket: Socket, line: string, reason: string, details: Record<string, unknown> = {}): void {
@@ -234,8 +274,8 @@ export class InboundSmtp {
         const rest = buf.subarray(r.length);
         if (rest.length > 0) socket.unshift(rest);
         const opts = r.command === 'proxy' && r.source
-          ? { remoteAddress: r.source.address, remotePort: r.source.port, ...(r.destination ? { localAddress: r.destination.address, localPort: r.destination.port } : {}) }
-          : {};
+          ? { id: this.nextSessionId(), remoteAddress: r.source.address, remotePort: r.source.port, ...(r.destination ? { localAddress: r.destination.address, localPort: r.destination.port } : {}) }
+          : { id: this.nextSessionId() };
         this.server.connect(socket, opts);
         return;
       }

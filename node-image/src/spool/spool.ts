@@ -73,6 +73,8 @@ export class Spool {
   private readonly warn: NonNullable<SpoolOptions['warn']>;
   /** fsyncs done and records written, for the benchmark note and metrics. */
   stats = { fsyncs: 0, records: 0 };
+  /** Called after every group commit with the number of records it made durable. */
+  onCommit: (records: number) => void = () => {};
 
   private constructor(dir: string, opts: SpoolOptions) {
     this.dir = dir;
@@ -192,6 +194,7 @@ export class Spool {
           await seg.fh.datasync();
           this.stats.fsyncs++;
           this.stats.records += batch.length;
+          this.onCommit(batch.length);
         } catch (err) {
           // the segment may now hold a partial record: continue in a fresh one
           for (const p of batch) p.reject(err as Error);
