@@ -321,7 +321,7 @@ export class InboundSmtp {
     stream.on('end', () => {
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       const rcpts = session.envelope.rcptTo.map((r) => r.address);
-      const base = { event: 'smtp', session: session.id, client: session.remoteAddress, from, rcpts };
+      const base = { event: 'smtp', session: session.id, client: session.remoteAddress, tls: !!session.secure, from, rcpts };
       if (stream.sizeExceeded) {
         this.metrics.rejected.inc({ reason: 'too big' });
         this.log.info({ ...base, result: 'rejected', reason: 'message too big', size: stream.byteLength }, 'transaction');
