@@ -1,0 +1,56 @@
+{{/* Names, labels and small decisions shared by the templates. */}}
+
+{{- define "mailcluster-operator.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name: the release name alone when it already contains the chart name. */}}
+{{- define "mailcluster-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mailcluster-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mailcluster-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mailcluster-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "mailcluster-operator.labels" -}}
+helm.sh/chart: {{ include "mailcluster-operator.chart" . }}
+{{ include "mailcluster-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mailcluster
+{{- end -}}
+
+{{- define "mailcluster-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mailcluster-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mailcluster-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "mailcluster-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "mailcluster-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mailcluster-operator.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.namespace -}}
+{{- end -}}
+
+{{/* The watched namespaces, de-duplicated, in the given order. */}}
+{{- define "mailcluster-operator.watchNamespaces" -}}
+{{- uniq .Values.watchNamespaces | join "," -}}
+{{- end -}}

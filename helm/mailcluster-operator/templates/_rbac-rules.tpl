@@ -1,0 +1,49 @@
+{{/*
+The operator's permissions: exactly the calls operator/src makes (see the comments), nothing
+more. Writes are server-side apply (PATCH); applying an object that does not exist yet creates
+it, hence `create` next to `patch`.
+*/}}
+{{- define "mailcluster-operator.managedRules" -}}
+# MailClusters: the informer (list+watch) and the status subresource (server-side apply).
+- apiGroups: ["mailcluster.io"]
+  resources: ["mailclusters"]
+  verbs: ["list", "watch"]
+- apiGroups: ["mailcluster.io"]
+  resources: ["mailclusters/status"]
+  verbs: ["patch"]
+# Children carry ownerReferences with blockOwnerDeletion: true, which clusters with the
+# OwnerReferencesPermissionEnforcement admission plugin allow only with this right.
+- apiGroups: ["mailcluster.io"]
+  resources: ["mailclusters/finalizers"]
+  verbs: ["update"]
+# Pods, per-pod ConfigMaps and spool claims: informers, apply, and deletion on scale-down.
+- apiGroups: [""]
+  resources: ["pods", "configmaps", "persistentvolumeclaims"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# The MAILQv2 Secret (informer, apply) and the user's TLS Secret (read by name to check it).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Service Addr[0], the headless peers Service, the PDB: informers and apply (removed by GC).
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["list", "watch", "create", "patch"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["list", "watch", "create", "patch"]
+# Events for scaling, draining, rolling and errors (core/v1 Events, created once each).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* Leader election: read and renew one named Lease; create it the first time. */}}
+{{- define "mailcluster-operator.leaderElectionRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ .Values.leaderElection.leaseName | quote }}]
+  verbs: ["get", "update"]
+{{- end -}}
