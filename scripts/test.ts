@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { ensureDebianPackages } from './prerequisites.ts';
 import { ensureControlPlaneBinaries } from '../local/src/controlplane/build.ts';
+import { ensureHelm } from '../local/src/tools/helm.ts';
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
@@ -22,6 +23,15 @@ try {
 try {
   const binaries = await ensureControlPlaneBinaries();
   console.error(`control plane binaries (${binaries.source}): ${binaries.dir}`);
+} catch (err) {
+  console.error(`test set-up failed: ${(err as Error).message}`);
+  process.exit(1);
+}
+
+// The chart tests need helm, built from its pinned Go module (once; cached afterwards).
+try {
+  const helm = await ensureHelm();
+  console.error(`helm ${helm.version} (${helm.source}): ${helm.path}`);
 } catch (err) {
   console.error(`test set-up failed: ${(err as Error).message}`);
   process.exit(1);
