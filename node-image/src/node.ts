@@ -17,6 +17,8 @@ import type { TransportSettings } from './delivery/transports.ts';
 import { createLogger } from './log.ts';
 import { MxRouter } from './routing/dns.ts';
 import { InboundSmtp } from './smtp/server.ts';
+import { attachEtrn } from './etrn/attach.ts';
+import { attachDrain } from './drain/drainer.ts';
 import { Spool } from './spool/spool.ts';
 
 export interface NodeOptions {
@@ -68,6 +70,7 @@ export class MailNode {
   private readonly transportTimeouts: { connect: number; socket: number };
   private reloadHooks: Array<(config: NodeConfig, previous: NodeConfig) => void | Promise<void>> = [];
   private readyChecks: Array<() => boolean> = [];
+  private stopHooks: Array<() => Promise<void>> = [];
   private draining = false;
   private listening = false;
   private reloading: Promise<void> = Promise.resolve();
@@ -114,6 +117,10 @@ export class MailNode {
     log.info({ event: 'start', hostname: loaded.config.hostname, queued: spool.messages.size, postOffice: loaded.config.postOffice }, 'mail node starting');
     await node.smtp.listen(node.config.bindSmtp);
     await node.admin.listen(node.config.bindAdmin);
+    // ETRN over SMTP and MAILQv2, and POST /drain (etrn/, mailq/, drain/)
+    const etrn = await attachEtrn(node);
+    const drainer = attachDrain(node);
+    node.onStop(async () => { await drainer.stop(); await etrn.close(); });
     node.listening = true;
     if (opts.signals) {
       process.on('SIGHUP', () => { void node.reload('SIGHUP'); });
@@ -181,6 +188,11 @@ export class MailNode {
     this.reloadHooks.push(hook);
   }
 
+  /** Called first when the node stops (closes the MAILQv2 listener, ends a drain). */
+  onStop(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
   /** Re-reads the config dir; a bad config is logged (file:line) and the last good one stays. */
   reload(reason: string): Promise<void> {
     this.reloading = this.reloading.then(() => this.doReload(reason));
@@ -236,6 +248,7 @@ export class MailNode {
     if (this.stopping) return;
     this.stopping = true;
     this.watcher.close();
+    for (const h of this.stopHooks) await h().catch(() => {});
     this.smtp.setAccepting(false);
     await this.smtp.close().catch(() => {});
     await this.admin.close().catch(() => {});

@@ -97,7 +97,9 @@ export function installEtrn(): void {
 
   proto.handler_EHLO = function (command, callback) {
     if (!handlers.has(this._server)) return originalEhlo.call(this, command, callback);
-    // handler_EHLO sends synchronously; an own `send` shadows the prototype's for that one call
+    // handler_EHLO sends synchronously: `send` is wrapped for that one call, then put back
+    // as it was (the node may have its own per-connection `send`)
+    const hadOwn = Object.prototype.hasOwnProperty.call(this, 'send');
     const send = this.send;
     this.send = (code, data, context) => {
       send.call(this, code, code === 250 && Array.isArray(data) ? [...data, 'ETRN'] : data, context);
@@ -105,7 +107,8 @@ export function installEtrn(): void {
     try {
       originalEhlo.call(this, command, callback);
     } finally {
-      delete (this as Partial<ConnectionInternals>).send;
+      if (hadOwn) this.send = send;
+      else delete (this as Partial<ConnectionInternals>).send;
     }
   };
 

@@ -37,7 +37,8 @@ export class MailqServer {
   readonly #sockets = new Set<net.Socket>();
 
   constructor(options: MailqServerOptions) {
-    this.#options = { idleTimeoutMs: 60_000, maxLineLength: 1024, maxConnections: 100, ...options };
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as MailqServerOptions;
+    this.#options = { idleTimeoutMs: 60_000, maxLineLength: 1024, maxConnections: 100, ...given };
     this.#server = net.createServer((socket) => this.#onConnection(socket));
     this.#server.maxConnections = this.#options.maxConnections;
   }
