@@ -2,7 +2,7 @@
 // AAAA records a test gives it: no upstream, no /etc/hosts, no other interface.
 import { Resolver } from 'node:dns/promises';
 import { freePort } from './addresses.ts';
-import { deathReason, spawnTracked, stopChild, tailOf, waitUntil } from './processes.ts';
+import { assertPortFree, deathReason, spawnTracked, stopChild, tailOf, waitUntil } from './processes.ts';
 
 export interface MxRecord { domain: string; host: string; preference: number }
 export interface ARecord { name: string; ip: string }
@@ -59,6 +59,7 @@ export function dnsmasqArgs(address: string, port: number, options: Pick<DnsOpti
 export async function startDns(options: DnsOptions): Promise<DnsServer> {
   const { address } = options;
   const port = options.port ?? (await freePort(address, { udp: true }));
+  if (options.port !== undefined) assertPortFree(address, port, 'dnsmasq');
   const child = spawnTracked('/usr/sbin/dnsmasq', dnsmasqArgs(address, port, options));
   const stderr = tailOf(child.stderr);
   child.stdout?.resume();

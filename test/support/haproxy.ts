@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './addresses.ts';
-import { deathReason, makeTempDir, removeTempDir, spawnTracked, stopChild, tailOf, waitForPort } from './processes.ts';
+import { assertPortFree, deathReason, makeTempDir, removeTempDir, spawnTracked, stopChild, tailOf, waitForPort } from './processes.ts';
 
 export interface Backend { address: string; port: number }
 
@@ -66,6 +66,7 @@ export function renderHaproxyConfig(address: string, port: number, options: Pick
 export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
   const { address } = options;
   const port = options.port ?? (await freePort(address));
+  if (options.port !== undefined) assertPortFree(address, port, 'haproxy');
   const dir = makeTempDir('haproxy');
   const configPath = join(dir, 'haproxy.cfg');
   writeFileSync(configPath, renderHaproxyConfig(address, port, options));

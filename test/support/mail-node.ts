@@ -7,7 +7,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './addresses.ts';
-import { deathReason, isRunning, makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from './processes.ts';
+import { assertPortFree, deathReason, isRunning, makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from './processes.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Node 24 (the machine's `node` is older). */
@@ -191,6 +191,8 @@ export interface MailNodeOptions {
   start?: boolean;
   /** Use this dir for config, spool and logs instead of a fresh temp dir (kept at the end). */
   dir?: string;
+  /** Run the node from this checkout (e.g. a `git archive` snapshot with node_modules linked); default this repo. */
+  root?: string;
 }
 
 export interface ReloadOptions {
@@ -302,11 +304,13 @@ export async function startMailNode(initial: MailNodeConfig, options: MailNodeOp
 
   const start = async () => {
     if (child && isRunning(child)) return;
+    for (const port of [config.smtpPort, config.mailqPort, config.adminPort]) assertPortFree(config.address, port, `mail node ${config.hostname}`);
     const out = openSync(logPath, 'a');
     const err = openSync(stderrPath, 'a');
     try {
-      child = spawnTracked(node24, [join(repoRoot, 'bin', 'mailcluster.js'), 'node', '--config-dir', configDir], {
-        cwd: repoRoot,
+      const root = options.root ?? repoRoot;
+      child = spawnTracked(node24, [join(root, 'bin', 'mailcluster.js'), 'node', '--config-dir', configDir], {
+        cwd: root,
         stdio: ['ignore', out, err],
         env: { ...process.env, ...options.env },
       });

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitForPort, waitUntil } from './processes.ts';
+import { assertPortFree, waitForPort, waitUntil } from './processes.ts';
 import { atTeardown } from './hooks.ts';
 
 export interface PostfixOptions {
@@ -135,6 +135,7 @@ function countFiles(dir: string): number {
 
 export async function startPostfix(options: PostfixOptions): Promise<PostfixInstance> {
   if (process.getuid?.() !== 0) throw new Error('a private Postfix instance needs root (master runs as root, daemons as postfix)');
+  assertPortFree(options.address, options.port, 'postfix');
   // Not a tracked temp dir: at exit, `postfix abort` needs it before it is removed.
   const dir = mkdtempSync(join(tmpdir(), 'mailcluster-postfix-'));
   const queueDirectory = join(dir, 'queue');

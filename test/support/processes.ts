@@ -2,7 +2,7 @@
 // every tracked child is killed and every tracked dir removed at mocha's global
 // teardown (hooks.ts) and, for benchmarks run outside mocha, when this process exits.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +137,33 @@ export function isListening(address: string, port: number): boolean {
     const cols = line.trim().split(/\s+/);
     return cols[1] === key && cols[3] === '0A';
   });
+}
+
+/** Throws when something already listens on address:port (a fixed port we are about to bind). */
+export function assertPortFree(address: string, port: number, who: string): void {
+  if (isListening(address, port)) throw new Error(`${who}: ${address}:${port} is already in use (another test or benchmark running?)`);
+}
+
+/**
+ * Takes a machine-wide lock `name` for this process (a pid file in the temp dir), so two
+ * runs of a benchmark with fixed addresses do not collide; throws naming the holder.
+ */
+export function takeLock(name: string): void {
+  const path = join(tmpdir(), `mailcluster-${name}.lock`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      process.on('exit', () => { try { rmSync(path, { force: true }); } catch { /* gone */ } });
+      return;
+    } catch {
+      const holder = Number(readFileSync(path, 'utf8'));
+      let alive = false;
+      try { process.kill(holder, 0); alive = true; } catch { /* stale */ }
+      if (alive && holder !== process.pid) throw new Error(`${name} is already running as pid ${holder} (lock ${path})`);
+      rmSync(path, { force: true });
+    }
+  }
+  throw new Error(`cannot take lock ${path}`);
 }
 
 /** Waits until something listens on address:port (without connecting to it). */

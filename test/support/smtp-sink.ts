@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './addresses.ts';
-import { deathReason, makeTempDir, removeTempDir, spawnTracked, stopChild, tailOf, waitForPort, waitUntil } from './processes.ts';
+import { assertPortFree, deathReason, makeTempDir, removeTempDir, spawnTracked, stopChild, tailOf, waitForPort, waitUntil } from './processes.ts';
 
 /** smtp-sink command names: CONNECT, HELO, EHLO, MAIL, RCPT, DATA, "." (end of data), RSET, QUIT… */
 export type SinkCommand = 'CONNECT' | 'HELO' | 'EHLO' | 'MAIL' | 'RCPT' | 'DATA' | '.' | 'RSET' | 'NOOP' | 'QUIT';
@@ -67,6 +67,7 @@ export function parseSinkCounters(text: string): { sessions: number; messages: n
 export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink> {
   const { address } = options;
   const port = options.port ?? (await freePort(address));
+  if (options.port !== undefined) assertPortFree(address, port, 'smtp-sink');
   const dumpDir = options.dump ? makeTempDir('sink-dump') : undefined;
   if (dumpDir) {
     // smtp-sink writes the dumps after dropping to nobody.

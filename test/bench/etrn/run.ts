@@ -20,7 +20,7 @@ import { startDns } from '../../support/dnsmasq.ts';
 import { startHaproxy } from '../../support/haproxy.ts';
 import { startMailNode, type MailNode } from '../../support/mail-node.ts';
 import { smtpSource } from '../../support/smtp-source.ts';
-import { sleep, waitUntil } from '../../support/processes.ts';
+import { sleep, waitUntil, takeLock } from '../../support/processes.ts';
 import { median, parseFlags, positiveInt, table } from '../stats.ts';
 
 const flags = parseFlags(process.argv.slice(2), { quick: 'flag', nodes: 'value', runs: 'value', messages: 'value' });
@@ -41,6 +41,8 @@ function addressOf(subnet: number, host: number): string {
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+// Fixed addresses: one run at a time on this machine.
+takeLock('bench-etrn');
 
 function log(line: string): void {
   console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);

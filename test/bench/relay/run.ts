@@ -7,6 +7,7 @@
 //   npm run bench:relay -- --quick           # smoke run: 2,000 messages, 1 run
 //   npm run bench:relay -- --only postfix    # one side only (node | postfix)
 //   options: --count N --runs N --sessions N --sizes 1024,102400 --reuse (one connection per session)
+//            --node-root DIR (run the node from another checkout, e.g. a `git archive HEAD` snapshot)
 //
 // Addresses: 127.50.1.0/24 (sink .100, Postfix .1, node .2, dnsmasq .53).
 import { harnessAddress } from '../../support/addresses.ts';
@@ -15,7 +16,7 @@ import { startMailNode, type MailNode } from '../../support/mail-node.ts';
 import { startPostfix, type PostfixInstance } from '../../support/postfix.ts';
 import { startSmtpSink, type SmtpSink } from '../../support/smtp-sink.ts';
 import { smtpSource } from '../../support/smtp-source.ts';
-import { waitUntil } from '../../support/processes.ts';
+import { waitUntil, takeLock } from '../../support/processes.ts';
 import { median, parseFlags, positiveInt, rate, table } from '../stats.ts';
 
 /** 'direct' is smtp-source straight into smtp-sink: the ceiling of the load generator here. */
@@ -24,7 +25,7 @@ type Target = 'postfix' | 'node' | 'direct';
 interface Sample { target: Target; size: number; run: number; acceptedMs: number; deliveredMs: number; count: number }
 
 const flags = parseFlags(process.argv.slice(2), {
-  quick: 'flag', count: 'value', runs: 'value', sessions: 'value', sizes: 'value', only: 'value', reuse: 'flag',
+  quick: 'flag', count: 'value', runs: 'value', sessions: 'value', sizes: 'value', only: 'value', reuse: 'flag', 'node-root': 'value',
 });
 const quick = flags.has('quick');
 const count = positiveInt(flags, 'count', quick ? 2000 : 20000);
@@ -48,6 +49,8 @@ const smtpPort = 2525;
 
 // Ctrl-C and kill still tear everything down (the harness cleans up at exit).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+// Fixed addresses: one run at a time on this machine.
+takeLock('bench-relay');
 
 function log(line: string): void {
   console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -101,7 +104,7 @@ async function main(): Promise<void> {
         maxConnections: 1000,
         maxsize: 10 * 1024 * 1024,
         selfAddresses: [addresses.node, 'node.bench.test'],
-      }, { readyTimeoutMs: 30000 });
+      }, { readyTimeoutMs: 30000, root: flags.get('node-root') });
       stops.unshift(node.close);
       log(`mail node ${node.dir} on ${node.smtp} -> smtp-sink via MX ${destinationDomain} (dnsmasq ${dns.server})`);
     }
