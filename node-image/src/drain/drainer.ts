@@ -192,6 +192,7 @@ function envNumber(name: string): number | undefined {
 export function attachDrain(node: MailNode): Drainer {
   const drainer = new Drainer(node, {
     flushWaitMs: envNumber('MAILCLUSTER_DRAIN_FLUSH_WAIT_MS'),
+    concurrency: envNumber('MAILCLUSTER_DRAIN_CONCURRENCY'),
     retryDelayMs: envNumber('MAILCLUSTER_DRAIN_RETRY_MS'),
     peerRestMs: envNumber('MAILCLUSTER_DRAIN_PEER_REST_MS'),
   });
