@@ -44,6 +44,8 @@ export function etrnSettings(config: NodeConfig, mailqPort: number): EtrnSetting
 
 /** Starts the node's flush for a target; reports what it started and what was already in delivery. */
 export function flushNodeQueue(node: MailNode, target: EtrnTarget): FlushResult {
+  // a draining node's queue is paused: its mail goes to the peers, a flush would start nothing
+  if (node.queue.isPaused) return { started: 0 };
   const started = node.queue.flush({ domain: target.domain, subdomains: target.subdomains });
   const suffix = '.' + target.domain;
   const inFlight = node.queue.list().filter((m) =>
