@@ -155,10 +155,17 @@ describe('ETRN cluster: three nodes behind haproxy (PROXY v2), customer MX down 
     assert.equal(ids.length, 300, 'none twice');
     assert.deepEqual(new Set(got.map((m) => m.remoteAddress)), new Set(NODE_IPS), 'delivered from all three nodes');
     assert.ok(elapsed < 20_000, `delivered within seconds (${elapsed} ms)`);
+    console.log(`      (300 messages from ${new Set(got.map((m) => m.remoteAddress)).size} nodes delivered ${elapsed} ms after the ETRN)`);
     await waitUntil('empty queues', async () => (await totalQueued()) === 0, { timeoutMs: 10_000 });
     const relayed = await nodes[0].metric('mailcluster_etrn_total', { source: 'mailq' }) +
       await nodes[1].metric('mailcluster_etrn_total', { source: 'mailq' }) + await nodes[2].metric('mailcluster_etrn_total', { source: 'mailq' });
     assert.equal(relayed, 2, 'two peers got the relayed ETRN over MAILQv2, and relayed it no further');
+    // the node that took the ETRN logged one line with every node's outcome
+    const line = nodes.flatMap((n) => n.logs()).find((l) => l.msg === 'ETRN relayed to the cluster');
+    assert.ok(line, 'one log line for the relayed ETRN');
+    const peers = line.peers as Array<{ node: string; self: boolean; result: string }>;
+    assert.deepEqual(peers.map((p) => [p.node, p.result]), NODE_IPS.map((ip) => [`${ip}/${MAILQ_PORT}`, 'ok']));
+    assert.equal(peers.filter((p) => p.self).length, 1, 'exactly one entry is the node itself');
   });
 
   it('answers 459 to ETRN for a domain that is not a relay domain, 501 to bad syntax, 458 to #queue, 503 inside a transaction', async () => {
@@ -250,6 +257,17 @@ describe('ETRN cluster: three nodes behind haproxy (PROXY v2), customer MX down 
     assert.equal(got.length, 100, 'none twice');
     assert.ok(got.every((m) => m.remoteAddress !== NODE_IPS[0]), 'delivered by the peers, not the drained node');
     assert.equal((await draining.queue()).total, 0);
+  });
+
+  it('follows a reload of its etrn-cluster list without a restart', async () => {
+    const node = nodes[1];
+    const dir = dirs[1];
+    const reloaded = node.waitForLog((l) => l.event === 'reload' && l.result === 'ok', 10_000);
+    await node.reload({ etrnCluster: [NODE_IPS[1], NODE_IPS[2]].map((ip) => ({ node: ip, port: MAILQ_PORT, user: 'etrn', password: `@${join(dir, 'config', 'etrn-password')}` })) });
+    await reloaded;
+    const r = await smtpTalk(NODE_IPS[1], SMTP_PORT, ['EHLO customer-site.example', `ETRN ${DOMAIN}`]);
+    const nodesNamed = r[2].text.split('\r\n').filter((l) => l.includes('Attempting ETRN on cluster node'));
+    assert.deepEqual(nodesNamed, [NODE_IPS[1], NODE_IPS[2]].map((ip) => `250-2.0.0 Attempting ETRN on cluster node: ${ip}/${MAILQ_PORT}`));
   });
 
   it('a node killed mid-hand-off loses nothing and duplicates at most what was in flight', async () => {
