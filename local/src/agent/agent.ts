@@ -289,7 +289,8 @@ export class NodeAgent {
 
   async #deleteNow(pod: V1Pod): Promise<void> {
     try {
-      await this.#core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0, body: { preconditions: { uid: pod.metadata!.uid } } });
+      // With a body the API server ignores the query parameters: the grace period goes in the body.
+      await this.#core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata!.uid } } });
     } catch (err) {
       if ((err as { code?: number }).code !== 404) this.#log.warn({ err: (err as Error).message }, 'pod delete failed');
     }

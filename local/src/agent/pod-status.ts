@@ -74,7 +74,8 @@ export function buildPodStatus(pod: V1Pod, runtime: PodRuntime, now = new Date()
   };
   const cond = (type: string, ok: boolean, extra: Record<string, string> = {}) => {
     const status = ok ? 'True' : 'False';
-    return { type, status, lastProbeTime: null, lastTransitionTime: transition(runtime, type, status, now), ...(ok ? {} : extra) };
+    // null clears a reason/message left from an earlier state (the update is a strategic merge).
+    return { type, status, lastProbeTime: null, lastTransitionTime: transition(runtime, type, status, now), reason: null, message: null, ...(ok ? {} : extra) };
   };
   const completed = phase === 'Succeeded' || phase === 'Failed';
   const conditions = [

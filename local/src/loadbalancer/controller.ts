@@ -1,14 +1,15 @@
 // Local-mode LoadBalancer: every Service of type LoadBalancer gets its own 127.x address from
 // a range, reported in status.loadBalancer.ingress[].ip, and a TCP proxy on that address at
-// each Service port to the ready endpoints of its EndpointSlices (round-robin). The Service
+// each Service port to its ready pods (or, without a selector, the ready endpoints of its
+// EndpointSlices), round-robin. The Service
 // annotation `mailcluster.io/proxy-protocol: "v2"` makes the proxy send a PROXY v2 header.
 import {
   CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, makeInformer, setHeaderOptions,
-  type Informer, type KubernetesObject, type ListPromise, type ObjectCache, type V1EndpointSlice, type V1Service,
+  type Informer, type KubernetesObject, type ListPromise, type ObjectCache, type V1EndpointSlice, type V1Pod, type V1Service,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { AddressPool } from '../agent/address-range.ts';
-import { backendsFor, wantsProxyV2 } from './backends.ts';
+import { backendsFor, backendsFromPods, wantsProxyV2 } from './backends.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 export interface LoadBalancerOptions {
@@ -37,6 +38,7 @@ export class LoadBalancerController {
   readonly #balancers = new Map<string, Balancer>(); // by "<namespace>/<name>"
   #services!: Cache<V1Service>;
   #slices!: Cache<V1EndpointSlice>;
+  #pods!: Cache<V1Pod>;
   #stopped = false;
   #queue: Promise<void> = Promise.resolve();
 
@@ -62,6 +64,16 @@ export class LoadBalancerController {
     this.#slices.on('add', onSlice);
     this.#slices.on('update', onSlice);
     this.#slices.on('delete', onSlice);
+    this.#pods = this.#informer<V1Pod>('/api/v1/pods', () => this.#core.listPodForAllNamespaces());
+    const onPod = (pod: V1Pod) => {
+      for (const svc of this.#services.list(pod.metadata?.namespace)) {
+        if (svc.spec?.type === 'LoadBalancer' && svc.spec.selector) this.#enqueue(`${svc.metadata!.namespace}/${svc.metadata!.name}`);
+      }
+    };
+    this.#pods.on('add', onPod);
+    this.#pods.on('update', onPod);
+    this.#pods.on('delete', onPod);
+    await this.#pods.start();
     await this.#slices.start();
     await this.#services.start();
     await this.#queue;
@@ -70,7 +82,7 @@ export class LoadBalancerController {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    await Promise.all([this.#services?.stop(), this.#slices?.stop()]);
+    await Promise.all([this.#services?.stop(), this.#slices?.stop(), this.#pods?.stop()]);
     await this.#queue;
     for (const balancer of this.#balancers.values()) await Promise.all([...balancer.proxies.values()].map((p) => p.close()));
     this.#balancers.clear();
@@ -140,7 +152,7 @@ export class LoadBalancerController {
         balancer.proxies.set(portKey, proxy);
         this.#log.info({ service: key, ip: balancer.ip, port: port.port }, 'load balancer listening');
       }
-      proxy.backends = backendsFor(port, slices);
+      proxy.backends = svc.spec.selector && Object.keys(svc.spec.selector).length ? backendsFromPods(svc, port, this.#pods.list(namespace)) : backendsFor(port, slices);
       proxy.proxyV2 = proxyV2;
     }
     for (const [portKey, proxy] of balancer.proxies) {

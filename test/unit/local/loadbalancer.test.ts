@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import type { V1EndpointSlice } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
 import { proxyV2Header, parseProxyV2Header, proxyV2Signature } from '../../../local/src/loadbalancer/proxy-protocol.ts';
-import { backendsFor, wantsProxyV2 } from '../../../local/src/loadbalancer/backends.ts';
+import { backendsFor, backendsFromPods, wantsProxyV2 } from '../../../local/src/loadbalancer/backends.ts';
 
 describe('local load balancer decisions', () => {
   it('encodes a PROXY v2 header for IPv4 byte for byte', () => {
@@ -30,6 +30,25 @@ describe('local load balancer decisions', () => {
     }, { addressType: 'FQDN', ports: [{ name: 'smtp', port: 1 }], endpoints: [{ addresses: ['x.example'] }] }];
     assert.deepEqual(backendsFor({ name: 'smtp', port: 25 }, slices), [{ address: '127.40.0.1', port: 2525 }, { address: '127.40.0.2', port: 2525 }]);
     assert.deepEqual(backendsFor({ name: 'other', port: 9 }, slices), []);
+  });
+
+  it('sends to the ready, running pods a Service selects, resolving named target ports per pod', () => {
+    const pod = (name: string, ip: string, labels: Record<string, string>, readyStatus: string, extra: Partial<V1Pod['metadata']> = {}): V1Pod => ({
+      metadata: { name, namespace: 'ns', labels, ...extra },
+      spec: { containers: [{ name: 'c', ports: [{ name: 'smtp', containerPort: name === 'b' ? 2526 : 2525 }] }] },
+      status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: readyStatus }] },
+    });
+    const pods = [
+      pod('a', '127.40.0.1', { app: 'mail', role: 'serving' }, 'True'),
+      pod('b', '127.40.0.2', { app: 'mail', role: 'serving' }, 'True'),
+      pod('c', '127.40.0.3', { app: 'mail', role: 'serving' }, 'False'),
+      pod('d', '127.40.0.4', { app: 'mail', role: 'draining' }, 'True'),
+      pod('e', '127.40.0.5', { app: 'mail', role: 'serving' }, 'True', { deletionTimestamp: new Date() }),
+    ];
+    const svc = { metadata: { name: 's', namespace: 'ns' }, spec: { selector: { app: 'mail', role: 'serving' } } };
+    assert.deepEqual(backendsFromPods(svc, { port: 25, targetPort: 'smtp' as never }, pods), [{ address: '127.40.0.1', port: 2525 }, { address: '127.40.0.2', port: 2526 }]);
+    assert.deepEqual(backendsFromPods(svc, { port: 25, targetPort: 2600 as never }, pods).map((b) => b.port), [2600, 2600]);
+    assert.deepEqual(backendsFromPods({ ...svc, spec: { ...svc.spec, publishNotReadyAddresses: true } }, { port: 25 }, pods).length, 3);
   });
 
   it('reads the proxy-protocol annotation and rejects unknown values', () => {
