@@ -13,7 +13,8 @@ import { DirectoryWatcher } from './config/watch.ts';
 import { DeliveryQueue } from './delivery/queue.ts';
 import type { QueueSettings } from './delivery/queue.ts';
 import { TransportPool } from './delivery/transports.ts';
-import type { TransportSettings } from './delivery/transports.ts';
+import type { Sender, TransportSettings } from './delivery/transports.ts';
+import { ThreadedTransports } from './delivery/threaded-transports.ts';
 import { createLogger } from './log.ts';
 import { MxRouter } from './routing/dns.ts';
 import { InboundSmtp } from './smtp/server.ts';
@@ -58,7 +59,8 @@ export class MailNode {
   readonly metrics: Metrics;
   readonly spool: Spool;
   readonly router: MxRouter;
-  readonly transports: TransportPool;
+  /** Outbound SMTP: in the delivery thread unless MAILCLUSTER_DELIVERY_THREAD=0. */
+  readonly transports: Sender;
   /** The queue API: flush, list, readContent, markRecipientsDone, pause/resume. */
   readonly queue: DeliveryQueue;
   /** Inbound SMTP: setAccepting, onConnection, server (the SMTPServer instance). */
@@ -90,7 +92,9 @@ export class MailNode {
       connect: opts.deliveryConnectTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_DELIVERY_CONNECT_TIMEOUT_MS') ?? 30_000,
       socket: opts.deliverySocketTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_DELIVERY_SOCKET_TIMEOUT_MS') ?? 300_000,
     };
-    this.transports = new TransportPool(this.transportSettings(this.config));
+    this.transports = this.env.MAILCLUSTER_DELIVERY_THREAD === '0'
+      ? new TransportPool(this.transportSettings(this.config))
+      : new ThreadedTransports(this.transportSettings(this.config), (err) => log.error({ event: 'delivery', err: err.message }, 'delivery thread failed, restarting it'));
     this.queue = new DeliveryQueue(spool, this.router, this.transports, queueSettings(this.config), log.child({ component: 'delivery' }), this.metrics);
     this.smtp = new InboundSmtp(this.config, this.tlsMaterial, this.queue, log.child({ component: 'smtp' }), this.metrics, {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),

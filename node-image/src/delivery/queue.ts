@@ -12,7 +12,7 @@ import { buildDsn, headerSection, statusFromDiagnostic } from './dsn.ts';
 import type { FailedRecipient } from './dsn.ts';
 import { backoffMs, classifySendError, domainMatches } from './policy.ts';
 import type { DomainSelector } from './policy.ts';
-import type { TransportPool } from './transports.ts';
+import type { Sender } from './transports.ts';
 
 export type { DomainSelector };
 
@@ -91,7 +91,7 @@ class DueHeap {
 export class DeliveryQueue {
   private readonly spool: Spool;
   private readonly router: MxRouter;
-  private readonly transports: TransportPool;
+  private readonly transports: Sender;
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private settings: QueueSettings;
@@ -106,7 +106,7 @@ export class DeliveryQueue {
   private timerAt = Infinity;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(spool: Spool, router: MxRouter, transports: TransportPool, settings: QueueSettings, log: Logger, metrics: Metrics) {
+  constructor(spool: Spool, router: MxRouter, transports: Sender, settings: QueueSettings, log: Logger, metrics: Metrics) {
     this.spool = spool;
     this.router = router;
     this.transports = transports;
@@ -292,6 +292,8 @@ export class DeliveryQueue {
       content = await this.readContent(meta.id);
     } catch (err) {
       this.log.error({ event: 'delivery', id: meta.id, err: (err as Error).message }, 'cannot read spooled message');
+      meta.nextAttempt = Date.now() + backoffMs(meta.attempts + 1, this.settings.retryIntervalMs, this.settings.maxRetryIntervalMs);
+      this.schedule(meta.id, meta.nextAttempt);
       return;
     }
     const byDomain = new Map<string, RecipientState[]>();

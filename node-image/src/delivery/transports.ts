@@ -19,7 +19,14 @@ export interface SendResult {
 
 interface Entry { transport: Transporter; lastUsed: number; active: number }
 
-export class TransportPool {
+/** Sends one SMTP transaction to one destination address (in this thread or the delivery thread). */
+export interface Sender {
+  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string): Promise<SendResult>;
+  configure(settings: TransportSettings): void;
+  close(): void;
+}
+
+export class TransportPool implements Sender {
   private entries = new Map<string, Entry>();
   private settings: TransportSettings;
   private timer: NodeJS.Timeout;

@@ -98,12 +98,12 @@ describe('mail node: queue API for ETRN and drain', function () {
 
   it('setAccepting(false) answers new connections with 421 4.3.2; draining fails /readyz; routes are registrable', async () => {
     assert.equal((await fetch(`${admin}/readyz`)).status, 200);
-    node.admin.route('POST', '/drain', (_req, res) => {
+    node.admin.route('POST', '/test-stop-accepting', (_req, res) => {
       node.setDraining(true);
       node.smtp.setAccepting(false);
       sendJson(res, 202, { draining: true });
     });
-    const res = await fetch(`${admin}/drain`, { method: 'POST' });
+    const res = await fetch(`${admin}/test-stop-accepting`, { method: 'POST' });
     assert.equal(res.status, 202);
     const r = await swaks({ server: smtp, to: 'a@cust.test', localAddress: client, quitAfter: 'banner', timeoutSeconds: 5 });
     assert.equal(r.replies[0]?.code, 421, r.transcript);
