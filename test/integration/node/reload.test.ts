@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { startMailNode, type MailNode } from '../../support/mail-node.ts';
 import { swaks } from '../../support/swaks.ts';
-import { makeTempDir, removeTempDir } from '../../support/processes.ts';
+import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
 import { nodeTestAddress, rawSession } from './helpers.ts';
 
 const A = (h: number) => nodeTestAddress(4, h);
@@ -40,6 +40,13 @@ describe('mail node: reload and configuration errors', function () {
 
   const rcpt = (to: string) => swaks({ server: node.smtp, from: 's@client.test', to, localAddress: client, quitAfter: 'rcpt' });
   const reloads = (result: string) => node.metric('mailcluster_config_reloads_total', { result });
+  const okLines = () => node.logs().filter((l) => l.event === 'reload' && l.result === 'ok').length;
+  /** Rewrites the config and waits for the reload it causes. */
+  const reloadAndWait = async (change: Parameters<MailNode['reload']>[0]) => {
+    const before = okLines();
+    await node.reload(change);
+    await waitUntil('a reload', () => okLines() > before, { timeoutMs: 10000 });
+  };
 
   it('applies a kubelet-style ..data swap to new transactions without dropping an open session', async () => {
     const pid = node.pid();
@@ -80,9 +87,23 @@ describe('mail node: reload and configuration errors', function () {
     assert.equal((await rcpt('u@c.test')).lastCode, 250, 'old relay domains still apply');
     assert.equal((await rcpt('u@zzz.test')).lastCode, 550);
     assert.equal((await node.admin('/readyz')).status, 200);
-    await node.reload({ extraSmtpserverLines: [], relayDomains: ['a.test'] });
-    await node.waitForLog((l) => l.event === 'reload' && l.result === 'ok' && node.logs().filter((x) => x.event === 'reload' && x.result === 'ok').length >= 3);
+    await reloadAndWait({ extraSmtpserverLines: [], relayDomains: ['a.test'] });
     assert.equal((await rcpt('u@c.test')).lastCode, 550);
+  });
+
+  it('applies a reloaded connection limit: one connection too many gets 421', async () => {
+    await reloadAndWait({ maxConnections: 2 });
+    const open = [await rawSession(A(1), node.config.smtpPort, client), await rawSession(A(1), node.config.smtpPort, client)];
+    try {
+      assert.match(open[0].greeting, /^220 /);
+      assert.match(open[1].greeting, /^220 /);
+      const third = await rawSession(A(1), node.config.smtpPort, client);
+      third.close();
+      assert.match(third.greeting, /^421 /);
+    } finally {
+      for (const s of open) s.close();
+    }
+    await reloadAndWait({ maxConnections: undefined });
   });
 
   it('refuses to start on a broken config: non-zero exit naming file and line', async () => {
