@@ -3,9 +3,9 @@
 // An override directory of existing binaries (KUBEBUILDER_ASSETS-style) skips the build.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, closeSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, closeSync, statSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CONTROL_PLANE_BINARIES,
@@ -128,10 +128,20 @@ export async function ensureControlPlaneBinaries(opts: EnsureControlPlaneBinarie
   try {
     // Another process may have finished the same build while we waited for the lock.
     if (isComplete(dir)) return binariesIn(dir, 'cache');
+    removeAbandonedBuilds(dir);
     await build({ go, moduleDir, dir, log, env });
     return binariesIn(dir, 'built');
   } finally {
     lock.release();
+  }
+}
+
+// Staging directories of builds whose process died; holding the lock, none is in use.
+function removeAbandonedBuilds(dir: string): void {
+  const parent = dirname(dir);
+  const prefix = `${basename(dir)}.tmp-`;
+  for (const name of readdirSync(parent)) {
+    if (name.startsWith(prefix)) rmSync(join(parent, name), { recursive: true, force: true });
   }
 }
 

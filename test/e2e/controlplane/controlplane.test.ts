@@ -151,8 +151,8 @@ describe('control plane (etcd, kube-apiserver, kube-controller-manager)', functi
   });
 });
 
-describe('control plane whose parent process dies', function () {
-  this.timeout(180_000);
+describe('control-plane processes whose parent dies', function () {
+  this.timeout(60_000);
   let dir: string;
   let child: ReturnType<typeof spawn> | undefined;
 
@@ -161,7 +161,7 @@ describe('control plane whose parent process dies', function () {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('ends etcd, kube-apiserver and kube-controller-manager when the parent is SIGKILLed', async () => {
+  it('ends its etcd and kube-apiserver when the parent is SIGKILLed', async () => {
     dir = mkdtempSync(join(tmpdir(), 'mailcluster-cp-crash-'));
     const fixture = fileURLToPath(new URL('./start-child.fixture.ts', import.meta.url));
     child = spawn(process.execPath, [fixture, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -174,7 +174,9 @@ describe('control plane whose parent process dies', function () {
       child!.once('exit', (code) => reject(new Error(`fixture exited (${code}) before starting the control plane`)));
     });
     const pids = JSON.parse(line) as Record<string, number>;
-    for (const pid of Object.values(pids)) assert.ok(alive(pid));
+    // Give the API server a moment to be well into its start.
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const [name, pid] of Object.entries(pids)) assert.ok(alive(pid), `${name} is running before the parent dies`);
     child.kill('SIGKILL');
     await eventually('every component to exit', 15_000, async () => Object.values(pids).every((pid) => !alive(pid)));
   });
