@@ -88,6 +88,20 @@ class DueHeap {
   }
 }
 
+/** FIFO with O(1) shift (Array#shift moves every element; the ready list can hold tens of thousands). */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+  get length(): number { return this.items.length - this.head; }
+  push(v: T): void { this.items.push(v); }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) { this.items = this.items.slice(this.head); this.head = 0; }
+    return v;
+  }
+}
+
 export class DeliveryQueue {
   private readonly spool: Spool;
   private readonly router: MxRouter;
@@ -96,7 +110,7 @@ export class DeliveryQueue {
   private readonly metrics: Metrics;
   private settings: QueueSettings;
   private heap = new DueHeap();
-  private ready: string[] = [];
+  private ready = new Fifo<string>();
   private inFlight = new Set<string>();
   private hot = new Map<string, Buffer>();
   private hotBytes = 0;
