@@ -105,13 +105,16 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
     apiServer: opts.apiServerPort ?? (await reusePort(saved.apiServerPort)),
     controllerManager: await reusePort(saved.controllerManagerPort),
   };
-  const server = `https://127.0.0.1:${ports.apiServer}`;
-  const kubeconfigPath = writeKubeconfig(join(dir, 'admin.kubeconfig'), {
-    name: 'mailcluster-local', server, caFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey,
-  });
-  const controllerManagerKubeconfig = writeKubeconfig(join(dir, 'kube-controller-manager.kubeconfig'), {
-    name: 'mailcluster-local', server, caFile: pki.caCert, certFile: pki.controllerManagerCert, keyFile: pki.controllerManagerKey,
-  });
+  let server = '';
+  const kubeconfigPath = join(dir, 'admin.kubeconfig');
+  const controllerManagerKubeconfig = join(dir, 'kube-controller-manager.kubeconfig');
+  const writeKubeconfigs = () => {
+    server = `https://127.0.0.1:${ports.apiServer}`;
+    writeKubeconfig(kubeconfigPath, { name: 'mailcluster-local', server, caFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey });
+    writeKubeconfig(controllerManagerKubeconfig, {
+      name: 'mailcluster-local', server, caFile: pki.caCert, certFile: pki.controllerManagerCert, keyFile: pki.controllerManagerKey,
+    });
+  };
   const adminTls: TlsClient = { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
   const components: { etcd?: Component; apiServer?: Component; controllerManager?: Component } = {};
   const saveState = () =>
@@ -153,19 +156,24 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
     saveState();
   };
 
-  try {
+  const startAll = async () => {
     log(`starting etcd on 127.0.0.1:${ports.etcdClient}`);
-    components.etcd = spawnComponent('etcd', binaries.etcd, [
+    const etcd = spawnComponent('etcd', binaries.etcd, [
       ...etcdArgs({ dataDir: join(dir, 'etcd'), clientPort: ports.etcdClient, peerPort: ports.etcdPeer, unsafeNoFsync: opts.etcdUnsafeNoFsync ?? false }),
       ...(opts.extraEtcdArgs ?? []),
     ], logFiles.etcd);
+    components.etcd = etcd;
     try {
+      // etcd fails at once when its ports are taken: look only after that moment, so that
+      // another etcd on the same port is never mistaken for ours.
+      await new Promise((r) => setTimeout(r, 300));
       await waitHealthy({
-        url: `http://127.0.0.1:${ports.etcdClient}/health`, timeoutMs, abort: components.etcd.exited,
+        url: `http://127.0.0.1:${ports.etcdClient}/health`, timeoutMs, abort: etcd.exited,
         accept: (body) => /"health"\s*:\s*"true"/.test(body),
       });
+      if (!etcd.running()) throw new Error('exited');
     } catch (err) {
-      throw failure(components.etcd, err);
+      throw failure(etcd, err);
     }
 
     log(`starting kube-apiserver on ${server}`);
@@ -185,9 +193,24 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
     } catch (err) {
       throw failure(cm, err);
     }
-  } catch (err) {
-    await stopAll();
-    throw err;
+  };
+
+  // A port found free can be taken before the program binds it (several control planes
+  // starting at once): then start again on fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    writeKubeconfigs();
+    try {
+      await startAll();
+      break;
+    } catch (err) {
+      await stopAll();
+      if (attempt >= 3 || !/address already in use/i.test((err as Error).message)) throw err;
+      log(`a port was taken (${(err as Error).message.split('\n')[0]}); starting again on fresh ports`);
+      ports.etcdClient = await freePort();
+      ports.etcdPeer = await freePort();
+      if (opts.apiServerPort === undefined) ports.apiServer = await freePort();
+      ports.controllerManager = await freePort();
+    }
   }
   log(`control plane ready in ${((Date.now() - started) / 1000).toFixed(1)} s: KUBECONFIG=${kubeconfigPath}`);
 
