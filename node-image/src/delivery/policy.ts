@@ -23,5 +23,7 @@ export function classifySendError(err: { code?: string; responseCode?: number; r
   const code = err.responseCode;
   const message = (err.response ?? err.message ?? 'unknown error').trim();
   if (code !== undefined && code >= 500 && code < 600) return { permanent: true, message, tryNextHost: false };
+  // the destination announced a SIZE smaller than the message: no retry will fit it
+  if (err.code === 'EMESSAGE' && code === undefined && /size/i.test(message)) return { permanent: true, message: `552 5.3.4 ${message}`, tryNextHost: false };
   return { permanent: false, message: code ? message : `${err.code ?? 'error'}: ${message}`, tryNextHost: true };
 }

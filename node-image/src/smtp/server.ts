@@ -221,7 +221,7 @@ export class InboundSmtp {
     // a PROXY header from an address not in proxy-protocol: refused, never believed.
     // (Registered before smtp-server pipes the socket, so this listener sees the first chunk first.)
     socket.once('data', (chunk: Buffer) => {
-      if (startsLikeProxyHeader(chunk)) {
+      if (chunk.length >= 6 && startsLikeProxyHeader(chunk)) {
         socket.unpipe();
         this.refuse(socket, '421 4.7.0 PROXY protocol not allowed from this address', 'PROXY header from an untrusted address');
       }

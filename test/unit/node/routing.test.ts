@@ -56,5 +56,6 @@ describe('routing: the SELFADDRESSES rule', () => {
     assert.equal(classifySendError({ responseCode: 550, response: '550 5.1.1 no such user' }).permanent, true);
     assert.equal(classifySendError({ responseCode: 451, response: '451 later' }).permanent, false);
     assert.equal(classifySendError({ code: 'ECONNECTION', message: 'connect ECONNREFUSED' }).tryNextHost, true);
+    assert.equal(classifySendError({ code: 'EMESSAGE', message: 'Message size larger than allowed 1000' }).permanent, true);
   });
 });
