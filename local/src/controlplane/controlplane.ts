@@ -129,10 +129,19 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
       } satisfies SavedState, null, 2) + '\n',
     );
 
+  const expectedExits = new Set<Component>();
   const spawnComponent = (name: string, command: string, args: string[], logFile: string) => {
     const c = startComponent({ name, command, args, logFile, dieWithParent: opts.dieWithParent });
     saveState();
+    void c.exited.then((exit) => {
+      if (!expectedExits.has(c)) log(`${name} (pid ${c.pid}) exited unexpectedly (${exit.signal ?? `code ${exit.code}`}); see ${logFile}`);
+    });
     return c;
+  };
+  const stopComponent = async (c: Component | undefined, graceMs: number) => {
+    if (!c) return;
+    expectedExits.add(c);
+    await c.stop(graceMs);
   };
   const failure = (c: Component, err: unknown) => new Error(`${c.name} did not become healthy: ${(err as Error).message}\nlast lines of ${c.logFile}:\n${logTail(c.logFile)}`);
 
@@ -150,9 +159,9 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
   };
 
   const stopAll = async () => {
-    await components.controllerManager?.stop(STOP_GRACE_MS);
-    await components.apiServer?.stop(API_SERVER_STOP_GRACE_MS);
-    await components.etcd?.stop(STOP_GRACE_MS);
+    await stopComponent(components.controllerManager, STOP_GRACE_MS);
+    await stopComponent(components.apiServer, API_SERVER_STOP_GRACE_MS);
+    await stopComponent(components.etcd, STOP_GRACE_MS);
     saveState();
   };
 
@@ -245,7 +254,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
     async restartApiServer() {
       if (stopping) throw new Error('the control plane is stopping');
       log('restarting kube-apiserver');
-      await components.apiServer?.stop(API_SERVER_STOP_GRACE_MS);
+      await stopComponent(components.apiServer, API_SERVER_STOP_GRACE_MS);
       await startApiServer();
     },
     stop() {
