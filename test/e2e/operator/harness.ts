@@ -1,0 +1,135 @@
+// What the operator's end-to-end tests share: the operator as a real child process
+// (`mailcluster operator`), the CRD installed from crds/, API clients, and small waits.
+// Every address is in 127.0.0.0/8: the shared test cluster's pods are 127.40/16 and its
+// load balancers 127.41/16; this suite's own servers (DNS, capture) use 127.44/16.
+import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PolicyV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { addressIn, freePort } from '../../support/addresses.ts';
+import { spawnTracked, stopChild, tailOf, waitUntil } from '../../support/processes.ts';
+import type { ChildProcess } from 'node:child_process';
+
+export const OPERATOR_TEST_RANGE = '127.44.0.0/16';
+export const suiteAddress = (i: number): string => addressIn(OPERATOR_TEST_RANGE, i);
+
+export interface Clients {
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  policy: PolicyV1Api;
+  coordination: CoordinationV1Api;
+}
+
+export function clients(kc: KubeConfig): Clients {
+  return {
+    core: kc.makeApiClient(CoreV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    policy: kc.makeApiClient(PolicyV1Api),
+    coordination: kc.makeApiClient(CoordinationV1Api),
+  };
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  metricsUrl: string;
+  logs(): string;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** Sum of a metric over all its label sets. */
+  metricSum(name: string): Promise<number>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startOperator(kubeconfigPath: string, args: string[]): Promise<OperatorProcess> {
+  const port = await freePort('127.0.0.1');
+  const child = spawnTracked('node_modules/.bin/node', ['bin/mailcluster.js', 'operator', '--kubeconfig', kubeconfigPath, '--metrics-address', `127.0.0.1:${port}`, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out = tailOf(child.stdout, 200_000);
+  const err = tailOf(child.stderr, 20_000);
+  const metricsUrl = `http://127.0.0.1:${port}`;
+  const scrape = async (): Promise<string> => (await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+  const handle: OperatorProcess = {
+    child,
+    metricsUrl,
+    logs: () => out() + err(),
+    async metric(name, labels = {}) {
+      const text = await scrape();
+      const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+      let total = 0;
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(name)) continue;
+        const m = /^([a-zA-Z_:]+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+        if (!m || m[1] !== name) continue;
+        if (want.every((w) => (m[2] ?? '').includes(w))) total += Number(m[3]);
+      }
+      return total;
+    },
+    metricSum(name) { return handle.metric(name); },
+    async stop(signal = 'SIGTERM') { await stopChild(child, signal, 8000); },
+  };
+  await waitUntil('the operator serving /readyz', async () => {
+    const res = await fetch(`${metricsUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+    return res.status === 200;
+  }, { timeoutMs: 30_000, intervalMs: 200, abort: () => (child.exitCode !== null ? `operator exited ${child.exitCode}: ${err()}` : undefined) });
+  return handle;
+}
+
+export function crdYaml(): string {
+  return readFileSync(new URL('../../../crds/mailclusters.mailcluster.io.yaml', import.meta.url), 'utf8');
+}
+
+export function mailClusterObject(namespace: string, name: string, spec: Record<string, unknown>) {
+  return { apiVersion: 'mailcluster.io/v1alpha1', kind: 'MailCluster', metadata: { name, namespace }, spec };
+}
+
+export async function getMailCluster(c: Clients, namespace: string, name: string): Promise<any> {
+  return c.custom.getNamespacedCustomObject({ group: 'mailcluster.io', version: 'v1alpha1', plural: 'mailclusters', namespace, name });
+}
+
+export function conditionOf(mc: any, type: string): { status: string; reason: string; message: string } | undefined {
+  return (mc?.status?.conditions ?? []).find((c: any) => c.type === type);
+}
+
+/** Fetches a pod's admin endpoint (the node's /metrics, /queue). */
+export async function nodeAdmin(ip: string, path: string): Promise<Response> {
+  return fetch(`http://${ip}:8025${path}`, { signal: AbortSignal.timeout(3000) });
+}
+
+export async function nodeMetric(ip: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await nodeAdmin(ip, '/metrics')).text();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:]+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+    if (m && m[1] === name && want.every((w) => (m[2] ?? '').includes(w))) total += Number(m[3]);
+  }
+  return total;
+}
+
+/** Speaks just enough SMTP to send `ETRN <domain>` and returns the reply lines. */
+export function etrn(address: string, port: number, domain: string, timeoutMs = 10_000): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: address, port });
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`ETRN to ${address}:${port} timed out`)); }, timeoutMs);
+    let buffer = '';
+    let stage = 0;
+    const reply: string[] = [];
+    socket.setEncoding('utf8');
+    socket.on('error', (e) => { clearTimeout(timer); reject(e); });
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl).replace(/\r$/, '');
+        buffer = buffer.slice(nl + 1);
+        const last = /^\d{3} /.test(line);
+        if (stage === 2) reply.push(line);
+        if (!last) continue;
+        if (stage === 0) { socket.write('EHLO e2e.test\r\n'); stage = 1; }
+        else if (stage === 1) { socket.write(`ETRN ${domain}\r\n`); stage = 2; }
+        else if (stage === 2) { socket.write('QUIT\r\n'); stage = 3; clearTimeout(timer); socket.end(); resolve(reply); }
+      }
+    });
+  });
+}
+
+export { waitUntil };

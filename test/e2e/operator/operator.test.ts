@@ -1,0 +1,340 @@
+// The operator end to end, on the shared local Kubernetes (real API server, controller
+// manager, node agent running mail-node pods as processes, LoadBalancer on 127.41/16), with
+// mail flowing through real mail nodes to a real capture server found through real DNS.
+// The tests build on each other (one MailCluster, scaled up and down), in order.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { sharedLocalCluster } from '../../support/local-cluster.ts';
+import { startCaptureServer, type CaptureServer } from '../../support/capture-server.ts';
+import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
+import { swaks } from '../../support/swaks.ts';
+import { freePort } from '../../support/addresses.ts';
+import { sleep } from '../../support/processes.ts';
+import {
+  clients, conditionOf, crdYaml, etrn, getMailCluster, mailClusterObject, nodeAdmin, nodeMetric, startOperator,
+  suiteAddress, waitUntil, type Clients, type OperatorProcess,
+} from './harness.ts';
+
+type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
+
+const NS = `op-e2e-${randomBytes(3).toString('hex')}`;
+const MC = 'relay';
+const SMTP_PORT = 2525; // Addr[0]'s port (non-root friendly)
+const QUIET_MS = Number(process.env.MAILCLUSTER_QUIET_MS ?? 60_000);
+const SCALE_EVENTS = Number(process.env.MAILCLUSTER_SCALE_EVENTS ?? 10);
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+describe('operator end to end (local Kubernetes, real mail nodes)', function () {
+  this.timeout(120_000);
+  let cluster: Cluster;
+  let c: Clients;
+  let operator: OperatorProcess;
+  let dns: DnsServer;
+  let capture: CaptureServer;
+  const captureAddress = suiteAddress(10);
+
+  const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input === undefined ? {} : { input });
+  const pods = async () => (await c.core.listNamespacedPod({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${MC}` })).items
+    .filter((p) => !p.metadata?.deletionTimestamp);
+  const configMaps = async () => (await c.core.listNamespacedConfigMap({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${MC}` })).items;
+  const mc = () => getMailCluster(c, NS, MC);
+
+  /** Every ConfigMap names exactly these pod IPs as etrn-cluster peers and in SELFADDRESSES. */
+  async function configsListExactly(ips: string[], count: number): Promise<boolean> {
+    const cms = await configMaps();
+    if (cms.length !== count) return false;
+    const want = [...ips].sort();
+    return cms.every((cm) => {
+      const smtp = cm.data?.['smtpserver.conf'] ?? '';
+      const zm = cm.data?.['zmailer.conf'] ?? '';
+      const peers = smtp.split('\n').filter((l) => l.startsWith('PARAM etrn-cluster ')).map((l) => l.split(' ')[2].replace(/\/1174$/, '')).sort();
+      const self = (zm.split('\n').find((l) => l.startsWith('SELFADDRESSES=')) ?? '').slice(14).split(',');
+      return JSON.stringify(peers) === JSON.stringify(want) && want.every((ip) => self.includes(ip));
+    });
+  }
+
+  async function readyPodIps(n: number): Promise<string[]> {
+    let ips: string[] = [];
+    await waitUntil(`${n} ready serving pods`, async () => {
+      const ps = await pods();
+      const ready = ps.filter((p) => p.metadata?.labels?.['mailcluster.io/role'] === 'serving'
+        && p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') && p.status?.podIP);
+      ips = ready.map((p) => p.status!.podIP!);
+      return ps.length === n && ready.length === n;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    return ips;
+  }
+
+  async function waitReady(replicas: number): Promise<any> {
+    let last: any;
+    await waitUntil(`MailCluster ${MC} Ready with ${replicas} replicas`, async () => {
+      last = await mc();
+      return conditionOf(last, 'Ready')?.status === 'True' && last.status?.readyReplicas === replicas
+        && last.status?.observedGeneration === last.metadata.generation && conditionOf(last, 'Progressing')?.status === 'False';
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    return last;
+  }
+
+  async function sendMail(to: string, subject: string): Promise<number | undefined> {
+    const addr = (await mc()).status.address as string;
+    const r = await swaks({ server: `${addr}:${SMTP_PORT}`, from: 'sender@isp.example', to, headers: [`Subject: ${subject}`], body: subject, timeoutSeconds: 15 });
+    return r.lastCode;
+  }
+
+  before(async function () {
+    this.timeout(600_000);
+    cluster = await sharedLocalCluster();
+    c = clients(cluster.kubeConfig);
+    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
+    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
+    await kubectl(['create', 'namespace', NS]);
+    capture = await startCaptureServer({ address: captureAddress, port: await freePort(captureAddress) });
+    dns = await startDns({
+      address: suiteAddress(2),
+      mx: [{ domain: 'customer.example', host: 'mx.customer.example', preference: 10 }],
+      a: [{ name: 'mx.customer.example', ip: captureAddress }],
+    });
+    operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS]);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await operator?.stop();
+    if (cluster) await kubectl(['delete', 'namespace', NS, '--wait=false']).catch(() => undefined);
+    await dns?.stop();
+    await capture?.stop();
+  });
+
+  it('a 3-node MailCluster becomes Ready, with every child, and mail sent to Addr[0] reaches its destination', async () => {
+    await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, MC, {
+      replicas: 3,
+      hostname: 'smtp.isp.example',
+      relayDomains: ['customer.example'],
+      service: { port: SMTP_PORT },
+      delivery: { dnsServer: dns.server, port: capture.port, retryInterval: '1h' },
+      drainTimeout: '60s',
+    })));
+    const ready = await waitReady(3);
+    assert.match(ready.status.address, /^127\.41\./);
+    assert.equal(ready.status.selector, `app.kubernetes.io/instance=${MC},app.kubernetes.io/name=mailcluster-node`);
+    assert.equal(ready.status.peers.length, 3);
+
+    const names = async (kind: string) => (await kubectl(['get', kind, '-n', NS, '-l', 'app.kubernetes.io/managed-by=mailcluster-operator', '-o', 'name'])).stdout.trim().split('\n').sort();
+    assert.deepEqual(await names('pods'), ['pod/relay-0', 'pod/relay-1', 'pod/relay-2']);
+    assert.deepEqual(await names('configmaps'), ['configmap/relay-0-config', 'configmap/relay-1-config', 'configmap/relay-2-config']);
+    assert.deepEqual(await names('persistentvolumeclaims'), ['persistentvolumeclaim/relay-0-spool', 'persistentvolumeclaim/relay-1-spool', 'persistentvolumeclaim/relay-2-spool']);
+    assert.deepEqual(await names('secrets'), ['secret/relay-mailq']);
+    assert.deepEqual(await names('services'), ['service/relay', 'service/relay-peers']);
+    assert.deepEqual(await names('poddisruptionbudgets'), ['poddisruptionbudget.policy/relay']);
+    const pod = (await pods())[0];
+    assert.deepEqual(pod.metadata?.ownerReferences?.map((o) => [o.kind, o.name, o.controller]), [['MailCluster', MC, true]]);
+    assert.ok(await configsListExactly(ready.status.peers.map((p: string) => p.replace(/\/1174$/, '')), 3));
+
+    assert.equal(await sendMail('alice@customer.example', 'first'), 250);
+    await capture.waitForMessages(1, 20_000);
+    assert.ok(capture.messages.some((m) => m.rcptTo.includes('alice@customer.example') && m.raw.toString().includes("Subject: first")));
+    const printed = (await kubectl(['get', 'mc', MC, '-n', NS])).stdout;
+    assert.match(printed, /REPLICAS\s+READY\s+ADDRESS\s+AGE/);
+  });
+
+  it('kubectl scale mc --replicas=5: every ConfigMap lists the 5 pod IPs, the running nodes reload, an ETRN reaches all 5', async () => {
+    const before = await readyPodIps(3);
+    const reloadsBefore = new Map<string, number>();
+    for (const ip of before) reloadsBefore.set(ip, await nodeMetric(ip, 'mailcluster_config_reloads_total', { result: 'ok' }));
+    await kubectl(['scale', 'mc', MC, '-n', NS, '--replicas=5']);
+    const ips = await readyPodIps(5);
+    const readyAt = Date.now();
+    await waitUntil('every ConfigMap listing the 5 pod IPs', () => configsListExactly(ips, 5), { timeoutMs: 10_000, intervalMs: 100 });
+    const lag = Date.now() - readyAt;
+    assert.ok(lag <= 2000, `ConfigMaps followed the pods within 2 s (took ${lag} ms)`);
+    await waitUntil('the 3 old nodes reloaded', async () => {
+      for (const ip of before) if (await nodeMetric(ip, 'mailcluster_config_reloads_total', { result: 'ok' }) <= reloadsBefore.get(ip)!) return false;
+      return true;
+    }, { timeoutMs: 10_000, intervalMs: 200 });
+    await waitReady(5);
+    const reply = await etrn((await mc()).status.address, SMTP_PORT, 'customer.example');
+    assert.match(reply.at(-1) ?? '', /^250 /, reply.join('\n'));
+    const mentioned = ips.filter((ip) => reply.some((l) => l.includes(ip)));
+    assert.ok(mentioned.length >= 4, `the ETRN reply names the other 4 nodes: ${reply.join(' | ')}`);
+  });
+
+  it('scale to 2 while the removed nodes hold mail: they drain one by one and nothing is lost', async function () {
+    this.timeout(180_000);
+    await capture.stop(); // the destination is down: mail waits in the nodes' queues
+    const subjects = Array.from({ length: 20 }, (_, i) => `held-${i}`);
+    for (const s of subjects) assert.equal(await sendMail('bob@customer.example', s), 250);
+    const ips = await readyPodIps(5);
+    await waitUntil('all 20 messages queued', async () => {
+      let total = 0;
+      for (const ip of ips) total += ((await (await nodeAdmin(ip, '/queue')).json()) as { total: number }).total;
+      return total >= 20;
+    }, { timeoutMs: 20_000, intervalMs: 250 });
+    const byPod = new Map<string, number>();
+    for (const p of await pods()) byPod.set(p.metadata!.name!, ((await (await nodeAdmin(p.status!.podIP!, '/queue')).json()) as { total: number }).total);
+    const heldByRemoved = (byPod.get(`${MC}-2`) ?? 0) + (byPod.get(`${MC}-3`) ?? 0) + (byPod.get(`${MC}-4`) ?? 0);
+    assert.ok(heldByRemoved > 0, `the nodes to be removed hold mail: ${JSON.stringify([...byPod])}`);
+
+    await kubectl(['scale', 'mc', MC, '-n', NS, '--replicas=2']);
+    let maxDraining = 0;
+    await waitUntil('2 pods left', async () => {
+      const ps = await pods();
+      maxDraining = Math.max(maxDraining, ps.filter((p) => p.metadata?.labels?.['mailcluster.io/role'] === 'draining').length);
+      return ps.length === 2;
+    }, { timeoutMs: 150_000, intervalMs: 200 });
+    assert.ok(maxDraining <= 1, 'one node drained at a time');
+    const left = await readyPodIps(2);
+    await waitUntil('ConfigMaps list the 2 remaining nodes', () => configsListExactly(left, 2), { timeoutMs: 10_000, intervalMs: 100 });
+    const claims = (await c.core.listNamespacedPersistentVolumeClaim({ namespace: NS })).items.filter((x) => !x.metadata?.deletionTimestamp).map((x) => x.metadata!.name).sort();
+    assert.deepEqual(claims, [`${MC}-0-spool`, `${MC}-1-spool`]);
+
+    capture.clear();
+    await capture.start();
+    const reply = await etrn((await mc()).status.address, SMTP_PORT, 'customer.example');
+    assert.match(reply.at(-1) ?? '', /^25\d /, reply.join('\n'));
+    await capture.waitForMessages(20, 60_000);
+    const got = new Set(capture.messages.map((m) => /Subject: (held-\d+)/.exec(m.raw.toString())?.[1]).filter(Boolean));
+    assert.deepEqual([...got].sort(), [...subjects].sort(), 'every held message delivered');
+    await waitReady(2);
+  });
+
+  it('a deleted pod comes back and every ConfigMap follows its address', async () => {
+    const [ip0] = await readyPodIps(2);
+    const victim = (await pods()).find((p) => p.status?.podIP === ip0)!;
+    await c.core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: NS, gracePeriodSeconds: 1 });
+    await waitUntil('the pod recreated with a new uid', async () => {
+      const p = (await pods()).find((x) => x.metadata?.name === victim.metadata!.name);
+      return Boolean(p && p.metadata?.uid !== victim.metadata?.uid);
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    const ips = await readyPodIps(2);
+    await waitUntil('ConfigMaps list the new address', () => configsListExactly(ips, 2), { timeoutMs: 10_000, intervalMs: 100 });
+    await waitReady(2);
+  });
+
+  it('rejects invalid specs with clear messages', async () => {
+    const attempt = async (spec: Record<string, unknown>, name = 'bad'): Promise<string> => {
+      try {
+        await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, name, spec)));
+      } catch (err) {
+        return String((err as Error).message);
+      }
+      await kubectl(['delete', 'mc', name, '-n', NS]).catch(() => undefined);
+      return 'accepted';
+    };
+    assert.match(await attempt({ hostname: 'smtp.example', replicas: 0 }), /spec\.replicas.*should be greater than or equal to 1/);
+    assert.match(await attempt({ hostname: 'smtp.example', replicas: 101 }), /spec\.replicas.*should be less than or equal to 100/);
+    assert.match(await attempt({ hostname: 'not a host name' }), /spec\.hostname.*should match/);
+    assert.match(await attempt({ replicas: 1 }), /spec\.hostname: Required value/);
+    assert.match(await attempt({ hostname: 'smtp.example', relayNetworks: ['10.0.0.0/33'] }), /must be a CIDR/);
+    assert.match(await attempt({ hostname: 'smtp.example', service: { type: 'ClusterIP', loadBalancerIP: '10.0.0.1' } }), /need type LoadBalancer/);
+    assert.match(await attempt({ hostname: 'smtp.example', drainTimeout: 'soon' }), /spec\.drainTimeout.*should match/);
+    assert.match(await attempt({ hostname: 'smtp.example' }, 'Bad_Name'), /metadata\.name|a lowercase RFC 1123/);
+    // storageClassName is immutable (a patch of the running cluster, which must be refused).
+    const patched = await kubectl(['patch', 'mc', MC, '-n', NS, '--type', 'merge', '-p', '{"spec":{"storage":{"storageClassName":"other"}}}'])
+      .then(() => 'accepted', (err: Error) => err.message);
+    assert.match(patched, /storageClassName is immutable/);
+  });
+
+  it(`measures scale event -> all ConfigMaps rewritten and nodes reloaded (${SCALE_EVENTS} events)`, async function () {
+    this.timeout(60_000 + SCALE_EVENTS * 30_000);
+    const samples: number[] = [];
+    let replicas = 2;
+    for (let i = 0; i < SCALE_EVENTS; i++) {
+      const target = replicas === 2 ? 3 : 2;
+      const survivors = (await readyPodIps(replicas)).slice(0, 2);
+      const reloads = new Map<string, number>();
+      for (const ip of survivors) reloads.set(ip, await nodeMetric(ip, 'mailcluster_config_reloads_total', { result: 'ok' }));
+      const t0 = Date.now();
+      await kubectl(['scale', 'mc', MC, '-n', NS, `--replicas=${target}`]);
+      await waitUntil(`scale to ${target} reflected in every ConfigMap and reloaded`, async () => {
+        const ps = (await pods()).filter((p) => p.status?.podIP);
+        if (ps.length !== target) return false;
+        if (!(await configsListExactly(ps.map((p) => p.status!.podIP!), target))) return false;
+        for (const ip of survivors) if (await nodeMetric(ip, 'mailcluster_config_reloads_total', { result: 'ok' }) <= reloads.get(ip)!) return false;
+        return true;
+      }, { timeoutMs: 60_000, intervalMs: 50 });
+      samples.push(Date.now() - t0);
+      replicas = target;
+      await waitReady(replicas);
+    }
+    const p50 = percentile(samples, 50);
+    const p95 = percentile(samples, 95);
+    console.log(`      scale event -> ConfigMaps rewritten and nodes reloaded: p50 ${p50} ms, p95 ${p95} ms over ${samples.length} events (${samples.join(', ')})`);
+    assert.equal(samples.length, SCALE_EVENTS);
+    if (replicas !== 2) { await kubectl(['scale', 'mc', MC, '-n', NS, '--replicas=2']); await waitReady(2); }
+  });
+
+  it(`writes nothing while the cluster is quiet (${QUIET_MS / 1000} s)`, async function () {
+    this.timeout(QUIET_MS + 60_000);
+    await waitReady(2);
+    await sleep(3000); // let the last status write and watch events settle
+    const writes0 = await operator.metricSum('mailcluster_operator_writes_total');
+    const reconciles0 = await operator.metric('mailcluster_operator_reconciles_total');
+    await sleep(QUIET_MS);
+    const writes = (await operator.metricSum('mailcluster_operator_writes_total')) - writes0;
+    const reconciles = (await operator.metric('mailcluster_operator_reconciles_total')) - reconciles0;
+    console.log(`      quiet ${QUIET_MS / 1000} s: ${writes} writes, ${reconciles} reconciles`);
+    assert.equal(writes, 0);
+  });
+
+  it('recovers from an API server restart mid-run and converges without duplicate children', async function () {
+    this.timeout(180_000);
+    const restarts0 = await operator.metric('mailcluster_operator_watch_restarts_total');
+    const restart = cluster.controlPlane.restartApiServer();
+    await sleep(300);
+    await restart;
+    await kubectl(['scale', 'mc', MC, '-n', NS, '--replicas=3']);
+    const ips = await readyPodIps(3);
+    await waitUntil('ConfigMaps list the 3 nodes', () => configsListExactly(ips, 3), { timeoutMs: 20_000, intervalMs: 200 });
+    await waitReady(3);
+    assert.ok((await operator.metric('mailcluster_operator_watch_restarts_total')) >= restarts0);
+    assert.equal((await pods()).length, 3, 'no duplicate pods');
+    assert.equal((await configMaps()).length, 3, 'no duplicate ConfigMaps');
+    const secrets = (await c.core.listNamespacedSecret({ namespace: NS, labelSelector: 'app.kubernetes.io/managed-by=mailcluster-operator' })).items;
+    assert.equal(secrets.length, 1);
+  });
+
+  it('with two operator processes only the leader writes; when it dies the other takes over', async function () {
+    this.timeout(180_000);
+    await operator.stop();
+    const election = ['--namespace', NS, '--leader-elect', '--leader-election-namespace', NS,
+      '--leader-election-lease-duration', '4s', '--leader-election-renew-deadline', '3s', '--leader-election-retry-period', '500ms'];
+    const a = await startOperator(cluster.kubeconfigPath, election);
+    const b = await startOperator(cluster.kubeconfigPath, election);
+    try {
+      await waitUntil('one leader', async () => (await a.metric('mailcluster_operator_leader')) + (await b.metric('mailcluster_operator_leader')) === 1, { timeoutMs: 20_000, intervalMs: 200 });
+      const [leader, follower] = (await a.metric('mailcluster_operator_leader')) === 1 ? [a, b] : [b, a];
+      await kubectl(['scale', 'mc', MC, '-n', NS, '--replicas=2']);
+      await waitReady(2);
+      assert.ok((await leader.metricSum('mailcluster_operator_writes_total')) > 0, 'the leader wrote');
+      assert.equal(await follower.metricSum('mailcluster_operator_writes_total'), 0, 'the follower wrote nothing');
+      await leader.stop('SIGKILL');
+      await waitUntil('the follower takes over', async () => (await follower.metric('mailcluster_operator_leader')) === 1, { timeoutMs: 20_000, intervalMs: 200 });
+      await kubectl(['scale', 'mc', MC, '-n', NS, '--replicas=3']);
+      await waitReady(3);
+      assert.ok((await follower.metricSum('mailcluster_operator_writes_total')) > 0, 'the new leader writes');
+      // A leader stopped with SIGTERM releases the Lease at once.
+      const lease = await c.coordination.readNamespacedLease({ name: 'mailcluster-operator', namespace: NS });
+      assert.ok(lease.spec?.holderIdentity, 'the Lease names the leader');
+      await follower.stop('SIGTERM');
+      const released = await c.coordination.readNamespacedLease({ name: 'mailcluster-operator', namespace: NS });
+      assert.equal(released.spec?.holderIdentity ?? '', '', 'released on SIGTERM');
+    } finally {
+      await a.stop('SIGKILL');
+      await b.stop('SIGKILL');
+      operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS]);
+    }
+  });
+
+  it('deleting the MailCluster garbage-collects every child', async function () {
+    this.timeout(120_000);
+    await kubectl(['delete', 'mc', MC, '-n', NS, '--wait=true', '--timeout=90s']);
+    await waitUntil('every child gone', async () => {
+      const out = (await kubectl(['get', 'pods,configmaps,pvc,secrets,services,pdb', '-n', NS, '-l', 'app.kubernetes.io/managed-by=mailcluster-operator', '-o', 'name'])).stdout.trim();
+      return out === '';
+    }, { timeoutMs: 90_000, intervalMs: 500 });
+  });
+});
