@@ -54,8 +54,12 @@ export interface ReceivedInfo {
   date: Date;
 }
 
+let dateCache = { second: -1, text: '' };
+// formatted once per second: every accepted message needs one
 function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace('GMT', '+0000');
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== dateCache.second) dateCache = { second, text: d.toUTCString().replace('GMT', '+0000') };
+  return dateCache.text;
 }
 
 export function receivedHeader(r: ReceivedInfo): string {
