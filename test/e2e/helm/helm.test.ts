@@ -224,14 +224,22 @@ describe('helm chart mailcluster-operator on the local control plane', function 
     }
   });
 
-  it('upgrades: a changed value (log level, replicas) rolls the Deployment and the new operator takes over', async () => {
+  it('upgrades to one watched namespace (log level, replicas): Roles replace the ClusterRole, the new operator takes over', async () => {
     const started = Date.now();
-    await helmOk(helm, ['upgrade', release, chartDir, '--reuse-values', '--set', 'logLevel=debug', '--set', 'replicaCount=1', '--wait', '--timeout', '180s'],
+    await helmOk(helm, ['upgrade', release, chartDir, '--reuse-values', '--set', 'logLevel=debug', '--set', 'replicaCount=1', '--set', `watchNamespaces={${mcNs}}`, '--wait', '--timeout', '180s'],
       { kubeconfig: cluster.kubeconfigPath, namespace: releaseNs, timeoutMs: 240_000 });
     const deployment = await getJson(['get', 'deployment', fullname, '-n', releaseNs]);
     assert.equal(deployment.spec.replicas, 1);
     const args: string[] = deployment.spec.template.spec.containers[0].args;
     assert.equal(args[args.indexOf('--log-level') + 1], 'debug');
+    assert.equal(args[args.indexOf('--namespace') + 1], mcNs);
+    // Now nothing cluster-wide: no Secret (or any) reads outside the watched namespace.
+    assert.equal((await getJson<{ items: Obj[] }>(['get', 'clusterrolebindings', '-l', instance])).items.length, 0);
+    assert.equal(await canI('list', 'secrets', '--all-namespaces'), false);
+    assert.equal(await canI('list', 'secrets', '-n', releaseNs), false);
+    assert.equal(await canI('list', 'mailclusters.mailcluster.io', '--all-namespaces'), false);
+    assert.equal(await canI('list', 'secrets', '-n', mcNs), true);
+    assert.equal(await canI('patch', 'mailclusters.mailcluster.io', '--subresource=status', '-n', mcNs), true);
     await waitUntil('one operator pod, with the new flags, ready', async () => {
       const pods = await operatorPods();
       return pods.length === 1 && pods[0].spec.containers[0].args.includes('debug') && condition(pods[0], 'Ready')?.status === 'True';
