@@ -17,7 +17,8 @@ const usage = `usage: mailcluster local up|down|status [--dir DIR] [--pod-range 
   status   show whether an \`up\` runs in DIR
   --dir DIR           state directory (default .local/ in the repository)
   --pod-range CIDR    pod addresses, inside 127.0.0.0/8 (default 127.30.0.0/16)
-  --lb-range CIDR     LoadBalancer addresses, inside 127.0.0.0/8 (default 127.31.0.0/16)`;
+  --lb-range CIDR     LoadBalancer addresses, inside 127.0.0.0/8 (default 127.31.0.0/16)
+  --etcd-no-fsync     faster etcd for throwaway clusters (a machine crash may lose the state)`;
 
 export interface UpState {
   pid: number;
@@ -30,10 +31,10 @@ export interface UpState {
   startedAt: string;
 }
 
-interface Flags { command: string | undefined; dir: string; podRange: string; lbRange: string }
+interface Flags { command: string | undefined; dir: string; podRange: string; lbRange: string; etcdNoFsync: boolean }
 
 export function parseLocalArgs(args: string[]): Flags {
-  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16' };
+  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16', etcdNoFsync: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = (name: string) => {
@@ -46,6 +47,7 @@ export function parseLocalArgs(args: string[]): Flags {
     if (arg === '--dir' || arg.startsWith('--dir=')) flags.dir = resolve(value('--dir'));
     else if (arg === '--pod-range' || arg.startsWith('--pod-range=')) flags.podRange = value('--pod-range');
     else if (arg === '--lb-range' || arg.startsWith('--lb-range=')) flags.lbRange = value('--lb-range');
+    else if (arg === '--etcd-no-fsync') flags.etcdNoFsync = true;
     else if (arg === '-h' || arg === '--help') flags.command = 'help';
     else if (!arg.startsWith('-') && flags.command === undefined) flags.command = arg;
     else throw new Error(`unknown argument ${JSON.stringify(arg)}`);
@@ -60,7 +62,13 @@ function readUpState(dir: string): UpState | undefined {
 }
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try { process.kill(pid, 0); } catch { return false; }
+  try {
+    // An exited process that its parent has not reaped yet is a zombie: it has ended.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -105,6 +113,7 @@ async function up(flags: Flags): Promise<void> {
     cluster = await startLocalCluster({
       dir: flags.dir, podRange: flags.podRange, lbRange: flags.lbRange,
       controlPlaneLog: (line) => print(`  ${line}`),
+      controlPlane: { etcdUnsafeNoFsync: flags.etcdNoFsync },
     });
   } catch (err) {
     console.error(`mailcluster local up failed: ${(err as Error).message}`);
@@ -151,6 +160,8 @@ logs: ${join(flags.dir, 'local.log')}, pods: ${join(flags.dir, 'node', 'pods')}/
 stop with Ctrl-C, or \`mailcluster local down --dir ${flags.dir}\``);
   // Stay in the foreground until a signal has stopped everything.
   await stopped;
+  // Everything is stopped; an idle keep-alive socket must not hold the process up for long.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
 }
 
 async function down(flags: Flags): Promise<void> {

@@ -1,13 +1,15 @@
-// Local mode end to end on its own cluster (pods 127.42.0.0/16, load balancers 127.43.0.0/16):
+// Local mode end to end on its own cluster (pods 127.42.0.0/16, load balancers 127.43.0.0/16),
+// started with the real `mailcluster local up` and stopped with `mailcluster local down`:
 // real etcd, kube-apiserver and kube-controller-manager, the node agent running pods as
 // processes, and the LoadBalancer. The tests build on each other, in order.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { startLocalCluster, type LocalCluster } from '../../../local/src/index.ts';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { UpState } from '../../../local/src/cli.ts';
 import { cidrContains, parseCidr } from '../../../local/src/agent/address-range.ts';
 import { parseProxyV2Header } from '../../../local/src/loadbalancer/proxy-protocol.ts';
 
@@ -15,6 +17,16 @@ const NS = 'local-e2e';
 const podRange = parseCidr('127.42.0.0/16');
 const lbRange = parseCidr('127.43.0.0/16');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cli = join(import.meta.dirname, '..', '..', '..', 'bin', 'mailcluster.js');
+
+/** Runs the CLI without blocking the event loop (so the `up` child is reaped when it exits). */
+function cliRun(args: string[], timeout: number): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout, encoding: 'utf8' }, (err, stdout, stderr) => {
+      resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -63,34 +75,53 @@ function processesUsing(dir: string): number[] {
   return found;
 }
 
-describe('local mode: node agent and LoadBalancer on a real control plane', function () {
+describe('local mode: `mailcluster local up`, the node agent and the LoadBalancer on a real control plane', function () {
   this.timeout(120_000);
   let dir: string;
-  let cluster: LocalCluster | undefined;
+  let up: ChildProcess | undefined;
+  let upOutput = '';
+  let state: UpState;
   let core: CoreV1Api;
   let apps: AppsV1Api;
-  const kubectl = (args: string[], input?: string) => cluster!.kubectl(args, input === undefined ? {} : { input });
+  const kubectl = (args: string[], input?: string) => new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
+    const child = execFile(state.kubectl, args, { env: { ...process.env, KUBECONFIG: state.kubeconfig }, timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`kubectl ${args.join(' ')}: ${err.message}\n${stderr}`)); else resolve({ stdout, stderr });
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
   const echoPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=echo' })).items.filter((p) => !p.metadata?.deletionTimestamp);
 
   before(async function () {
-    this.timeout(600_000); // a cold control-plane build happens here once
+    this.timeout(900_000); // a cold control-plane build happens here once
     dir = mkdtempSync(join(tmpdir(), 'mailcluster-local-e2e-'));
     const started = Date.now();
-    cluster = await startLocalCluster({
-      dir, podRange: '127.42.0.0/16', lbRange: '127.43.0.0/16',
-      controlPlane: { etcdUnsafeNoFsync: true },
-      restartBackoff: { initialMs: 500, maxMs: 5000, resetAfterMs: 30_000 },
-    });
-    console.log(`      local cluster started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-    apps = cluster.kubeConfig.makeApiClient(AppsV1Api);
+    // The real CLI, as a user runs it: in the foreground, in its own process.
+    up = spawn(process.execPath, [cli, 'local', 'up', '--dir', dir, '--pod-range', '127.42.0.0/16', '--lb-range', '127.43.0.0/16', '--etcd-no-fsync'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    up.stdout!.on('data', (d) => { upOutput += d; });
+    up.stderr!.on('data', (d) => { upOutput += d; });
+    await waitUntil('`local up` to report the cluster up', async () => {
+      if (up!.exitCode !== null) throw new Error(`local up exited ${up!.exitCode}:\n${upOutput}`);
+      return upOutput.includes('local Kubernetes is up');
+    }, 880_000, 200).catch((err) => { throw new Error(`${(err as Error).message}\n${upOutput}`); });
+    console.log(`      local up took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    state = JSON.parse(readFileSync(join(dir, 'local-up.json'), 'utf8')) as UpState;
+    assert.equal(state.pid, up.pid);
+    assert.match(upOutput, new RegExp(`export KUBECONFIG=${state.kubeconfig}`));
+    const kc = new KubeConfig();
+    kc.loadFromFile(state.kubeconfig);
+    core = kc.makeApiClient(CoreV1Api);
+    apps = kc.makeApiClient(AppsV1Api);
     await core.createNamespace({ body: { metadata: { name: NS } } });
     await waitUntil('the default ServiceAccount', () => core.readNamespacedServiceAccount({ name: 'default', namespace: NS }));
   });
 
   after(async function () {
     this.timeout(60_000);
-    await cluster?.stop();
+    const child = up;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -272,6 +303,13 @@ describe('local mode: node agent and LoadBalancer on a real control plane', func
       try { await core.readNamespacedPod({ name: 'writer', namespace: NS }); return false; } catch { return true; }
     }, 15_000);
     assert.equal(readFileSync(join(pv.spec!.hostPath!.path, 'written'), 'utf8'), 'writer\n', 'the claim outlives the pod');
+
+    // Deleting the claim releases the volume: the agent deletes the PV and its directory.
+    await core.deleteNamespacedPersistentVolumeClaim({ name: 'data', namespace: NS });
+    await waitUntil('the released volume and its directory gone', async () => {
+      try { await core.readPersistentVolume({ name: pv.metadata!.name! }); return false; } catch { /* gone */ }
+      return !existsSync(pv.spec!.hostPath!.path);
+    }, 20_000);
   });
 
   it('garbage-collects the pods of a deleted Deployment, stopping their processes', async () => {
@@ -311,13 +349,26 @@ describe('local mode: node agent and LoadBalancer on a real control plane', func
     await apps.deleteNamespacedDeployment({ name: 'latency', namespace: NS });
   });
 
-  it('stops without leaving a process behind', async function () {
-    this.timeout(60_000);
-    assert.ok(processesUsing(dir).length > 0, 'the cluster runs processes before stop');
-    await cluster!.stop();
-    cluster = undefined;
+  it('reports status, and `local down` stops everything, leaving no process behind', async function () {
+    this.timeout(90_000);
+    const status = await cliRun(['local', 'status', '--dir', dir], 30_000);
+    assert.equal(status.status, 0, status.stderr);
+    assert.match(status.stdout, /^up: pid \d+/);
+    assert.match(status.stdout, /nodes: 1 \(1 ready\)/);
+    assert.ok(processesUsing(dir).length > 0, 'the cluster runs processes before down');
+
+    const down = await cliRun(['local', 'down', '--dir', dir], 80_000);
+    assert.equal(down.status, 0, down.stderr);
+    assert.match(down.stdout, /stopped\./);
+    const child = up!;
+    if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+    assert.equal(child.exitCode, 0, `up ended by itself:\n${upOutput}`);
+    assert.ok(!existsSync(join(dir, 'local-up.json')));
     const deadline = Date.now() + 10_000;
     while (processesUsing(dir).length > 0 && Date.now() < deadline) await sleep(100);
     assert.deepEqual(processesUsing(dir), []);
+    const after = await cliRun(['local', 'status', '--dir', dir], 30_000);
+    assert.equal(after.status, 3);
+    assert.match(after.stdout, /^down:/);
   });
 });
