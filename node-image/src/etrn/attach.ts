@@ -42,18 +42,41 @@ export function etrnSettings(config: NodeConfig, mailqPort: number): EtrnSetting
   };
 }
 
-/** Starts the node's flush for a target; reports what it started and what was already in delivery. */
+/**
+ * Starts the node's flush for a target; reports what it started and what was already in
+ * delivery. Messages in delivery when the ETRN came are flushed once more after their
+ * attempts end: an attempt that began before the customer came back fails, and the ETRN
+ * must not leave that mail waiting for its next retry.
+ */
 export function flushNodeQueue(node: MailNode, target: EtrnTarget): FlushResult {
   // a draining node's queue is paused: its mail goes to the peers, a flush would start nothing
   if (node.queue.isPaused) return { started: 0 };
-  const started = node.queue.flush({ domain: target.domain, subdomains: target.subdomains });
+  const selector = { domain: target.domain, subdomains: target.subdomains };
+  const started = node.queue.flush(selector);
   const suffix = '.' + target.domain;
   const inFlight = node.queue.list().filter((m) =>
     m.inFlight && m.recipients.some((r) => {
       const d = r.slice(r.lastIndexOf('@') + 1).toLowerCase();
       return d === target.domain || (target.subdomains && d.endsWith(suffix));
-    })).length;
-  return { started, inFlight };
+    })).map((m) => m.id);
+  if (inFlight.length > 0) void flushAgainAfter(node, selector, inFlight);
+  return { started, inFlight: inFlight.length };
+}
+
+async function flushAgainAfter(node: MailNode, selector: { domain: string; subdomains: boolean }, ids: string[], boundMs = 120_000): Promise<void> {
+  const until = Date.now() + boundMs;
+  const waiting = new Set(ids);
+  let stillQueued = false;
+  while (waiting.size > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 200).unref());
+    for (const id of waiting) {
+      const m = node.queue.get(id);
+      if (m && m.inFlight) continue;
+      waiting.delete(id);
+      if (m) stillQueued = true;
+    }
+  }
+  if (stillQueued && !node.queue.isPaused) node.queue.flush(selector);
 }
 
 export async function attachEtrn(node: MailNode): Promise<EtrnAttachment> {

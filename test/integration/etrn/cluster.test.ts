@@ -117,6 +117,15 @@ describe('ETRN cluster: three nodes behind haproxy (PROXY v2), customer MX down 
     });
   });
 
+  afterEach(function () {
+    if (this.currentTest?.state !== 'failed') return;
+    // what the nodes said, for the failure report
+    for (const [i, n] of nodes.entries()) {
+      const lines = n.logs().filter((l) => Number(l.level) >= 40 || l.event === 'delivery' || l.event === 'handoff').slice(-8);
+      console.log(`      node${i} log tail:\n${lines.map((l) => '        ' + JSON.stringify(l)).join('\n')}`);
+    }
+  });
+
   after(async () => {
     await haproxy?.stop();
     await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
