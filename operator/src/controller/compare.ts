@@ -14,3 +14,9 @@ export function containsDesired(desired: unknown, observed: unknown): boolean {
   }
   return desired === observed;
 }
+
+/** containsDesired for whole objects: list responses carry no apiVersion/kind per item. */
+export function objectContainsDesired(desired: { apiVersion?: string; kind?: string }, observed: unknown): boolean {
+  const { apiVersion: _a, kind: _k, ...rest } = desired;
+  return containsDesired(rest, observed);
+}

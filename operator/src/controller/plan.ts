@@ -19,7 +19,7 @@ import { buildMailqSecret, passwordOf } from '../resources/secret.ts';
 import { buildService } from '../resources/service.ts';
 import { buildPeersService } from '../resources/peers-service.ts';
 import { buildPodDisruptionBudget } from '../resources/pdb.ts';
-import { containsDesired } from './compare.ts';
+import { objectContainsDesired } from './compare.ts';
 import { computeConditions, type ClusterFacts } from './conditions/index.ts';
 import type { KObject, ObservedPod, ObservedService, ObservedState } from './observed.ts';
 
@@ -105,7 +105,7 @@ export function plan(observed: ObservedState): Plan {
   const drainTimeoutMs = parseDuration(spec.drainTimeout);
   const requeue = (ms: number): void => { out.requeueAfterMs = Math.min(out.requeueAfterMs ?? ms, ms); };
   const applyIfChanged = (want: KObject, have: KObject | undefined): void => {
-    if (!have || !containsDesired(want, have)) out.apply.push(want);
+    if (!have || !objectContainsDesired(want, have)) out.apply.push(want);
   };
 
   // --- cluster-wide children -------------------------------------------------------------
@@ -271,7 +271,7 @@ export function plan(observed: ObservedState): Plan {
   for (const i of [...configIndices, ...terminating.map((p) => indexOf(p)!)].sort((a, b) => a - b)) {
     const want = buildConfigMap(cluster, i, view);
     const have = byName(observed.configMaps, configMapName(name, i));
-    if (!have || !containsDesired(want, have) || Object.keys(have.data ?? {}).length !== 2) {
+    if (!have || !objectContainsDesired(want, have) || Object.keys(have.data ?? {}).length !== 2) {
       if (have) reconfigured++;
       out.apply.push(want);
     }

@@ -69,6 +69,16 @@ export class Reconciler {
     if (cluster.spec?.tls?.secretName) observed.tlsSecret = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
     const p = plan(observed);
     await this.execute(cluster, p);
+    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length > 0 || p.status) {
+      this.d.log.info({
+        cluster: key,
+        applied: p.apply.map((o) => `${o.kind}/${o.metadata.name}`),
+        patched: p.patchPods.map((x) => x.name),
+        drained: p.drain.map((x) => x.pod),
+        deleted: p.delete.map((x) => `${x.kind}/${x.name}`),
+        status: p.status !== undefined,
+      }, 'reconciled');
+    }
     return p;
   }
 

@@ -64,6 +64,19 @@ describe('operator planner', () => {
     assert.equal(p.requeueAfterMs, undefined);
   });
 
+  it('plans nothing for objects as a list returns them (no apiVersion/kind per item)', () => {
+    const w = convergedWorld();
+    for (const o of w.objects.values()) { delete o.apiVersion; delete o.kind; }
+    const observed = w.observed();
+    observed.pods = [...w.objects.entries()].filter(([k]) => k.startsWith('Pod/')).map(([, o]) => o);
+    observed.configMaps = [...w.objects.entries()].filter(([k]) => k.startsWith('ConfigMap/')).map(([, o]) => o);
+    observed.services = [...w.objects.entries()].filter(([k]) => k.startsWith('Service/')).map(([, o]) => o);
+    observed.secrets = [...w.objects.entries()].filter(([k]) => k.startsWith('Secret/')).map(([, o]) => o);
+    observed.claims = [...w.objects.entries()].filter(([k]) => k.startsWith('PersistentVolumeClaim/')).map(([, o]) => o);
+    observed.podDisruptionBudgets = [...w.objects.entries()].filter(([k]) => k.startsWith('PodDisruptionBudget/')).map(([, o]) => o);
+    assert.ok(isEmptyPlan(plan(observed)), JSON.stringify(plan(observed).apply.map((o) => o.metadata.name)));
+  });
+
   it('renders byte-identical configuration whatever order the informers list objects in', () => {
     const w = convergedWorld();
     const observed = w.observed();
