@@ -6,8 +6,8 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { startLocalCluster, type LocalCluster } from './index.ts';
+// The cluster and the Kubernetes client load lazily: `down` must not wait for them.
+import type { LocalCluster } from './index.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const usage = `usage: mailcluster local up|down|status [--dir DIR] [--pod-range CIDR] [--lb-range CIDR]
@@ -110,6 +110,7 @@ async function up(flags: Flags): Promise<void> {
   print(`starting local Kubernetes in ${flags.dir} (pods ${flags.podRange}, load balancers ${flags.lbRange})...`);
   let cluster: LocalCluster;
   try {
+    const { startLocalCluster } = await import('./index.ts');
     cluster = await startLocalCluster({
       dir: flags.dir, podRange: flags.podRange, lbRange: flags.lbRange,
       controlPlaneLog: (line) => print(`  ${line}`),
@@ -193,6 +194,7 @@ async function status(flags: Flags): Promise<void> {
   console.log(`up: pid ${state.pid} since ${state.startedAt}\n  API server ${state.server}\n  export KUBECONFIG=${state.kubeconfig}\n  kubectl: ${state.kubectl}`);
   if (!existsSync(state.kubeconfig)) return;
   try {
+    const { CoreV1Api, KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     kc.loadFromFile(state.kubeconfig);
     const core = kc.makeApiClient(CoreV1Api);

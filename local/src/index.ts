@@ -102,9 +102,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     pids: () => [...Object.values(controlPlane.pids()), ...agent.pids],
     stop() {
       stopping ??= (async () => {
+        log.info('stopping the local cluster');
         await loadBalancer.stop().catch((err) => log.warn({ err: (err as Error).message }, 'load balancer stop failed'));
         await agent.stop().catch((err) => log.warn({ err: (err as Error).message }, 'agent stop failed'));
         await controlPlane.stop();
+        log.info('local cluster stopped');
       })();
       return stopping;
     },

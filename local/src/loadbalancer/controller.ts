@@ -86,6 +86,7 @@ export class LoadBalancerController {
     await this.#queue;
     for (const balancer of this.#balancers.values()) await Promise.all([...balancer.proxies.values()].map((p) => p.close()));
     this.#balancers.clear();
+    this.#log.info('load balancer stopped');
   }
 
   /** The address a Service got, if any (for status and tests). */
