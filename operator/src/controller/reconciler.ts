@@ -47,6 +47,7 @@ export class Reconciler {
   constructor(deps: ReconcilerDeps) { this.d = deps; }
 
   async reconcile(key: string, lastError?: string): Promise<Plan | undefined> {
+    const started = Date.now();
     const [namespace, name] = key.split('/');
     const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
     if (!cluster) return undefined; // deleted: garbage collection removes the children
@@ -68,6 +69,7 @@ export class Reconciler {
     };
     if (cluster.spec?.tls?.secretName) observed.tlsSecret = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
     const p = plan(observed);
+    const planned = Date.now();
     await this.execute(cluster, p);
     if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length > 0 || p.status) {
       this.d.log.info({
@@ -77,6 +79,8 @@ export class Reconciler {
         drained: p.drain.map((x) => x.pod),
         deleted: p.delete.map((x) => `${x.kind}/${x.name}`),
         status: p.status !== undefined,
+        observeMs: planned - started,
+        executeMs: Date.now() - planned,
       }, 'reconciled');
     }
     return p;

@@ -214,6 +214,29 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     await waitReady(2);
   });
 
+  it('a new image rolls the nodes one at a time, draining each, keeping every spool', async function () {
+    this.timeout(120_000);
+    await readyPodIps(2);
+    const claimUids = async () => (await c.core.listNamespacedPersistentVolumeClaim({ namespace: NS })).items.map((x) => `${x.metadata!.name}:${x.metadata!.uid}`).sort();
+    const claimsBefore = await claimUids();
+    await kubectl(['patch', 'mc', MC, '-n', NS, '--type', 'merge', '-p', '{"spec":{"image":"mailcluster/node:0.1.1"}}']);
+    let minReady = Infinity;
+    let maxOut = 0;
+    await waitUntil('every pod on the new image and ready', async () => {
+      const ps = await pods();
+      const ready = ps.filter((p) => p.metadata?.labels?.['mailcluster.io/role'] === 'serving' && p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
+      minReady = Math.min(minReady, ready.length);
+      maxOut = Math.max(maxOut, 2 - ready.length);
+      return ps.length === 2 && ready.length === 2 && ps.every((p) => p.spec?.containers[0].image === 'mailcluster/node:0.1.1');
+    }, { timeoutMs: 100_000, intervalMs: 100 });
+    assert.ok(maxOut <= 1, `never more than one node out of service (min ready ${minReady})`);
+    assert.deepEqual(await claimUids(), claimsBefore, 'the spool claims are kept');
+    const events = (await kubectl(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${MC}`, '-o', 'jsonpath={.items[*].reason}'])).stdout;
+    assert.match(events, /Rolling/);
+    assert.match(events, /Draining/);
+    await waitReady(2);
+  });
+
   it('rejects invalid specs with clear messages', async () => {
     const attempt = async (spec: Record<string, unknown>, name = 'bad'): Promise<string> => {
       try {
@@ -302,8 +325,7 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     await operator.stop();
     const election = ['--namespace', NS, '--leader-elect', '--leader-election-namespace', NS,
       '--leader-election-lease-duration', '4s', '--leader-election-renew-deadline', '3s', '--leader-election-retry-period', '500ms'];
-    const a = await startOperator(cluster.kubeconfigPath, election);
-    const b = await startOperator(cluster.kubeconfigPath, election);
+    const [a, b] = await Promise.all([startOperator(cluster.kubeconfigPath, election), startOperator(cluster.kubeconfigPath, election)]);
     try {
       await waitUntil('one leader', async () => (await a.metric('mailcluster_operator_leader')) + (await b.metric('mailcluster_operator_leader')) === 1, { timeoutMs: 20_000, intervalMs: 200 });
       const [leader, follower] = (await a.metric('mailcluster_operator_leader')) === 1 ? [a, b] : [b, a];
@@ -325,10 +347,10 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     } finally {
       await a.stop('SIGKILL');
       await b.stop('SIGKILL');
-      operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS]);
     }
   });
 
+  // Garbage collection is kube-controller-manager's: no operator runs any more.
   it('deleting the MailCluster garbage-collects every child', async function () {
     this.timeout(120_000);
     await kubectl(['delete', 'mc', MC, '-n', NS, '--wait=true', '--timeout=90s']);
