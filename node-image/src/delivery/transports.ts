@@ -1,7 +1,8 @@
-// One pooled nodemailer SMTP transport per destination address:port, so connections to a
-// destination are reused across messages; idle pools are closed.
-import nodemailer from 'nodemailer';
-import type { Transporter } from 'nodemailer';
+// Outbound SMTP connections, reused per destination address:port: a small pool of
+// nodemailer SMTPConnection objects each (nodemailer's SMTP client, which pipelines the
+// envelope). The raw spooled message goes out as is: no MIME composing, no stream
+// pipeline per message, which is most of nodemailer's per-message cost in a relay.
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 export interface TransportSettings {
   hostname: string;
@@ -17,8 +18,6 @@ export interface SendResult {
   response: string;
 }
 
-interface Entry { transport: Transporter; lastUsed: number; active: number }
-
 /** Sends one SMTP transaction to one destination address (in this thread or the delivery thread). */
 export interface Sender {
   send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string): Promise<SendResult>;
@@ -26,81 +25,204 @@ export interface Sender {
   close(): void;
 }
 
+type SmtpError = Error & { code?: string; responseCode?: number; response?: string; rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> };
+
+const MAX_MESSAGES_PER_CONNECTION = 1000;
+
+interface PooledConnection {
+  conn: SMTPConnection;
+  messages: number;
+  alive: boolean;
+  idleTimer: NodeJS.Timeout | null;
+}
+
+class Destination {
+  private idle: PooledConnection[] = [];
+  private count = 0;
+  private waiters: Array<{ resolve: (c: PooledConnection) => void; reject: (e: Error) => void }> = [];
+  lastUsed = Date.now();
+  active = 0;
+  private readonly address: string;
+  private readonly port: number;
+  private readonly servername: string;
+  private readonly settings: TransportSettings;
+  private readonly idleMs: number;
+
+  constructor(address: string, port: number, servername: string, settings: TransportSettings, idleMs: number) {
+    this.address = address;
+    this.port = port;
+    this.servername = servername;
+    this.settings = settings;
+    this.idleMs = idleMs;
+  }
+
+  private open(): Promise<PooledConnection> {
+    const s = this.settings;
+    const conn = new SMTPConnection({
+      host: this.address,
+      port: this.port,
+      secure: false,
+      name: s.hostname,
+      localAddress: s.localAddress,
+      connectionTimeout: s.connectionTimeoutMs,
+      greetingTimeout: s.connectionTimeoutMs,
+      socketTimeout: s.socketTimeoutMs,
+      // opportunistic STARTTLS, as MTAs do: an unverifiable certificate still beats plain text
+      tls: { rejectUnauthorized: false, servername: this.servername || undefined },
+      logger: false,
+    } as ConstructorParameters<typeof SMTPConnection>[0]);
+    this.count++;
+    const pooled: PooledConnection = { conn, messages: 0, alive: true, idleTimer: null };
+    const gone = () => {
+      if (!pooled.alive) return;
+      pooled.alive = false;
+      this.count--;
+      if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+      this.idle = this.idle.filter((p) => p !== pooled);
+      this.wakeWaiter();
+    };
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      conn.on('error', (err: Error) => {
+        gone();
+        if (!settled) { settled = true; reject(err); }
+      });
+      conn.on('end', gone);
+      conn.connect(() => {
+        if (!settled) { settled = true; resolve(pooled); }
+      });
+    });
+  }
+
+  // a connection freed up (or died): let a waiter open or take one
+  private wakeWaiter(): void {
+    const w = this.waiters.shift();
+    if (!w) return;
+    this.acquire().then(w.resolve, w.reject);
+  }
+
+  acquire(): Promise<PooledConnection> {
+    const p = this.idle.pop();
+    if (p) {
+      if (p.idleTimer) { clearTimeout(p.idleTimer); p.idleTimer = null; }
+      return Promise.resolve(p);
+    }
+    if (this.count < this.settings.maxConnectionsPerDestination) return this.open();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  release(p: PooledConnection, reusable: boolean): void {
+    if (!p.alive) { this.wakeWaiter(); return; }
+    if (!reusable || p.messages >= MAX_MESSAGES_PER_CONNECTION) {
+      p.conn.quit();
+      return; // 'end' does the bookkeeping
+    }
+    const w = this.waiters.shift();
+    if (w) { w.resolve(p); return; }
+    p.idleTimer = setTimeout(() => p.conn.quit(), this.idleMs);
+    p.idleTimer.unref();
+    this.idle.push(p);
+  }
+
+  private sendOn(p: PooledConnection, from: string, to: string[], raw: Buffer): Promise<SendResult> {
+    return new Promise((resolve, reject) => {
+      p.conn.send({ from, to }, raw, (err, info) => {
+        p.messages++;
+        if (err) {
+          const e = err as SmtpError;
+          // the server refused this message; the session is fine once reset
+          if ((e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && e.responseCode !== 421 && p.alive) {
+            p.conn.reset((resetErr) => { this.release(p, !resetErr); });
+          } else {
+            this.release(p, false);
+          }
+          reject(e);
+          return;
+        }
+        this.release(p, true);
+        const rejectedErrors = (info as unknown as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? [];
+        resolve({
+          accepted: (info.accepted ?? []).map(String),
+          rejected: rejectedErrors.map((r) => ({ address: String((r as unknown as { recipient: string }).recipient), code: r.responseCode ?? 450, response: r.response ?? 'rejected' })),
+          response: String(info.response ?? ''),
+        });
+      });
+    });
+  }
+
+  async send(from: string, to: string[], raw: Buffer): Promise<SendResult> {
+    this.active++;
+    this.lastUsed = Date.now();
+    try {
+      const p = await this.acquire();
+      const reused = p.messages > 0;
+      try {
+        return await this.sendOn(p, from, to, raw);
+      } catch (err) {
+        // a reused connection the server had closed meanwhile: once more on a fresh one
+        const e = err as SmtpError;
+        if (reused && e.responseCode === undefined && (e.code === 'ECONNECTION' || e.code === 'ESOCKET' || e.code === 'ETIMEDOUT')) {
+          return await this.sendOn(await this.acquire(), from, to, raw);
+        }
+        throw err;
+      }
+    } finally {
+      this.active--;
+      this.lastUsed = Date.now();
+    }
+  }
+
+  get idleSince(): number {
+    return this.active === 0 && this.waiters.length === 0 ? this.lastUsed : Infinity;
+  }
+
+  close(): void {
+    for (const w of this.waiters.splice(0)) w.reject(Object.assign(new Error('transport closed'), { code: 'ECONNECTION' }));
+    for (const p of this.idle.splice(0)) { if (p.idleTimer) clearTimeout(p.idleTimer); p.conn.close(); }
+  }
+}
+
 export class TransportPool implements Sender {
-  private entries = new Map<string, Entry>();
+  private destinations = new Map<string, Destination>();
   private settings: TransportSettings;
   private timer: NodeJS.Timeout;
+  private readonly idleMs: number;
 
   constructor(settings: TransportSettings, idleMs = 30_000) {
     this.settings = settings;
-    this.timer = setInterval(() => this.closeIdle(idleMs), Math.min(idleMs, 10_000));
+    this.idleMs = idleMs;
+    this.timer = setInterval(() => this.closeIdle(), Math.min(idleMs, 10_000));
     this.timer.unref();
   }
 
-  /** New settings apply to pools created from now on; existing pools are retired when idle. */
+  /** New settings apply to connections opened from now on; idle pools are dropped. */
   configure(settings: TransportSettings): void {
     const changed = JSON.stringify(settings) !== JSON.stringify(this.settings);
     this.settings = settings;
-    if (changed) for (const [k, e] of this.entries) if (e.active === 0) { e.transport.close(); this.entries.delete(k); }
+    if (changed) for (const [k, d] of this.destinations) if (d.active === 0) { d.close(); this.destinations.delete(k); }
   }
 
-  private get(address: string, port: number, servername: string): Entry {
+  /** Sends one transaction; rejects with nodemailer's error (code, responseCode, response, rejectedErrors). */
+  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, _messageId?: string): Promise<SendResult> {
     const key = `${address}|${port}|${servername}`;
-    let e = this.entries.get(key);
-    if (!e) {
-      const s = this.settings;
-      const transport = nodemailer.createTransport({
-        pool: true,
-        host: address,
-        port,
-        secure: false,
-        name: s.hostname,
-        localAddress: s.localAddress,
-        maxConnections: s.maxConnectionsPerDestination,
-        maxMessages: 1000,
-        connectionTimeout: s.connectionTimeoutMs,
-        greetingTimeout: s.connectionTimeoutMs,
-        socketTimeout: s.socketTimeoutMs,
-        // opportunistic STARTTLS, as MTAs do: an unverifiable certificate still beats plain text
-        tls: { rejectUnauthorized: false, servername: servername || undefined },
-        logger: false,
-      } as Parameters<typeof nodemailer.createTransport>[0]);
-      e = { transport, lastUsed: Date.now(), active: 0 };
-      this.entries.set(key, e);
+    let d = this.destinations.get(key);
+    if (!d) {
+      d = new Destination(address, port, servername, this.settings, this.idleMs);
+      this.destinations.set(key, d);
     }
-    return e;
+    return d.send(from, to, raw);
   }
 
-  /** Sends one transaction; throws nodemailer's error (code, responseCode, response, rejectedErrors). */
-  async send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string): Promise<SendResult> {
-    const e = this.get(address, port, servername);
-    e.active++;
-    e.lastUsed = Date.now();
-    try {
-      // messageId only names the send in nodemailer's info (raw content is sent as is); giving it saves a random id
-      const info = await e.transport.sendMail({ envelope: { from, to }, raw, messageId });
-      const rejectedErrors = ((info as unknown as { rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> }).rejectedErrors) ?? [];
-      return {
-        accepted: (info.accepted as string[]).map(String),
-        rejected: rejectedErrors.map((r) => ({ address: r.recipient, code: r.responseCode ?? 450, response: r.response ?? 'rejected' })),
-        response: String(info.response ?? ''),
-      };
-    } finally {
-      e.active--;
-      e.lastUsed = Date.now();
-    }
-  }
-
-  private closeIdle(idleMs: number): void {
+  private closeIdle(): void {
     const now = Date.now();
-    for (const [k, e] of this.entries) {
-      if (e.active === 0 && now - e.lastUsed > idleMs) { e.transport.close(); this.entries.delete(k); }
+    for (const [k, d] of this.destinations) {
+      if (now - d.idleSince > this.idleMs) { d.close(); this.destinations.delete(k); }
     }
   }
 
   close(): void {
     clearInterval(this.timer);
-    for (const e of this.entries.values()) e.transport.close();
-    this.entries.clear();
+    for (const d of this.destinations.values()) d.close();
+    this.destinations.clear();
   }
 }
