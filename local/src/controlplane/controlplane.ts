@@ -1,14 +1,14 @@
 // startControlPlane: etcd, kube-apiserver and kube-controller-manager as local processes,
 // all state (PKI, etcd data, kubeconfigs, logs) under one directory.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './build.ts';
 import { apiServerArgs, controllerManagerArgs, etcdArgs, firstServiceIP } from './flags.ts';
 import { freePort, portIsFree, waitHealthy, type TlsClient } from './health.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { ensurePki, issueClientCertificate, type ControlPlanePki } from './pki.ts';
-import { logTail, startComponent, type Component } from './supervise.ts';
+import { logTail, processAlive, startComponent, type Component } from './supervise.ts';
 
 export interface StartControlPlaneOptions {
   /** State directory (created): pki/, etcd/, logs/, kubeconfigs, state.json. */
@@ -277,21 +277,27 @@ async function reusePort(previous: number | undefined): Promise<number> {
   return freePort();
 }
 
-// Only processes whose command line names this dir are ours to end.
+// Only processes whose command line names this dir are ours to end. They go in the reverse
+// order of their start, one after the other (controller-manager, API server, etcd), as in
+// stop(): etcd would otherwise wait for the API server's open streams to close.
 async function killLeftovers(pids: number[], dir: string, log: (l: string) => void): Promise<number[]> {
-  const ours = pids.filter((pid) => {
+  const commandLine = (pid: number) => {
     try {
-      return existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     } catch {
-      return false;
+      return '';
     }
-  });
+  };
+  const ours = pids.filter((pid) => processAlive(pid) && commandLine(pid).includes(dir));
   if (ours.length === 0) return [];
   log(`ending control-plane processes left running in ${dir}: ${ours.join(', ')}`);
-  for (const pid of ours) signalGroup(pid, 'SIGTERM');
-  const deadline = Date.now() + STOP_GRACE_MS;
-  while (Date.now() < deadline && ours.some((pid) => existsSync(`/proc/${pid}`))) await new Promise((r) => setTimeout(r, 100));
-  for (const pid of ours) signalGroup(pid, 'SIGKILL');
+  for (const pid of [...ours].reverse()) {
+    const graceMs = commandLine(pid).includes('kube-apiserver') ? API_SERVER_STOP_GRACE_MS : STOP_GRACE_MS;
+    signalGroup(pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && processAlive(pid)) await new Promise((r) => setTimeout(r, 100));
+    signalGroup(pid, 'SIGKILL');
+  }
   return ours;
 }
 

@@ -79,7 +79,9 @@ export function startComponent(opts: StartComponentOptions): Component {
     detached: true, // its own process group, so stop() reaches anything it forks
   });
   closeSync(fd);
-  live.add(child);
+  // A program meant to outlive us (dieWithParent false) is left alone by the exit hook too.
+  if (opts.dieWithParent !== false) live.add(child);
+  else child.unref(); // nor does it keep this process's event loop alive
   let running = true;
   const exited = new Promise<ComponentExit>((resolve) => {
     child.once('error', (err) => {
@@ -119,6 +121,18 @@ function writeLog(file: string, text: string): void {
     closeSync(fd);
   } catch {
     // The log is best effort.
+  }
+}
+
+/** Whether pid is a live process (a zombie, exited but not yet reaped, is not). Linux /proc. */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state letter follows the parenthesised command name, which may itself hold ')'.
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }
 

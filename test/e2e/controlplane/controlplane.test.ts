@@ -3,16 +3,17 @@
 // kubectl and with @kubernetes/client-node.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, AppsV1Api } from '@kubernetes/client-node';
 import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from '../../../local/src/controlplane/build.ts';
-import { startControlPlane, type ControlPlane } from '../../../local/src/controlplane/controlplane.ts';
+import { startControlPlane, stopControlPlaneInDir, type ControlPlane } from '../../../local/src/controlplane/controlplane.ts';
+import { processAlive } from '../../../local/src/controlplane/supervise.ts';
 import { KUBERNETES_VERSION } from '../../../local/src/controlplane/versions.ts';
 
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+const alive = processAlive;
 
 async function eventually<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -153,31 +154,49 @@ describe('control plane (etcd, kube-apiserver, kube-controller-manager)', functi
 
 describe('control-plane processes whose parent dies', function () {
   this.timeout(60_000);
-  let dir: string;
-  let child: ReturnType<typeof spawn> | undefined;
+  const dirs: string[] = [];
+  const children: Array<ReturnType<typeof spawn>> = [];
 
-  after(() => {
-    if (child && child.exitCode === null) child.kill('SIGKILL');
-    if (dir) rmSync(dir, { recursive: true, force: true });
+  after(async () => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    // Whatever a failed test left running in its dir.
+    for (const dir of dirs) await stopControlPlaneInDir(dir);
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('ends its etcd and kube-apiserver when the parent is SIGKILLed', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'mailcluster-cp-crash-'));
+  async function startFixture(mode: 'attached' | 'detached'): Promise<{ child: ReturnType<typeof spawn>; dir: string; pids: Record<string, number> }> {
+    const dir = mkdtempSync(join(tmpdir(), `mailcluster-cp-${mode}-`));
+    dirs.push(dir);
     const fixture = fileURLToPath(new URL('./start-child.fixture.ts', import.meta.url));
-    child = spawn(process.execPath, [fixture, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [fixture, dir, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
     const line = await new Promise<string>((resolve, reject) => {
       let out = '';
-      child!.stdout!.on('data', (chunk: Buffer) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         if (out.includes('\n')) resolve(out.split('\n')[0]);
       });
-      child!.once('exit', (code) => reject(new Error(`fixture exited (${code}) before starting the control plane`)));
+      child.once('exit', (code) => reject(new Error(`fixture exited (${code}) before printing its pids`)));
     });
-    const pids = JSON.parse(line) as Record<string, number>;
+    return { child, dir, pids: JSON.parse(line) as Record<string, number> };
+  }
+
+  it('ends its etcd and kube-apiserver when the parent is SIGKILLed', async () => {
+    const { child, pids } = await startFixture('attached');
     // Give the API server a moment to be well into its start.
     await new Promise((r) => setTimeout(r, 1000));
     for (const [name, pid] of Object.entries(pids)) assert.ok(alive(pid), `${name} is running before the parent dies`);
     child.kill('SIGKILL');
+    await eventually('every component to exit', 15_000, async () => Object.values(pids).every((pid) => !alive(pid)));
+  });
+
+  it('leaves detached components running, and stopControlPlaneInDir ends them', async () => {
+    const { child, dir, pids } = await startFixture('detached');
+    await eventually('the parent to exit', 10_000, async () => child.exitCode !== null);
+    await new Promise((r) => setTimeout(r, 500));
+    for (const [name, pid] of Object.entries(pids)) assert.ok(alive(pid), `${name} outlives its parent`);
+    const ended = await stopControlPlaneInDir(dir);
+    assert.deepEqual([...ended].sort(), Object.values(pids).sort());
     await eventually('every component to exit', 15_000, async () => Object.values(pids).every((pid) => !alive(pid)));
   });
 });
