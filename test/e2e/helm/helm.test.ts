@@ -3,7 +3,7 @@
 // and reconciles a MailCluster), an HPA and `kubectl autoscale` driving that MailCluster through
 // its scale subresource, upgrade, and uninstall (nothing of the operator left, CRD kept).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -160,6 +160,15 @@ describe('helm chart mailcluster-operator on the local control plane', function 
     assert.equal(await canI('get', 'leases.coordination.k8s.io', '-n', mcNs), false);
     assert.equal(await canI('list', 'nodes'), false);
     assert.equal(await canI('create', 'deployments.apps', '-n', mcNs), false);
+  });
+
+  it('helm test: the test pod finds a ready operator behind the metrics Service, then its objects are gone', async function () {
+    // The test pod runs `mailcluster operator check` from the operator image (operator/).
+    const probe = spawnSync(process.execPath, [fileURLToPath(new URL('../../../bin/mailcluster.js', import.meta.url)), 'operator', 'check'], { encoding: 'utf8', timeout: 30_000 });
+    if (/unknown flag "check"/.test(probe.stderr + probe.stdout)) this.skip(); // not in operator/ yet
+    const out = await helmOk(helm, ['test', release, '--timeout', '120s'], { kubeconfig: cluster.kubeconfigPath, namespace: releaseNs, timeoutMs: 150_000 });
+    assert.match(out, /Phase:\s+Succeeded/);
+    assert.equal((await getJson<{ items: Obj[] }>(['get', 'pods,serviceaccounts,roles,rolebindings', '-n', releaseNs, '-l', 'app.kubernetes.io/component=test'])).items.length, 0);
   });
 
   it('the chart\'s operator reconciles a MailCluster: children created, observedGeneration and Ready', async () => {
