@@ -312,6 +312,40 @@ describe('local mode: `mailcluster local up`, the node agent and the LoadBalance
     }, 20_000);
   });
 
+  it('restarts a container that fails its liveness probe (exec), keeping its emptyDir', async () => {
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'lively' },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [{
+            name: 'sh', image: 'mailcluster/host', command: ['sh', '-c'],
+            args: ['echo run >> "$MAILCLUSTER_ROOT/state/runs" && touch "$MAILCLUSTER_ROOT/state/alive" && exec sleep 600'],
+            volumeMounts: [{ name: 'state', mountPath: '/state' }],
+            livenessProbe: { exec: { command: ['sh', '-c', 'test -e "$MAILCLUSTER_ROOT/state/alive"'] }, periodSeconds: 1, failureThreshold: 2 },
+          }],
+          volumes: [{ name: 'state', emptyDir: {} }],
+        },
+      },
+    });
+    const pod = await waitUntil('the pod running', async () => {
+      const p = await core.readNamespacedPod({ name: 'lively', namespace: NS });
+      return p.status?.containerStatuses?.[0]?.state?.running && p;
+    }, 30_000);
+    const state = join(dir, 'node', 'pods', `${NS}_lively_${pod.metadata!.uid}`, 'root', 'state');
+    await waitUntil('the alive file', async () => existsSync(join(state, 'alive')));
+    rmSync(join(state, 'alive'));
+    const restarted = await waitUntil('restartCount 1 after the liveness failure', async () => {
+      const p = await core.readNamespacedPod({ name: 'lively', namespace: NS });
+      const s = p.status?.containerStatuses?.[0];
+      return s?.restartCount === 1 && s.state?.running && p;
+    }, 20_000);
+    assert.ok(restarted);
+    assert.equal(readFileSync(join(state, 'runs'), 'utf8'), 'run\nrun\n', 'the emptyDir survives the container restart');
+    await core.deleteNamespacedPod({ name: 'lively', namespace: NS });
+  });
+
   it('garbage-collects the pods of a deleted Deployment, stopping their processes', async () => {
     const pids = (await echoPods()).map((p) => Number(p.status!.containerStatuses![0].containerID!.replace('local://', '')));
     await apps.deleteNamespacedDeployment({ name: 'echo', namespace: NS });
