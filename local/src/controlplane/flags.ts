@@ -66,6 +66,9 @@ export function apiServerArgs(i: ApiServerFlagsInput): string[] {
     '--requestheader-extra-headers-prefix=X-Remote-Extra-',
     `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
     `--proxy-client-key-file=${pki.frontProxyClientKey}`,
+    // The `kubernetes` Service cannot have 127.0.0.1 as an endpoint (loopback is invalid
+    // there) and in local mode nothing routes to it: pods get the real address instead.
+    '--endpoint-reconciler-type=none',
     '--profiling=false',
   ];
 }
