@@ -30,6 +30,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: mailcluster
 {{- end -}}
 
+{{/* The helm test objects: their own name label, so no operator selector (Deployment, metrics Service, PDB) takes them. */}}
+{{- define "mailcluster-operator.testLabels" -}}
+helm.sh/chart: {{ include "mailcluster-operator.chart" . }}
+app.kubernetes.io/name: {{ include "mailcluster-operator.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+{{- end -}}
+
 {{- define "mailcluster-operator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "mailcluster-operator.fullname" .) .Values.serviceAccount.name -}}

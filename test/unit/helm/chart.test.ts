@@ -141,8 +141,17 @@ describe('helm chart mailcluster-operator (helm lint/template, no server)', func
     assert.equal(c.livenessProbe.httpGet.path, '/healthz');
     assert.equal(c.readinessProbe.httpGet.path, '/readyz');
     assert.ok(c.resources.requests.cpu && c.resources.limits.memory);
-    const service = objects.find((o) => o.kind === 'Service') as unknown as { spec: { ports: Array<{ name: string; port: number }> } };
+    const service = objects.find((o) => o.kind === 'Service') as unknown as { spec: { selector: Record<string, string>; ports: Array<{ name: string; port: number }> } };
     assert.deepEqual(service.spec.ports.map((p) => [p.name, p.port]), [['metrics', 8080]]);
+    // The metrics Service (and the PDB) select the operator pods and never the helm test pod.
+    const selects = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+    const podLabels = (deployment as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+    const testPod = objects.find((o) => o.kind === 'Pod');
+    assert.ok(testPod, 'the helm test pod is rendered');
+    assert.ok(selects(service.spec.selector, podLabels));
+    assert.ok(!selects(service.spec.selector, testPod.metadata.labels));
+    const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as unknown as { spec: { selector: { matchLabels: Record<string, string> } } };
+    assert.ok(selects(pdb.spec.selector.matchLabels, podLabels) && !selects(pdb.spec.selector.matchLabels, testPod.metadata.labels));
     assert.equal(objects.some((o) => o.kind === 'ServiceMonitor'), false);
     const monitor = (await template('metrics.serviceMonitor.enabled=true')).find((o) => o.kind === 'ServiceMonitor');
     assert.equal((monitor as unknown as { spec: { endpoints: Array<{ port: string }> } }).spec.endpoints[0].port, 'metrics');
