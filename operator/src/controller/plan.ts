@@ -62,7 +62,8 @@ export interface Plan {
 
 /** How often a draining node is asked again to drain (a node restart forgets it). */
 export const DRAIN_REREQUEST_MS = 30_000;
-const POLL_MS = 1000;
+/** How often a draining node's queue is looked at. */
+export const POLL_MS = 500;
 const TLS_RECHECK_MS = 30_000;
 
 const isTerminating = (o: KObject): boolean => Boolean(o.metadata.deletionTimestamp);
@@ -93,6 +94,7 @@ function sinceMs(value: string | undefined, now: Date): number | undefined {
 }
 
 const iso = (d: Date): string => d.toISOString();
+const adminUrl = (ip: string, path: string): string => `http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}${path}`;
 
 export function plan(observed: ObservedState): Plan {
   const out: Plan = { apply: [], patchPods: [], drain: [], delete: [], events: [] };
@@ -181,6 +183,9 @@ export function plan(observed: ObservedState): Plan {
     });
     out.events.push({ type: 'Normal', reason: 'Draining', message: `draining ${p.metadata.name} (${reason === 'roll' ? 'rolling to the new pod template' : `scaling down to ${desired}`})` });
     drainingFacts.push({ pod: p.metadata.name, reason, stalled: false });
+    // Right after the relabel (the controller patches first): it has left the Service.
+    const ip = p.status?.podIP;
+    if (ip) out.drain.push({ pod: p.metadata.name, url: adminUrl(ip, '/drain') });
     requeue(POLL_MS);
   };
 
@@ -217,7 +222,7 @@ export function plan(observed: ObservedState): Plan {
     }
     const forgot = probe !== undefined && 'total' in probe && probe.draining === false; // restarted since
     if (requestedAgo === undefined || requestedAgo >= DRAIN_REREQUEST_MS || forgot) {
-      out.drain.push({ pod, url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}/drain` });
+      out.drain.push({ pod, url: adminUrl(ip, '/drain') });
     }
     if (stalled) {
       const held = probe && 'total' in probe ? `${probe.total} messages` : `queue unknown (${probe && 'error' in probe ? probe.error : 'not asked yet'})`;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { plan } from '../../../operator/src/controller/plan.ts';
+import { plan, POLL_MS } from '../../../operator/src/controller/plan.ts';
 import type { ObservedPod } from '../../../operator/src/controller/observed.ts';
 import { isEmptyPlan, mailCluster, names, NOW, World } from './fixtures.ts';
 
@@ -142,20 +142,17 @@ describe('operator planner', () => {
     w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, replicas: 3 } };
     let p = plan(w.observed());
     assert.deepEqual(p.patchPods.map((x) => [x.name, x.labels]), [['mc-4', { 'mailcluster.io/role': 'draining' }]], 'only the highest index, one at a time');
+    assert.deepEqual(p.drain, [{ pod: 'mc-4', url: 'http://127.40.0.14:8025/drain' }], 'asked to drain right after the relabel');
     assert.deepEqual(p.delete, []);
     assert.ok(p.events.some((e) => e.reason === 'Draining' && e.message.includes('mc-4')));
-    w.apply(p);
-
-    p = plan(w.observed());
-    assert.deepEqual(p.drain, [{ pod: 'mc-4', url: 'http://127.40.0.14:8025/drain' }]);
-    assert.equal(p.status?.conditions?.find((c) => c.type === 'Progressing')?.reason ?? condition(w, 'Progressing')?.reason, 'ScalingDown');
+    assert.equal(p.status?.conditions?.find((c) => c.type === 'Progressing')?.reason, 'ScalingDown');
     w.apply(p);
 
     w.queues = { 'mc-4': { total: 12 } };
     p = plan(w.observed());
     assert.deepEqual(p.delete, [], 'mail still queued: keep it');
     assert.deepEqual(p.drain, [], 'drain already requested');
-    assert.equal(p.requeueAfterMs, 1000);
+    assert.equal(p.requeueAfterMs, POLL_MS);
     assert.deepEqual(etrnPeers((p.apply.find((o) => o.metadata.name === 'mc-0-config') as any)?.data['smtpserver.conf'] ?? cm(w, 0)).length, 5, 'a draining node stays a peer');
 
     w.queues = { 'mc-4': { total: 12, draining: false } };
@@ -303,7 +300,7 @@ describe('operator planner', () => {
     w.get('PersistentVolumeClaim', 'mc-2-spool')!.metadata.deletionTimestamp = NOW.toISOString();
     const p = plan(w.observed());
     assert.deepEqual(names(p.apply, 'Pod'), []);
-    assert.equal(p.requeueAfterMs, 1000);
+    assert.equal(p.requeueAfterMs, POLL_MS);
     w.objects.delete('PersistentVolumeClaim/mc-2-spool');
     const q = plan(w.observed());
     assert.deepEqual(names(q.apply, 'Pod'), ['mc-2']);
