@@ -9,6 +9,7 @@ import { sendJson } from '../admin/server.ts';
 import { etrnSettings } from '../etrn/attach.ts';
 import type { MailNode } from '../node.ts';
 import type { QueuedMessageInfo } from '../delivery/queue.ts';
+import { HandoffSender } from './handoff.ts';
 import { handoffTargets, nextTarget, targetKey } from './plan.ts';
 import type { DrainProgress, DrainState, HandoffTarget } from './plan.ts';
 
@@ -21,6 +22,8 @@ export interface DrainOptions {
   retryDelayMs?: number;
   /** How long a peer that failed is left alone (default 5 s). */
   peerRestMs?: number;
+  /** Connect/greeting timeout of a hand-off connection (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -39,10 +42,17 @@ export class Drainer {
   #stopped = false;
   #job: Promise<void> | null = null;
   #wake: (() => void) | null = null;
+  readonly #sender: HandoffSender;
 
   constructor(node: MailNode, options: DrainOptions = {}) {
     this.#node = node;
-    this.#options = { flushWaitMs: 60_000, concurrency: 8, retryDelayMs: 2000, peerRestMs: 5000, ...definedOnly(options) };
+    this.#options = { flushWaitMs: 60_000, concurrency: 8, retryDelayMs: 2000, peerRestMs: 5000, connectTimeoutMs: 10_000, ...definedOnly(options) };
+    this.#sender = new HandoffSender(() => ({
+      hostname: node.config.hostname,
+      localAddress: node.config.outboundAddress,
+      proxyNetworks: node.config.proxyProtocol,
+      timeoutMs: this.#options.connectTimeoutMs,
+    }));
   }
 
   /** Starts the drain once; later calls only report progress. */
@@ -78,6 +88,7 @@ export class Drainer {
     this.#stopped = true;
     this.#wake?.();
     await this.#job;
+    this.#sender.close();
   }
 
   async #run(): Promise<void> {
@@ -150,7 +161,7 @@ export class Drainer {
     const key = targetKey(target);
     try {
       const content = await node.queue.readContent(message.id);
-      const result = await node.transports.send(target.host, target.port, '', message.sender, message.recipients, content);
+      const result = await this.#sender.send(target, message.sender, message.recipients, content);
       if (result.accepted.length > 0) {
         await node.queue.markRecipientsDone(message.id, result.accepted, `handed off to ${key}`);
       }
@@ -195,6 +206,7 @@ export function attachDrain(node: MailNode): Drainer {
     concurrency: envNumber('MAILCLUSTER_DRAIN_CONCURRENCY'),
     retryDelayMs: envNumber('MAILCLUSTER_DRAIN_RETRY_MS'),
     peerRestMs: envNumber('MAILCLUSTER_DRAIN_PEER_REST_MS'),
+    connectTimeoutMs: envNumber('MAILCLUSTER_DRAIN_CONNECT_TIMEOUT_MS'),
   });
   node.admin.route('POST', '/drain', (_req: IncomingMessage, res: ServerResponse) => sendJson(res, 202, drainer.start()));
   node.admin.route('GET', '/drain', (_req: IncomingMessage, res: ServerResponse) => sendJson(res, 200, drainer.progress()));

@@ -89,7 +89,10 @@ describe('ETRN cluster: three nodes behind haproxy (PROXY v2), customer MX down 
         extraFiles: { 'etrn-password': `${PASSWORD}\n` },
         schedulerAuth: [{ user: 'etrn', password: PASSWORD, attrs: 'ETRN', acl: '[127.20.0.0]/16' }],
         relayDomains: [DOMAIN],
-        proxyProtocol: [`${ADDR0}/32`],
+        // haproxy (127.20.0.1) and the nodes themselves (127.20.0.11-13): a hand-off between
+        // nodes then starts with a PROXY header too, as it must where the proxy networks
+        // cover the nodes' own addresses; test clients connect from outside this /28
+        proxyProtocol: ['127.20.0.0/28'],
         dnsServer: dns.server,
         deliveryPort: DELIVERY_PORT,
         retryInterval: 3600,

@@ -14,7 +14,9 @@ import { enableEtrn } from '../../../node-image/src/etrn/smtp-server-etrn.ts';
 import { mailqEtrn } from '../../../node-image/src/mailq/client.ts';
 import { MailqServer } from '../../../node-image/src/mailq/server.ts';
 import { mailqAuthenticator } from '../../../node-image/src/mailq/protocol.ts';
+import { HandoffSender } from '../../../node-image/src/drain/handoff.ts';
 import { addressIn } from '../../support/addresses.ts';
+import { startCaptureServer } from '../../support/capture-server.ts';
 import { lineTalk, smtpTalk } from './wire.ts';
 
 const A = (host: number) => addressIn('127.20.1.0/24', host);
@@ -221,5 +223,28 @@ describe('ETRN fan-out over real MAILQv2 listeners', function () {
       '2.0.0 ETRN-cluster operation(s) complete',
     ]);
     assert.ok(elapsed < 1200, `peers asked concurrently, bounded by the per-peer timeout (${elapsed} ms)`);
+  });
+});
+
+describe('drain hand-off sender', function () {
+  this.timeout(20_000);
+
+  it('hands a message to a peer with its envelope and its content byte for byte, from our own address', async () => {
+    const peer = await startCaptureServer({ address: A(50) });
+    const sender = new HandoffSender(() => ({ hostname: 'node0.example', localAddress: A(51), proxyNetworks: ['127.20.0.0/28'], timeoutMs: 2000 }));
+    try {
+      const raw = Buffer.from('Received: from x by node0.example; Sun, 29 Nov 2026 12:00:00 +0000\r\nSubject: held\r\n\r\n.leading dot\r\nbody\r\n');
+      const result = await sender.send({ host: A(50), port: peer.port }, '', ['a@customer.example', 'b@customer.example'], raw);
+      assert.deepEqual(result.accepted, ['a@customer.example', 'b@customer.example']);
+      const [m] = await peer.waitForMessages(1, 5000);
+      assert.equal(m.mailFrom, '', 'the null sender stays the null sender');
+      assert.deepEqual(m.rcptTo, ['a@customer.example', 'b@customer.example']);
+      assert.equal(m.remoteAddress, A(51));
+      assert.equal(m.heloName, 'node0.example');
+      assert.ok(m.raw.equals(raw), 'content unchanged');
+    } finally {
+      sender.close();
+      await peer.stop();
+    }
   });
 });
