@@ -130,6 +130,7 @@ export class Manager {
         this.lastErrors.set(key, message);
         const delay = this.queue.addRateLimited(key);
         this.o.log.warn({ key, err: message, retryInMs: delay }, 'reconcile failed');
+        await this.reconciler.recordError(key, message);
       } finally {
         end();
         this.queue.done(key);

@@ -64,7 +64,8 @@ export interface Plan {
 export const DRAIN_REREQUEST_MS = 30_000;
 /** How often a draining node's queue is looked at. */
 export const POLL_MS = 500;
-const TLS_RECHECK_MS = 30_000;
+// The TLS Secret is not ours, so no watch tells when it appears: look again (a read, no write).
+const TLS_RECHECK_MS = 5_000;
 
 const isTerminating = (o: KObject): boolean => Boolean(o.metadata.deletionTimestamp);
 const roleOf = (p: ObservedPod): string => p.metadata.labels?.[LABEL_ROLE] ?? 'serving';

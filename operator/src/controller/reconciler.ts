@@ -86,6 +86,13 @@ export class Reconciler {
     return p;
   }
 
+  /** A Warning event on the cluster for a failed reconcile (best effort). */
+  async recordError(key: string, message: string): Promise<void> {
+    const [namespace, name] = key.split('/');
+    const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
+    if (cluster) await this.d.events.record(cluster, { type: 'Warning', reason: 'ReconcileError', message });
+  }
+
   private async probeDrainingQueues(pods: ObservedPod[]): Promise<Record<string, QueueProbe>> {
     const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.metadata.annotations?.[ANNOTATION_DRAIN_REQUESTED] && p.status?.podIP);
     const entries = await Promise.all(draining.map(async (p) => {

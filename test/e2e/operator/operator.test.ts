@@ -9,7 +9,9 @@ import { startCaptureServer, type CaptureServer } from '../../support/capture-se
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { swaks } from '../../support/swaks.ts';
 import { freePort } from '../../support/addresses.ts';
-import { sleep } from '../../support/processes.ts';
+import { makeTempDir, sleep } from '../../support/processes.ts';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import {
   clients, conditionOf, crdYaml, etrn, getMailCluster, mailClusterObject, nodeAdmin, nodeMetric, startOperator,
   suiteAddress, waitUntil, type Clients, type OperatorProcess,
@@ -259,6 +261,36 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     const patched = await kubectl(['patch', 'mc', MC, '-n', NS, '--type', 'merge', '-p', '{"spec":{"storage":{"storageClassName":"other"}}}'])
       .then(() => 'accepted', (err: Error) => err.message);
     assert.match(patched, /storageClassName is immutable/);
+  });
+
+  it('a spec the schema admits but that cannot work (missing TLS Secret) is Degraded with the reason, and recovers when it appears', async function () {
+    this.timeout(120_000);
+    const name = 'secure';
+    await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, name, {
+      replicas: 1, hostname: 'secure.isp.example', relayDomains: ['customer.example'], service: { port: SMTP_PORT }, tls: { secretName: 'secure-tls' },
+    })));
+    let degraded: any;
+    await waitUntil('Degraded TLSSecretMissing', async () => {
+      degraded = conditionOf(await getMailCluster(c, NS, name), 'Degraded');
+      return degraded?.status === 'True' && degraded.reason === 'TLSSecretMissing';
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    assert.match(degraded.message, /secure-tls/);
+    const none = (await c.core.listNamespacedPod({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${name}` })).items;
+    assert.equal(none.length, 0, 'no node is started without its certificate');
+
+    const dir = makeTempDir('op-e2e-tls-');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=secure.isp.example',
+      '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
+    await kubectl(['create', 'secret', 'tls', 'secure-tls', '-n', NS, '--cert', join(dir, 'tls.crt'), '--key', join(dir, 'tls.key')]);
+    let ready: any;
+    await waitUntil('the TLS cluster Ready', async () => {
+      ready = await getMailCluster(c, NS, name);
+      return conditionOf(ready, 'Ready')?.status === 'True' && conditionOf(ready, 'Degraded')?.status === 'False' && Boolean(ready.status?.address);
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    const r = await swaks({ server: `${ready.status.address}:${SMTP_PORT}`, to: 'carol@customer.example', tls: true, quitAfter: 'tls', timeoutSeconds: 15 });
+    assert.equal(r.exitCode, 0, r.transcript);
+    assert.match(r.transcript, /STARTTLS/);
+    await kubectl(['delete', 'mc', name, '-n', NS, '--wait=true', '--timeout=60s']);
   });
 
   it(`measures scale event -> all ConfigMaps rewritten and nodes reloaded (${SCALE_EVENTS} events)`, async function () {
