@@ -279,6 +279,11 @@ export class NodeAgent {
         body: { metadata: { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, uid: key }, target: { apiVersion: 'v1', kind: 'Node', name: this.nodeName } },
       });
       this.#log.info({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}` }, 'pod bound');
+      // Start it now rather than after the watch reports the binding (a round trip saved).
+      const cached = this.#pods.get(pod.metadata!.name!, pod.metadata!.namespace);
+      if (cached?.metadata?.uid === key && !cached.spec?.nodeName && !cached.metadata?.deletionTimestamp) {
+        this.#podChanged({ ...cached, spec: { ...cached.spec!, nodeName: this.nodeName } });
+      }
     } catch (err) {
       const code = (err as { code?: number }).code;
       if (code !== 409 && code !== 404) this.#log.warn({ err: (err as Error).message }, 'pod binding failed');
