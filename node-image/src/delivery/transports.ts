@@ -3,6 +3,9 @@
 // envelope). The raw spooled message goes out as is: no MIME composing, no stream
 // pipeline per message, which is most of nodemailer's per-message cost in a relay.
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { installFastDataStream } from './fast-data-stream.ts';
+
+await installFastDataStream();
 
 export interface TransportSettings {
   hostname: string;
