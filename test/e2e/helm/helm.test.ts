@@ -59,6 +59,12 @@ describe('helm chart mailcluster-operator on the local control plane', function 
       else reject(new Error(`kubectl auth can-i ${args.join(' ')}: ${err?.message ?? ''} ${stderr}`));
     });
   });
+  /** Every [can-i arguments, expected answer] pair, asked in parallel; one failure lists all wrong answers. */
+  const expectRights = async (cases: Array<[string[], boolean]>): Promise<void> => {
+    const answers = await Promise.all(cases.map(([args]) => canI(...args)));
+    const wrong = cases.filter(([, want], i) => answers[i] !== want).map(([args, want]) => `can-i ${args.join(' ')}: want ${want ? 'yes' : 'no'}`);
+    assert.deepEqual(wrong, []);
+  };
   const operatorPods = async () => (await getJson<{ items: Obj[] }>(['get', 'pods', '-n', releaseNs, '-l', `${instance},app.kubernetes.io/component=operator`])).items
     .filter((p) => !(p.metadata as { deletionTimestamp?: string }).deletionTimestamp);
   /** One sample of a metric from an operator pod's metrics port (pod IPs are routable locally). */
@@ -147,19 +153,21 @@ describe('helm chart mailcluster-operator on the local control plane', function 
     console.log(`      helm install to 2 ready operator pods: ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     // The RBAC the pods run with: what the operator needs, and not more.
-    assert.equal(await canI('list', 'mailclusters.mailcluster.io', '--all-namespaces'), true);
-    assert.equal(await canI('patch', 'mailclusters.mailcluster.io', '--subresource=status', '-n', mcNs), true);
-    assert.equal(await canI('patch', 'pods', '-n', mcNs), true);
-    assert.equal(await canI('delete', 'persistentvolumeclaims', '-n', mcNs), true);
-    assert.equal(await canI('create', 'poddisruptionbudgets.policy', '-n', mcNs), true);
-    assert.equal(await canI('update', 'leases.coordination.k8s.io/mailcluster-operator', '-n', releaseNs), true);
-    assert.equal(await canI('update', 'mailclusters.mailcluster.io', '-n', mcNs), false, 'the spec is the user\'s');
-    assert.equal(await canI('delete', 'services', '-n', mcNs), false);
-    assert.equal(await canI('delete', 'secrets', '-n', mcNs), false);
-    assert.equal(await canI('update', 'leases.coordination.k8s.io/other', '-n', releaseNs), false);
-    assert.equal(await canI('get', 'leases.coordination.k8s.io', '-n', mcNs), false);
-    assert.equal(await canI('list', 'nodes'), false);
-    assert.equal(await canI('create', 'deployments.apps', '-n', mcNs), false);
+    await expectRights([
+      [['list', 'mailclusters.mailcluster.io', '--all-namespaces'], true],
+      [['patch', 'mailclusters.mailcluster.io', '--subresource=status', '-n', mcNs], true],
+      [['patch', 'pods', '-n', mcNs], true],
+      [['delete', 'persistentvolumeclaims', '-n', mcNs], true],
+      [['create', 'poddisruptionbudgets.policy', '-n', mcNs], true],
+      [['update', 'leases.coordination.k8s.io/mailcluster-operator', '-n', releaseNs], true],
+      [['update', 'mailclusters.mailcluster.io', '-n', mcNs], false],
+      [['delete', 'services', '-n', mcNs], false],
+      [['delete', 'secrets', '-n', mcNs], false],
+      [['update', 'leases.coordination.k8s.io/other', '-n', releaseNs], false],
+      [['get', 'leases.coordination.k8s.io', '-n', mcNs], false],
+      [['list', 'nodes'], false],
+      [['create', 'deployments.apps', '-n', mcNs], false],
+    ]);
   });
 
   it('helm test: the test pod finds a ready operator behind the metrics Service, then its objects are gone', async function () {
@@ -249,11 +257,13 @@ describe('helm chart mailcluster-operator on the local control plane', function 
     assert.equal(args[args.indexOf('--namespace') + 1], mcNs);
     // Now nothing cluster-wide: no Secret (or any) reads outside the watched namespace.
     assert.equal((await getJson<{ items: Obj[] }>(['get', 'clusterrolebindings', '-l', instance])).items.length, 0);
-    assert.equal(await canI('list', 'secrets', '--all-namespaces'), false);
-    assert.equal(await canI('list', 'secrets', '-n', releaseNs), false);
-    assert.equal(await canI('list', 'mailclusters.mailcluster.io', '--all-namespaces'), false);
-    assert.equal(await canI('list', 'secrets', '-n', mcNs), true);
-    assert.equal(await canI('patch', 'mailclusters.mailcluster.io', '--subresource=status', '-n', mcNs), true);
+    await expectRights([
+      [['list', 'secrets', '--all-namespaces'], false],
+      [['list', 'secrets', '-n', releaseNs], false],
+      [['list', 'mailclusters.mailcluster.io', '--all-namespaces'], false],
+      [['list', 'secrets', '-n', mcNs], true],
+      [['patch', 'mailclusters.mailcluster.io', '--subresource=status', '-n', mcNs], true],
+    ]);
     await waitUntil('one operator pod, with the new flags, ready', async () => {
       const pods = await operatorPods();
       return pods.length === 1 && pods[0].spec.containers[0].args.includes('debug') && condition(pods[0], 'Ready')?.status === 'True';
