@@ -69,7 +69,7 @@ export async function startOperator(kubeconfigPath: string, args: string[]): Pro
   await waitUntil('the operator serving /readyz', async () => {
     const res = await fetch(`${metricsUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
     return res.status === 200;
-  }, { timeoutMs: 30_000, intervalMs: 200, abort: () => (child.exitCode !== null ? `operator exited ${child.exitCode}: ${err()}` : undefined) });
+  }, { timeoutMs: 90_000, intervalMs: 200, abort: () => (child.exitCode !== null ? `operator exited ${child.exitCode}: ${err()}` : undefined) });
   return handle;
 }
 
