@@ -176,7 +176,9 @@ describe('helm chart mailcluster-operator on the local control plane', function 
     if (/unknown flag "check"/.test(probe.stderr + probe.stdout)) this.skip(); // not in operator/ yet
     const out = await helmOk(helm, ['test', release, '--timeout', '120s'], { kubeconfig: cluster.kubeconfigPath, namespace: releaseNs, timeoutMs: 150_000 });
     assert.match(out, /Phase:\s+Succeeded/);
-    assert.equal((await getJson<{ items: Obj[] }>(['get', 'pods,serviceaccounts,roles,rolebindings', '-n', releaseNs, '-l', 'app.kubernetes.io/component=test'])).items.length, 0);
+    await waitUntil('the passed test\'s pod, ServiceAccount and Role deleted (hook-succeeded)', async () =>
+      (await getJson<{ items: Obj[] }>(['get', 'pods,serviceaccounts,roles,rolebindings', '-n', releaseNs, '-l', 'app.kubernetes.io/component=test'])).items.length === 0,
+    { timeoutMs: 30_000, intervalMs: 1000 });
   });
 
   it('the chart\'s operator reconciles a MailCluster: children created, observedGeneration and Ready', async () => {
