@@ -327,8 +327,8 @@ export class InboundSmtp {
         this.log.info({ ...base, result: 'rejected', reason: 'message too big', size: stream.byteLength }, 'transaction');
         return cb(smtpError(552, '5.3.4 Message too big'));
       }
-      const body = Buffer.concat(chunks, length);
-      const hops = countReceivedHeaders(body);
+      // the hop count needs only the header section, which is at the start of the first chunks
+      const hops = countReceivedHeaders(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks.slice(0, 4)));
       if (hops >= this.config.maxReceivedHeaders) {
         this.metrics.rejected.inc({ reason: 'loop' });
         this.log.info({ ...base, result: 'rejected', reason: 'too many Received headers', hops }, 'transaction');
@@ -344,7 +344,8 @@ export class InboundSmtp {
         recipient: rcpts.length === 1 ? rcpts[0] : undefined,
         date: new Date(),
       });
-      const content = Buffer.concat([Buffer.from(header, 'latin1'), body]);
+      const headerBuf = Buffer.from(header, 'latin1');
+      const content = Buffer.concat([headerBuf, ...chunks], headerBuf.length + length);
       this.queue.accept(from, rcpts, content, { id, clientAddress: session.remoteAddress }).then(() => {
         this.metrics.received.inc();
         this.log.info({ ...base, result: 'accepted', id, size: content.length }, 'transaction');

@@ -52,13 +52,28 @@ function frame(type: number, payload: Buffer): Buffer {
   return Buffer.concat([head, payload]);
 }
 
-/** A message record; `contentOffset` is where the content starts inside the record. */
-export function encodeMessage(meta: MessageMeta, content: Buffer): { record: Buffer; contentOffset: number } {
+/**
+ * A message record as two parts (header + envelope, then the content itself, not copied);
+ * `contentOffset` is where the content starts inside the record.
+ */
+export function encodeMessageParts(meta: MessageMeta, content: Buffer): { parts: Buffer[]; length: number; contentOffset: number } {
   const json = Buffer.from(JSON.stringify(meta));
-  const lenBuf = Buffer.alloc(4);
-  lenBuf.writeUInt32BE(json.length, 0);
-  const record = frame(TYPE_MESSAGE, Buffer.concat([lenBuf, json, content]));
-  return { record, contentOffset: HEADER_BYTES + 4 + json.length };
+  const head = Buffer.alloc(HEADER_BYTES + 4 + json.length);
+  const payloadLength = 4 + json.length + content.length;
+  head.writeUInt32BE(MAGIC, 0);
+  head.writeUInt8(TYPE_MESSAGE, 4);
+  head.writeUInt32BE(payloadLength, 5);
+  head.writeUInt32BE(json.length, HEADER_BYTES);
+  json.copy(head, HEADER_BYTES + 4);
+  const crc = crc32(content, crc32(head.subarray(HEADER_BYTES)));
+  head.writeUInt32BE(crc, 9);
+  return { parts: [head, content], length: head.length + content.length, contentOffset: head.length };
+}
+
+/** A message record in one buffer (see encodeMessageParts). */
+export function encodeMessage(meta: MessageMeta, content: Buffer): { record: Buffer; contentOffset: number } {
+  const { parts, contentOffset } = encodeMessageParts(meta, content);
+  return { record: Buffer.concat(parts), contentOffset };
 }
 
 export function encodeUpdate(u: UpdateRecord): Buffer {

@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, openSync, fsyncSync, closeSync } from 'node:fs'
 import { open, readFile, truncate, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeSegment, encodeDone, encodeMessage, encodeUpdate } from './records.ts';
+import { decodeSegment, encodeDone, encodeMessageParts, encodeUpdate } from './records.ts';
 import type { MessageMeta } from './records.ts';
 
 export interface SpoolOptions {
@@ -40,9 +40,9 @@ export interface StoredMessage {
 }
 
 interface PendingWrite {
-  buf: Buffer;
-  /** Offset of the content inside buf (message records). */
-  contentOffset?: number;
+  /** The record's bytes, in parts (a message's content is not copied). */
+  parts: Buffer[];
+  length: number;
   resolve: (pos: { seg: number; offset: number }) => void;
   reject: (err: Error) => void;
 }
@@ -56,6 +56,33 @@ function segmentName(seq: number): string {
 function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try { fsyncSync(fd); } finally { closeSync(fd); }
+}
+
+const IOV_MAX = 1024;
+
+/** Writes every buffer at `position` with writev (in IOV_MAX groups), resuming after short writes. */
+async function writeAll(fh: FileHandle, buffers: Buffer[], total: number, position: number): Promise<void> {
+  let pos = position;
+  let queue = buffers;
+  while (queue.length > 0) {
+    const group = queue.slice(0, IOV_MAX);
+    queue = queue.slice(group.length);
+    let { bytesWritten } = await fh.writev(group, pos);
+    pos += bytesWritten;
+    const groupBytes = group.reduce((n, b) => n + b.length, 0);
+    if (bytesWritten < groupBytes) {
+      // short write: the rest of this group, then go on
+      const rest = Buffer.concat(group).subarray(bytesWritten);
+      let done = 0;
+      while (done < rest.length) {
+        const r = await fh.write(rest, done, rest.length - done, pos);
+        done += r.bytesWritten;
+        pos += r.bytesWritten;
+      }
+      bytesWritten = groupBytes;
+    }
+  }
+  if (pos - position !== total) throw new Error(`spool write: wrote ${pos - position} of ${total} bytes`);
 }
 
 export class Spool {
@@ -166,10 +193,10 @@ export class Spool {
     return seg.fh;
   }
 
-  private enqueue(buf: Buffer, contentOffset?: number): Promise<{ seg: number; offset: number }> {
+  private enqueue(parts: Buffer[], length: number): Promise<{ seg: number; offset: number }> {
     if (this.closed) return Promise.reject(new Error('spool is closed'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ buf, contentOffset, resolve, reject });
+      this.pending.push({ parts, length, resolve, reject });
       if (!this.writing) void this.pump();
     });
   }
@@ -183,14 +210,11 @@ export class Spool {
         const batch = this.pending.splice(0);
         const seg = this.current;
         const start = seg.size;
-        const data = batch.length === 1 ? batch[0].buf : Buffer.concat(batch.map((p) => p.buf));
+        const buffers = batch.flatMap((p) => p.parts);
+        const total = batch.reduce((n, p) => n + p.length, 0);
         try {
-          let written = 0;
-          while (written < data.length) {
-            const { bytesWritten } = await seg.fh.write(data, written, data.length - written, start + written);
-            written += bytesWritten;
-          }
-          seg.size += data.length;
+          await writeAll(seg.fh, buffers, total, start);
+          seg.size += total;
           await seg.fh.datasync();
           this.stats.fsyncs++;
           this.stats.records += batch.length;
@@ -204,7 +228,7 @@ export class Spool {
         let off = start;
         for (const p of batch) {
           p.resolve({ seg: seg.seq, offset: off });
-          off += p.buf.length;
+          off += p.length;
         }
       }
     } finally {
@@ -214,8 +238,8 @@ export class Spool {
 
   /** Stores a new message durably; resolves once envelope and content are fsync'd. */
   async add(meta: MessageMeta, content: Buffer): Promise<void> {
-    const { record, contentOffset } = encodeMessage(meta, content);
-    const pos = await this.enqueue(record, contentOffset);
+    const { parts, length, contentOffset } = encodeMessageParts(meta, content);
+    const pos = await this.enqueue(parts, length);
     this.messages.set(meta.id, { meta, seg: pos.seg, contentPos: pos.offset + contentOffset, contentLength: content.length });
     this.segLive(pos.seg, +1);
   }
@@ -225,7 +249,8 @@ export class Spool {
     const m = this.messages.get(id);
     if (!m) return Promise.resolve();
     const { rcpts, attempts, nextAttempt } = m.meta;
-    return this.enqueue(encodeUpdate({ id, rcpts, attempts, nextAttempt })).then(() => {}, (err) => {
+    const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt });
+    return this.enqueue([rec], rec.length).then(() => {}, (err) => {
       this.warn('spool update failed', { id, err: (err as Error).message });
     });
   }
@@ -236,7 +261,8 @@ export class Spool {
     if (!m) return Promise.resolve();
     this.messages.delete(id);
     this.segLive(m.seg, -1);
-    return this.enqueue(encodeDone(id)).then(() => {}, (err) => {
+    const rec = encodeDone(id);
+    return this.enqueue([rec], rec.length).then(() => {}, (err) => {
       this.warn('spool remove failed', { id, err: (err as Error).message });
     });
   }
@@ -269,8 +295,8 @@ export class Spool {
         for (const m of movers) {
           const content = await this.readContent(m.meta.id);
           if (!this.messages.has(m.meta.id)) continue; // removed meanwhile
-          const { record, contentOffset } = encodeMessage(m.meta, content);
-          const pos = await this.enqueue(record, contentOffset);
+          const { parts, length, contentOffset } = encodeMessageParts(m.meta, content);
+          const pos = await this.enqueue(parts, length);
           const now = this.messages.get(m.meta.id);
           if (!now) continue; // removed while being copied: its done record follows the copy
           this.segLive(now.seg, -1);
