@@ -51,3 +51,42 @@ describe('operator command line and small helpers', () => {
     assert.equal(describeError(new Error('boom')), 'boom');
   });
 });
+
+describe('operator kubeconfig and watch paths', () => {
+  it('uses the in-cluster config under MAILCLUSTER_ROOT, with KUBERNETES_SERVICE_HOST/PORT', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadKubeConfig } = await import('../../../operator/src/main.ts');
+    const root = mkdtempSync(join(tmpdir(), 'op-incluster-'));
+    const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+    mkdirSync(sa, { recursive: true });
+    writeFileSync(join(sa, 'token'), 'tok');
+    writeFileSync(join(sa, 'ca.crt'), 'ca');
+    writeFileSync(join(sa, 'namespace'), 'mail-system');
+    const saved = { ...process.env };
+    try {
+      process.env.KUBERNETES_SERVICE_HOST = '127.0.0.9';
+      process.env.KUBERNETES_SERVICE_PORT = '6443';
+      process.env.MAILCLUSTER_ROOT = root;
+      const kc = loadKubeConfig(undefined);
+      assert.equal(kc.getCurrentCluster()?.server, 'https://127.0.0.9:6443');
+      assert.equal(kc.getCurrentCluster()?.caFile, join(sa, 'ca.crt'));
+      assert.equal(kc.getContextObject(kc.getCurrentContext())?.namespace, 'mail-system');
+    } finally {
+      for (const k of ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'MAILCLUSTER_ROOT']) {
+        if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+      }
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('watches collections cluster-wide or per namespace', async () => {
+    const { collectionPath, WATCHED_KINDS } = await import('../../../operator/src/controller/informers.ts');
+    const byKind = Object.fromEntries(WATCHED_KINDS.map((k) => [k.kind, k]));
+    assert.equal(collectionPath(byKind.Pod), '/api/v1/pods');
+    assert.equal(collectionPath(byKind.PodDisruptionBudget, 'mail'), '/apis/policy/v1/namespaces/mail/poddisruptionbudgets');
+    assert.equal(collectionPath(byKind.MailCluster, 'mail'), '/apis/mailcluster.io/v1alpha1/namespaces/mail/mailclusters');
+    assert.deepEqual(WATCHED_KINDS.filter((k) => !k.managedOnly).map((k) => k.kind), ['MailCluster'], 'children are watched by label only');
+  });
+});
