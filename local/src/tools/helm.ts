@@ -1,10 +1,11 @@
 // The helm CLI for the chart's tests and for users of local mode: built once from the pinned
 // Go module in local/go/helm into a cache directory outside the repository (keyed by helm's
-// version), then reused. MAILCLUSTER_HELM=/path/to/helm skips the build.
+// version), then reused. MAILCLUSTER_HELM=/path/to/helm skips the build. Run directly, it is helm:
+//   node_modules/.bin/node local/src/tools/helm.ts install mailcluster helm/mailcluster-operator
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acquireBuildLock, findGo, runLogged } from '../controlplane/build.ts';
 
@@ -192,4 +193,12 @@ export async function helmOk(helm: Helm, args: string[], opts: RunHelmOptions = 
   const r = await runHelm(helm, args, opts);
   if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed (exit ${r.code}):\n${r.stderr || r.stdout}`);
   return r.stdout;
+}
+
+// `node local/src/tools/helm.ts <helm args…>`: build helm if needed, then run it with the
+// terminal attached (the user's own helm config, unlike runHelm).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const helm = await ensureHelm();
+  const child = spawn(helm.path, process.argv.slice(2), { stdio: 'inherit' });
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
