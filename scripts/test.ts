@@ -1,9 +1,13 @@
-// `npm test`: sets up what the tests need on this machine, then runs every suite with mocha.
-// Extra arguments go to mocha (for example `npm test -- --grep ETRN`).
+// `npm test`: sets up what the tests need on this machine, type-checks, then runs the suites
+// with mocha. Extra arguments go to mocha: `npm test -- --grep ETRN`, or test files to run
+// only those (`npm test -- test/unit/etrn/parse.test.ts`).
 import { spawnSync } from 'node:child_process';
 import { ensureDebianPackages } from './prerequisites.ts';
 import { ensureControlPlaneBinaries } from '../local/src/controlplane/build.ts';
 import { ensureHelm } from '../local/src/tools/helm.ts';
+
+/** Every suite; kept here, not in .mocharc.json, because mocha adds config specs to the files given on the command line. */
+const allSuites = ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'];
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
@@ -13,23 +17,10 @@ if (major < 24) {
 
 try {
   ensureDebianPackages();
-} catch (err) {
-  console.error(`test set-up failed: ${(err as Error).message}`);
-  process.exit(1);
-}
-
-// The e2e suites run on the real control plane: build it now (once; cached afterwards)
-// rather than inside a mocha hook's timeout.
-try {
+  // The e2e suites run on the real control plane and the chart tests need helm: build both
+  // now from their pinned Go modules (once; cached afterwards), not inside a mocha hook's timeout.
   const binaries = await ensureControlPlaneBinaries();
   console.error(`control plane binaries (${binaries.source}): ${binaries.dir}`);
-} catch (err) {
-  console.error(`test set-up failed: ${(err as Error).message}`);
-  process.exit(1);
-}
-
-// The chart tests need helm, built from its pinned Go module (once; cached afterwards).
-try {
   const helm = await ensureHelm();
   console.error(`helm ${helm.version} (${helm.source}): ${helm.path}`);
 } catch (err) {
@@ -37,5 +28,13 @@ try {
   process.exit(1);
 }
 
-const mocha = spawnSync(process.execPath, ['node_modules/mocha/bin/mocha.js', ...process.argv.slice(2)], { stdio: 'inherit' });
+const typecheck = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+if (typecheck.status !== 0) {
+  console.error('type check failed (tsc -p tsconfig.json)');
+  process.exit(1);
+}
+
+const args = process.argv.slice(2);
+const namesFiles = args.some((a) => a.endsWith('.ts'));
+const mocha = spawnSync(process.execPath, ['node_modules/mocha/bin/mocha.js', ...(namesFiles ? [] : allSuites), ...args], { stdio: 'inherit' });
 process.exit(mocha.status ?? 1);
