@@ -1,4 +1,7 @@
 // `mailcluster node --config-dir DIR`
+// Overlapping spool commits (fdatasync) and reads share libuv's thread pool (4 by
+// default); it is sized on first use, which is after this line.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 import { ConfigError } from './config/types.ts';
 import { MailNode } from './node.ts';
 

@@ -85,7 +85,11 @@ export class MailNode {
     this.log = log;
     this.metrics = createMetrics();
     this.spool = spool;
-    spool.onCommit = () => this.metrics.spoolFsyncs.inc();
+    spool.onCommit = (records, seconds) => {
+      this.metrics.spoolFsyncs.inc();
+      this.metrics.spoolCommit.observe(seconds);
+      this.metrics.spoolCommitRecords.observe(records);
+    };
     this.router = new MxRouter(opts.dnsCacheMs ?? numberEnv(this.env, 'MAILCLUSTER_DNS_CACHE_MS') ?? 5000);
     this.router.configure(this.config.dnsServers, this.config.selfAddresses);
     this.transportTimeouts = {
@@ -115,6 +119,7 @@ export class MailNode {
     const log = opts.log ?? createLogger();
     const loaded = loadConfigDir(configDir, env);
     const spool = await Spool.open(loaded.config.postOffice, {
+      commitConcurrency: numberEnv(env, 'MAILCLUSTER_COMMIT_CONCURRENCY'),
       warn: (msg, details) => log.warn({ event: 'spool', ...details }, msg),
     });
     const node = new MailNode(loaded, spool, opts, log);

@@ -23,6 +23,18 @@ export function createMetrics() {
     connectionsActive: new Gauge({ name: 'mailcluster_smtp_connections_active', help: 'Inbound SMTP connections open now.', registers: r }),
     reloads: new Counter({ name: 'mailcluster_config_reloads_total', help: 'Configuration reloads, by result.', labelNames: ['result'], registers: r }),
     spoolFsyncs: new Counter({ name: 'mailcluster_spool_fsyncs_total', help: 'fdatasync calls of the spool (group commits).', registers: r }),
+    spoolCommit: new Histogram({
+      name: 'mailcluster_spool_commit_seconds',
+      help: 'Time of one group commit (write + fdatasync).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    }),
+    spoolCommitRecords: new Histogram({
+      name: 'mailcluster_spool_commit_records',
+      help: 'Records made durable by one group commit.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200],
+      registers: r,
+    }),
   };
 }
 

@@ -16,6 +16,8 @@ import type { MessageMeta } from './records.ts';
 export interface SpoolOptions {
   /** Rotate the current segment past this size. */
   segmentBytes?: number;
+  /** Group commits that may overlap (default 4). */
+  commitConcurrency?: number;
   /** Copy live messages out of the oldest segment once it is this old. */
   compactAfterMs?: number;
   compactIntervalMs?: number;
@@ -30,6 +32,8 @@ interface Segment {
   size: number;
   createdAt: number;
   live: number;
+  /** Offset of a failed write: records from here on are not trusted. */
+  failedAt?: number;
 }
 
 export interface StoredMessage {
@@ -91,7 +95,11 @@ export class Spool {
   private segments: Segment[] = [];
   private current!: Segment;
   private pending: PendingWrite[] = [];
-  private writing = false;
+  private forming = false;
+  private flights = 0;
+  private readonly maxFlights: number;
+  private writeTail: Promise<void> = Promise.resolve();
+  private resolveTail: Promise<void> = Promise.resolve();
   private compacting = false;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
@@ -101,11 +109,12 @@ export class Spool {
   /** fsyncs done and records written, for the benchmark note and metrics. */
   stats = { fsyncs: 0, records: 0 };
   /** Called after every group commit with the number of records it made durable. */
-  onCommit: (records: number) => void = () => {};
+  onCommit: (records: number, seconds: number) => void = () => {};
 
   private constructor(dir: string, opts: SpoolOptions) {
     this.dir = dir;
     this.segmentBytes = opts.segmentBytes ?? 32 * 1024 * 1024;
+    this.maxFlights = opts.commitConcurrency ?? 4;
     this.compactAfterMs = opts.compactAfterMs ?? 60_000;
     this.warn = opts.warn ?? (() => {});
   }
@@ -197,42 +206,62 @@ export class Spool {
     if (this.closed) return Promise.reject(new Error('spool is closed'));
     return new Promise((resolve, reject) => {
       this.pending.push({ parts, length, resolve, reject });
-      if (!this.writing) void this.pump();
+      void this.pump();
     });
   }
 
-  /** Writes everything pending in batches: one write and one fdatasync per batch. */
+  /**
+   * Forms batches of everything pending and commits each with one write and one
+   * fdatasync. Up to `maxFlights` commits overlap (a record never waits for a whole
+   * fsync that started before it arrived plus its own); writes go out in order, and
+   * batches are acknowledged strictly in order, so an acknowledged record never sits
+   * behind one that might be lost.
+   */
   private async pump(): Promise<void> {
-    this.writing = true;
+    if (this.forming) return;
+    this.forming = true;
     try {
-      while (this.pending.length > 0) {
-        if (this.current.size >= this.segmentBytes) await this.rotate(this.current.seq + 1);
+      while (this.pending.length > 0 && this.flights < this.maxFlights) {
+        if (this.current.size >= this.segmentBytes || this.current.failedAt !== undefined) await this.rotate(this.current.seq + 1);
         const batch = this.pending.splice(0);
         const seg = this.current;
         const start = seg.size;
         const buffers = batch.flatMap((p) => p.parts);
         const total = batch.reduce((n, p) => n + p.length, 0);
-        try {
-          await writeAll(seg.fh, buffers, total, start);
-          seg.size += total;
-          await seg.fh.datasync();
-          this.stats.fsyncs++;
-          this.stats.records += batch.length;
-          this.onCommit(batch.length);
-        } catch (err) {
-          // the segment may now hold a partial record: continue in a fresh one
-          for (const p of batch) p.reject(err as Error);
-          try { await this.rotate(seg.seq + 1); } catch { /* the next write reports it */ }
-          continue;
-        }
-        let off = start;
-        for (const p of batch) {
-          p.resolve({ seg: seg.seq, offset: off });
-          off += p.length;
-        }
+        seg.size += total; // this range is the batch's from now on
+        this.flights++;
+        const t0 = process.hrtime.bigint();
+        const written = this.writeTail.then(() => writeAll(seg.fh, buffers, total, start));
+        this.writeTail = written.then(() => {}, () => {});
+        const synced = written.then(() => seg.fh.datasync());
+        synced.catch(() => {}); // handled in order below
+        this.resolveTail = this.resolveTail.then(async () => {
+          let failure: Error | null = null;
+          try { await synced; } catch (err) { failure = err as Error; }
+          if (!failure && seg.failedAt !== undefined && start >= seg.failedAt) failure = new Error('an earlier write to this spool segment failed');
+          if (failure) {
+            // the segment may hold a partial record from here on: nothing after it counts
+            if (seg.failedAt === undefined || start < seg.failedAt) seg.failedAt = start;
+            for (const p of batch) p.reject(failure);
+          } else {
+            this.stats.fsyncs++;
+            this.stats.records += batch.length;
+            this.onCommit(batch.length, Number(process.hrtime.bigint() - t0) / 1e9);
+            let off = start;
+            for (const p of batch) {
+              p.resolve({ seg: seg.seq, offset: off });
+              off += p.length;
+            }
+          }
+          this.flights--;
+          void this.pump();
+        });
       }
+    } catch (err) {
+      // rotation failed: everything pending fails now, the next record tries again
+      for (const p of this.pending.splice(0)) p.reject(err as Error);
     } finally {
-      this.writing = false;
+      this.forming = false;
     }
   }
 
@@ -326,8 +355,8 @@ export class Spool {
   /** Waits for pending writes, then closes every file. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    while (this.writing || this.pending.length > 0) {
-      if (!this.writing) void this.pump();
+    while (this.forming || this.flights > 0 || this.pending.length > 0) {
+      void this.pump();
       await new Promise((r) => setTimeout(r, 5));
     }
     this.closed = true;
