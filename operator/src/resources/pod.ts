@@ -69,7 +69,8 @@ export function buildPodSpec(cluster: MailCluster, spec: DefaultedSpec, index: n
         { name: 'mailq', containerPort: MAILQ_PORT, protocol: 'TCP' },
         { name: 'admin', containerPort: ADMIN_PORT, protocol: 'TCP' },
       ],
-      readinessProbe: { httpGet: { path: '/readyz', port: ADMIN_PORT }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
+      // Tolerant of a slow answer (a busy node is still serving); a drain is made explicit by the role label.
+      readinessProbe: { httpGet: { path: '/readyz', port: ADMIN_PORT }, periodSeconds: 2, timeoutSeconds: 5, failureThreshold: 3 },
       livenessProbe: { httpGet: { path: '/healthz', port: ADMIN_PORT }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
       ...(spec.resources ? { resources: spec.resources } : {}),
       securityContext: {

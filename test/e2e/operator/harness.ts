@@ -4,6 +4,7 @@
 // load balancers 127.41/16; this suite's own servers (DNS, capture) use 127.44/16.
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PolicyV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { addressIn, freePort } from '../../support/addresses.ts';
 import { spawnTracked, stopChild, tailOf, waitUntil } from '../../support/processes.ts';
@@ -129,6 +130,47 @@ export function etrn(address: string, port: number, domain: string, timeoutMs = 
         else if (stage === 2) { socket.write('QUIT\r\n'); stage = 3; clearTimeout(timer); socket.end(); resolve(reply); }
       }
     });
+  });
+}
+
+/** EHLO, STARTTLS, TLS handshake; returns the server certificate's subject (e.g. `CN=x`). */
+export function startTlsSubject(address: string, port: number, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: address, port });
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`STARTTLS to ${address}:${port} timed out`)); }, timeoutMs);
+    const fail = (e: Error): void => { clearTimeout(timer); socket.destroy(); reject(e); };
+    let buffer = '';
+    let stage = 0;
+    let ehlo = '';
+    socket.setEncoding('utf8');
+    socket.on('error', fail);
+    const onData = (chunk: string): void => {
+      buffer += chunk;
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl).replace(/\r$/, '');
+        buffer = buffer.slice(nl + 1);
+        if (stage === 1) ehlo += `${line}\n`;
+        if (!/^\d{3} /.test(line)) continue;
+        if (stage === 0) { socket.write('EHLO e2e.test\r\n'); stage = 1; }
+        else if (stage === 1) {
+          if (!/STARTTLS/i.test(ehlo)) { fail(new Error(`no STARTTLS in the EHLO reply: ${ehlo}`)); return; }
+          socket.write('STARTTLS\r\n'); stage = 2;
+        } else if (stage === 2) {
+          if (!line.startsWith('220')) { fail(new Error(`STARTTLS answered ${line}`)); return; }
+          socket.off('data', onData);
+          const secure = tlsConnect({ socket, rejectUnauthorized: false, servername: 'localhost' }, () => {
+            const cert = secure.getPeerCertificate();
+            clearTimeout(timer);
+            secure.end();
+            resolve(`CN=${cert.subject?.CN ?? ''}`);
+          });
+          secure.on('error', fail);
+          return;
+        }
+      }
+    };
+    socket.on('data', onData);
   });
 }
 
