@@ -2,6 +2,7 @@
 // nodemailer SMTPConnection objects each (nodemailer's SMTP client, which pipelines the
 // envelope). The raw spooled message goes out as is: no MIME composing, no stream
 // pipeline per message, which is most of nodemailer's per-message cost in a relay.
+import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { installFastDataStream } from './fast-data-stream.ts';
 
@@ -71,7 +72,7 @@ class Destination {
       greetingTimeout: s.connectionTimeoutMs,
       socketTimeout: s.socketTimeoutMs,
       // opportunistic STARTTLS, as MTAs do: an unverifiable certificate still beats plain text
-      tls: { rejectUnauthorized: false, servername: this.servername || undefined },
+      tls: { rejectUnauthorized: false, servername: this.servername && !isIP(this.servername) ? this.servername : undefined },
       logger: false,
     } as ConstructorParameters<typeof SMTPConnection>[0]);
     this.count++;
