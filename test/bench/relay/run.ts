@@ -10,6 +10,7 @@
 //            --node-root DIR (run the node from another checkout, e.g. a `git archive HEAD` snapshot)
 //
 // Addresses: 127.50.1.0/24 (sink .100, Postfix .1, node .2, dnsmasq .53).
+import { loadavg } from 'node:os';
 import { harnessAddress } from '../../support/addresses.ts';
 import { startDns } from '../../support/dnsmasq.ts';
 import { startMailNode, type MailNode } from '../../support/mail-node.ts';
@@ -73,7 +74,8 @@ async function measure(target: Target, server: string, size: number, run: number
   await drained();
   const sample = { target, size, run, acceptedMs, deliveredMs, count };
   log(`${target.padEnd(7)} ${String(size).padStart(6)} B run ${run}: accepted ${rate(count, acceptedMs).toFixed(0)}/s ` +
-    `(${(acceptedMs / 1000).toFixed(1)} s), delivered ${rate(count, deliveredMs).toFixed(0)}/s (${(deliveredMs / 1000).toFixed(1)} s)`);
+    `(${(acceptedMs / 1000).toFixed(1)} s), delivered ${rate(count, deliveredMs).toFixed(0)}/s (${(deliveredMs / 1000).toFixed(1)} s); ` +
+    `load average ${loadavg()[0].toFixed(1)} (the machine is shared)`);
   return sample;
 }
 
