@@ -257,6 +257,11 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     assert.match(await attempt({ hostname: 'smtp.example', service: { type: 'ClusterIP', loadBalancerIP: '10.0.0.1' } }), /need type LoadBalancer/);
     assert.match(await attempt({ hostname: 'smtp.example', drainTimeout: 'soon' }), /spec\.drainTimeout.*should match/);
     assert.match(await attempt({ hostname: 'smtp.example' }, 'Bad_Name'), /metadata\.name|a lowercase RFC 1123/);
+    const explained = (await kubectl(['explain', 'mailcluster.spec.drainTimeout'])).stdout;
+    assert.match(explained, /DrainStalled/, 'kubectl explain shows the field description');
+    const scale = JSON.parse((await kubectl(['get', '--raw', `/apis/mailcluster.io/v1alpha1/namespaces/${NS}/mailclusters/${MC}/scale`])).stdout);
+    assert.equal(scale.kind, 'Scale');
+    assert.equal(scale.status.selector, `app.kubernetes.io/instance=${MC},app.kubernetes.io/name=mailcluster-node`, 'the scale subresource gives an HPA the selector');
     // storageClassName is immutable (a patch of the running cluster, which must be refused).
     const patched = await kubectl(['patch', 'mc', MC, '-n', NS, '--type', 'merge', '-p', '{"spec":{"storage":{"storageClassName":"other"}}}'])
       .then(() => 'accepted', (err: Error) => err.message);
