@@ -15,6 +15,9 @@ import { parseProxyHeader, startsLikeProxyHeader } from '../proxy/parse.ts';
 import type { DeliveryQueue } from '../delivery/queue.ts';
 import { newMessageId } from '../delivery/queue.ts';
 import { countReceivedHeaders, receivedHeader, relayVerdict, transmissionProtocol } from './policy.ts';
+import { installFastDataMode } from './fast-data-mode.ts';
+
+installFastDataMode();
 import type { RelayPolicy } from './policy.ts';
 
 export interface InboundOptions {
