@@ -76,7 +76,10 @@ function alive(pid: number): boolean {
  * part of local mode goes here: install the CRD, run the operator, apply
  * examples/mailcluster.yaml and print Addr[0] (DESIGN.md, "Local mode").
  */
-export const afterClusterReady: Array<(cluster: LocalCluster, print: (line: string) => void) => Promise<void>> = [];
+export const afterClusterReady: Array<(cluster: LocalCluster, print: (line: string) => void) => Promise<void>> = [
+  // loaded only by `up`: the Kubernetes client takes seconds to import, which `down`/`status` need not pay
+  async (cluster, print) => (await import('../../operator/src/local-mode.ts')).startOperatorInLocalMode(cluster, print),
+];
 
 export async function main(args: string[]): Promise<void> {
   let flags: Flags;

@@ -1,9 +1,6 @@
 // The operator's part of local mode (`mailcluster local up`, DESIGN.md "Local mode"): install
 // the CRD, run the operator in this process, apply examples/mailcluster.yaml and print Addr[0]
-// with a swaks line to try it. Registered by local/'s CLI in its `afterClusterReady` steps:
-//
-//   import { startOperatorInLocalMode } from '../../operator/src/local-mode.ts';
-//   afterClusterReady.push(startOperatorInLocalMode);
+// with a swaks line to try it. local/'s CLI runs it as one of its `afterClusterReady` steps.
 import { readFileSync } from 'node:fs';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import yaml from 'js-yaml';

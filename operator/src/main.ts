@@ -18,12 +18,17 @@ export function loadKubeConfig(file: string | undefined): KubeConfig {
   return kc;
 }
 
-function ownNamespace(): string | undefined {
+/** The namespace of the service account we run as (in a pod), from its mounted file. */
+export function ownNamespace(): string | undefined {
   const file = `${process.env.MAILCLUSTER_ROOT ?? ''}${SA_NAMESPACE_FILE}`;
   return existsSync(file) ? readFileSync(file, 'utf8').trim() || undefined : undefined;
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'check') {
+    const { check } = await import('./check.ts');
+    process.exit(await check(argv.slice(1), loadKubeConfig));
+  }
   let args;
   try {
     args = parseOperatorArgs(argv);
