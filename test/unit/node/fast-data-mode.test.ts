@@ -6,7 +6,7 @@ import { installFastDataMode, originalFeedDataStream } from '../../../node-image
 async function readData(chunks: Buffer[], useOriginal: boolean): Promise<{ data: string; after: string[] }> {
   installFastDataMode();
   const s = new SMTPStream() as SMTPStream & { _feedDataStream: unknown; oncommand: (c: Buffer, cb: () => void) => void };
-  if (useOriginal) s._feedDataStream = originalFeedDataStream;
+  if (useOriginal && originalFeedDataStream) s._feedDataStream = originalFeedDataStream;
   const after: string[] = [];
   s.oncommand = (c, cb) => { after.push(c.toString()); cb?.(); };
   const ds = s.startDataMode(10_000_000);
