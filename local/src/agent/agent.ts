@@ -6,11 +6,12 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { cpus, hostname, totalmem, release, arch as osArch } from 'node:os';
 import { join } from 'node:path';
 import {
-  CoordinationV1Api, CoreV1Api, KubeConfig, PatchStrategy, StorageV1Api, makeInformer, setHeaderOptions,
-  type Informer, type KubernetesObject, type ListPromise, type ObjectCache,
+  CoordinationV1Api, CoreV1Api, KubeConfig, PatchStrategy, StorageV1Api, setHeaderOptions,
+  type KubernetesObject,
   type V1ConfigMap, type V1PersistentVolume, type V1PersistentVolumeClaim, type V1Pod, type V1Secret,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { restartingInformer, type Cache } from '../informer.ts';
 import { AddressPool } from './address-range.ts';
 import { defaultBackoff, type BackoffPolicy } from './backoff.ts';
 import { PodWorker, type WorkerContext } from './pod-worker.ts';
@@ -37,7 +38,6 @@ export interface NodeAgentOptions {
   initialReadinessPollMs?: number;
 }
 
-type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const strategicPatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
@@ -146,13 +146,7 @@ export class NodeAgent {
   }
 
   #informer<T extends KubernetesObject>(path: string, list: () => Promise<unknown>): Cache<T> {
-    const informer = makeInformer<T>(this.#o.kubeConfig, path, list as ListPromise<T>);
-    // The informer stops on errors: restart it (it resumes or relists by itself).
-    informer.on('error', (err: unknown) => {
-      if (this.#stopped) return;
-      this.#log.warn({ path, err: (err as Error)?.message ?? String(err) }, 'watch failed, restarting');
-      setTimeout(() => { if (!this.#stopped) informer.start().catch(() => undefined); }, 1000).unref();
-    });
+    const informer = restartingInformer<T>(this.#o.kubeConfig, path, list, this.#log, () => this.#stopped);
     this.#informers.push(informer as unknown as Cache<KubernetesObject>);
     return informer;
   }

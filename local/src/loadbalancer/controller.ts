@@ -4,10 +4,11 @@
 // EndpointSlices), round-robin. The Service
 // annotation `mailcluster.io/proxy-protocol: "v2"` makes the proxy send a PROXY v2 header.
 import {
-  CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, makeInformer, setHeaderOptions,
-  type Informer, type KubernetesObject, type ListPromise, type ObjectCache, type V1EndpointSlice, type V1Pod, type V1Service,
+  CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, setHeaderOptions,
+  type KubernetesObject, type V1EndpointSlice, type V1Pod, type V1Service,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { restartingInformer, type Cache } from '../informer.ts';
 import { AddressPool } from '../agent/address-range.ts';
 import { backendsFor, backendsFromPods, wantsProxyV2 } from './backends.ts';
 import { TcpProxy } from './tcp-proxy.ts';
@@ -19,7 +20,6 @@ export interface LoadBalancerOptions {
   log: Logger;
 }
 
-type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
 interface Balancer {
   ip: string;
@@ -95,13 +95,7 @@ export class LoadBalancerController {
   }
 
   #informer<T extends KubernetesObject>(path: string, list: () => Promise<unknown>): Cache<T> {
-    const informer = makeInformer<T>(this.#o.kubeConfig, path, list as ListPromise<T>);
-    informer.on('error', (err: unknown) => {
-      if (this.#stopped) return;
-      this.#log.warn({ path, err: (err as Error)?.message ?? String(err) }, 'watch failed, restarting');
-      setTimeout(() => { if (!this.#stopped) informer.start().catch(() => undefined); }, 1000).unref();
-    });
-    return informer;
+    return restartingInformer<T>(this.#o.kubeConfig, path, list, this.#log, () => this.#stopped);
   }
 
   /** Reconciles one Service at a time, in event order. */
