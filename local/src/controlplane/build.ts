@@ -194,7 +194,7 @@ async function build(args: { go: string; moduleDir: string; dir: string; log: (l
   };
   const started = Date.now();
   log(`building the control plane once (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}) into ${dir}`);
-  log(`this takes a while on a small machine (about 20-40 minutes on 2 cores); log: ${buildLog}`);
+  log(`this takes a while: about 15-25 minutes on 2 idle cores, longer on a busy machine; log: ${buildLog}`);
   const heartbeat = setInterval(() => log(`still building (${Math.round((Date.now() - started) / 1000)} s)`), 60_000);
   try {
     const kube = Object.keys(KUBERNETES_PACKAGES) as Array<keyof typeof KUBERNETES_PACKAGES>;
