@@ -14,7 +14,7 @@ import { cidrMatcher, normalizeIp } from '../net/cidr.ts';
 import { parseProxyHeader, startsLikeProxyHeader } from '../proxy/parse.ts';
 import type { DeliveryQueue } from '../delivery/queue.ts';
 import { newMessageId } from '../delivery/queue.ts';
-import { countReceivedHeaders, receivedHeader, relayVerdict, transmissionProtocol } from './policy.ts';
+import { countReceivedHeaders, parseRecipientPath, receivedHeader, relayRefusal, relayVerdict, transmissionProtocol } from './policy.ts';
 import { installFastDataMode } from './fast-data-mode.ts';
 
 installFastDataMode();
@@ -44,6 +44,36 @@ function smtpError(code: number, message: string): SmtpError {
 }
 
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
+
+/** smtp-server's parsed RCPT address plus the path as the client sent it (keepRecipientPaths). */
+type RcptAddress = { address: string; rawPath?: string; unparsable?: boolean };
+
+type AddressParser = (name: string, command: Buffer | string) => false | (RcptAddress & { args: unknown });
+
+/**
+ * smtp-server drops a source route and refuses a trailing dot or a quoted local part with
+ * `@` before our handler runs. Relay control needs the path as sent (Postfix refuses routed
+ * paths with 554 5.7.1 and takes `user@domain.` as `user@domain`), so the RCPT parser keeps
+ * it: a single trailing dot is dropped first; a routed path the strict parser refuses still
+ * reaches onRcptTo (marked unparsable) to get its relay answer.
+ */
+function keepRecipientPaths(c: SmtpConnection): void {
+  const conn = c as unknown as { _parseAddressCommand: AddressParser };
+  const parse = conn._parseAddressCommand.bind(c);
+  conn._parseAddressCommand = (name, command) => {
+    if (String(name).trim().toLowerCase() !== 'rcpt to') return parse(name, command);
+    const text = command.toString();
+    const m = /^([^:]*:\s*)<([^<>]*)>(.*)$/s.exec(text);
+    if (!m) return parse(name, command);
+    const raw = m[2];
+    const path = parseRecipientPath(raw);
+    const undotted = /[^.]\.$/.test(raw) ? raw.slice(0, -1) : raw;
+    const parsed = parse(name, `${m[1]}<${undotted}>${m[3]}`);
+    if (parsed) { parsed.rawPath = raw; return parsed; }
+    if (path?.routed) return { address: path.address, args: false, rawPath: raw, unparsable: true };
+    return false;
+  };
+}
 
 export class InboundSmtp {
   /** The single SMTPServer instance. Extensions (ETRN) patch connections via onConnection. */
@@ -92,7 +122,7 @@ export class InboundSmtp {
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => cb(),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address as RcptAddress, session, cb),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     };
     this.server = new SMTPServer(options);
@@ -102,6 +132,7 @@ export class InboundSmtp {
     const add = connections.add.bind(connections);
     connections.add = (c: SmtpConnection) => {
       this.useOwnEnhancedCodes(c);
+      keepRecipientPaths(c);
       this.greetWithoutDelay(c);
       for (const h of this.hooks) h(c);
       return add(c);
@@ -301,17 +332,21 @@ export class InboundSmtp {
     cb(null, { user: auth.username });
   }
 
-  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  private onRcptTo(rcpt: RcptAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const address = rcpt.address;
     if (session.envelope.rcptTo.length >= this.config.maxRecipients) {
       this.metrics.rejected.inc({ reason: 'too many recipients' });
       return cb(smtpError(452, '4.5.3 Too many recipients'));
     }
-    const v = relayVerdict(address, session.remoteAddress, !!session.user, this.policy);
+    const v = relayVerdict(rcpt.rawPath ?? address, session.remoteAddress, !!session.user, this.policy);
     if (!v.ok) {
-      this.metrics.rejected.inc({ reason: 'relaying denied' });
-      this.log.info({ event: 'smtp', result: 'rejected', session: session.id, client: session.remoteAddress, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined, rcpt: address, reason: 'relaying denied' }, 'recipient refused');
-      return cb(smtpError(550, '5.7.1 Relaying denied'));
+      const reason = v.routed ? `sender-specified routing (${v.routed})` : 'relaying denied';
+      this.metrics.rejected.inc({ reason: v.routed ? 'routing' : 'relaying denied' });
+      this.log.info({ event: 'smtp', result: 'rejected', session: session.id, client: session.remoteAddress, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined, rcpt: rcpt.rawPath ?? address, reason }, 'recipient refused');
+      const r = relayRefusal(v, rcpt.rawPath ?? address);
+      return cb(smtpError(r.code, r.message));
     }
+    if (rcpt.unparsable) return cb(smtpError(501, '5.1.3 Bad recipient address syntax'));
     cb();
   }
 
