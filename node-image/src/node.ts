@@ -104,6 +104,7 @@ export class MailNode {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
     });
     this.admin = new AdminServer(log.child({ component: 'admin' }));
+    this.admin.setAdminCredential(() => this.config.security.adminTokenSha256);
     this.registerAdminRoutes();
     this.watcher = new DirectoryWatcher(
       () => { void this.reload('config change'); },

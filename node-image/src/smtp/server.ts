@@ -16,6 +16,9 @@ import type { DeliveryQueue } from '../delivery/queue.ts';
 import { newMessageId } from '../delivery/queue.ts';
 import { countReceivedHeaders, parseRecipientPath, receivedHeader, relayRefusal, relayVerdict, transmissionProtocol } from './policy.ts';
 import { installFastDataMode } from './fast-data-mode.ts';
+import { authenticate } from './auth.ts';
+import { WindowCounter } from './limits.ts';
+import type { SmtpAuthUser } from '../config/security.ts';
 
 installFastDataMode();
 import type { RelayPolicy } from './policy.ts';
@@ -44,6 +47,42 @@ function smtpError(code: number, message: string): SmtpError {
 }
 
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
+
+/** AUTH only with TLS and configured users (PARAM smtp-auth-users); STARTTLS only with TLS. */
+function authCommands(tlsMaterial: TlsMaterial | null, config: NodeConfig): string[] {
+  if (!tlsMaterial) return ['STARTTLS', 'AUTH'];
+  return config.security.smtpAuthUsers === null ? ['AUTH'] : [];
+}
+
+/** An authenticated user may relay only with the RELAY right. */
+function hasRelayRight(user: unknown): boolean {
+  return typeof user === 'object' && user !== null && (user as { relay?: unknown }).relay === true;
+}
+
+function rateWindow(seconds: number): { window: number; counter: WindowCounter } {
+  return { window: seconds, counter: new WindowCounter(seconds) };
+}
+
+/**
+ * smtp-server lists AUTH in EHLO on a plaintext session too (and answers AUTH there with
+ * 538). AUTH is offered only after STARTTLS: the keyword is dropped from a plaintext EHLO.
+ */
+function hideAuthBeforeTls(c: SmtpConnection): void {
+  type Ehlo = (this: SmtpConnection, command: Buffer, cb: () => void) => void;
+  const conn = c as unknown as { handler_EHLO: Ehlo; secure: boolean };
+  const ehlo = conn.handler_EHLO;
+  conn.handler_EHLO = function (this: SmtpConnection, command, cb) {
+    if (!(this as unknown as { secure: boolean }).secure) {
+      const send = this.send;
+      this.send = (code, data, context) => {
+        this.send = send;
+        const lines = Array.isArray(data) ? data.filter((l) => !/^AUTH\b/i.test(l)) : data;
+        return send(code, lines, context);
+      };
+    }
+    return ehlo.call(this, command, cb);
+  };
+}
 
 /** smtp-server's parsed RCPT address plus the path as the client sent it (keepRecipientPaths). */
 type RcptAddress = { address: string; rawPath?: string; unparsable?: boolean };
@@ -90,6 +129,8 @@ export class InboundSmtp {
   private hooks: Array<(c: SmtpConnection) => void> = [];
   private sockets = new Set<Socket>();
   private bound: { address: string; port: number } | null = null;
+  private connectionRate: { window: number; counter: WindowCounter };
+  private authFailures: { window: number; counter: WindowCounter };
 
   constructor(config: NodeConfig, tlsMaterial: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
     this.config = config;
@@ -99,6 +140,8 @@ export class InboundSmtp {
     this.proxyTimeoutMs = opts.proxyHeaderTimeoutMs ?? 5000;
     this.policy = this.buildPolicy(config);
     this.isProxyPeer = cidrMatcher(config.proxyProtocol);
+    this.connectionRate = rateWindow(config.security.smtpClientConnectionRateTime);
+    this.authFailures = rateWindow(config.security.smtpAuthFailureWindow);
     const options: SMTPServerOptions = {
       name: config.hostname,
       banner: 'mailcluster',
@@ -116,7 +159,7 @@ export class InboundSmtp {
       maxClients: config.maxConnections,
       socketTimeout: opts.socketTimeoutMs ?? 60_000,
       logger: false,
-      disabledCommands: tlsMaterial ? [] : ['STARTTLS', 'AUTH'],
+      disabledCommands: authCommands(tlsMaterial, config),
       hideSTARTTLS: !tlsMaterial,
       ...(tlsMaterial ? { key: tlsMaterial.key, cert: tlsMaterial.cert } : {}),
       onConnect: (session, cb) => this.onConnect(session, cb),
@@ -133,6 +176,7 @@ export class InboundSmtp {
     connections.add = (c: SmtpConnection) => {
       this.useOwnEnhancedCodes(c);
       keepRecipientPaths(c);
+      hideAuthBeforeTls(c);
       this.greetWithoutDelay(c);
       for (const h of this.hooks) h(c);
       return add(c);
@@ -203,11 +247,12 @@ export class InboundSmtp {
     if (tlsMaterial) {
       this.server.updateSecureContext({ key: tlsMaterial.key, cert: tlsMaterial.cert });
       o.hideSTARTTLS = false;
-      o.disabledCommands = o.disabledCommands.filter((c) => c !== 'STARTTLS' && c !== 'AUTH');
     } else {
       o.hideSTARTTLS = true;
-      o.disabledCommands = [...new Set([...o.disabledCommands, 'STARTTLS', 'AUTH'])];
     }
+    o.disabledCommands = authCommands(tlsMaterial, config);
+    if (this.connectionRate.window !== config.security.smtpClientConnectionRateTime) this.connectionRate = rateWindow(config.security.smtpClientConnectionRateTime);
+    if (this.authFailures.window !== config.security.smtpAuthFailureWindow) this.authFailures = rateWindow(config.security.smtpAuthFailureWindow);
   }
 
   /** Listens (or moves the listener to a new address; open connections stay). */
@@ -252,15 +297,55 @@ export class InboundSmtp {
       this.readProxyHeader(socket);
       return;
     }
-    // a PROXY header from an address not in proxy-protocol: refused, never believed.
-    // (Registered before smtp-server pipes the socket, so this listener sees the first chunk first.)
+    this.startSession(socket, { id: this.nextSessionId() }, normalizeIp(socket.remoteAddress ?? ''));
+  }
+
+  /** A client trusted for relaying (relay network or etrn-cluster peer): no greeting pause, no connection rate. */
+  private isTrustedClient(ip: string): boolean {
+    return this.policy.isRelayNetwork(ip) || this.policy.isPeer(ip);
+  }
+
+  // The real client is known (after PROXY). Connection rate (anvil's
+  // smtpd_client_connection_rate_limit), then the greeting pause: a client that talks
+  // before the greeting (postscreen's pregreet test) gets 554 and is closed; a PROXY header
+  // from an address outside proxy-protocol is refused and never believed.
+  private startSession(socket: Socket, opts: { id: string; remoteAddress?: string; [k: string]: unknown }, client: string): void {
+    const sec = this.config.security;
+    const trusted = this.isTrustedClient(client);
+    if (!trusted && sec.smtpClientConnectionRateLimit > 0) {
+      const n = this.connectionRate.counter.hit(client, Date.now());
+      if (n > sec.smtpClientConnectionRateLimit) {
+        this.refuse(socket, `421 4.7.0 ${this.config.hostname} Error: too many connections from ${client}`, 'connection rate limit', { connections: n, window: sec.smtpClientConnectionRateTime });
+        return;
+      }
+    }
+    // The first chunk is looked at once, before smtp-server sees it (this listener is
+    // registered before smtp-server pipes the socket): a PROXY header from an untrusted
+    // address is refused, never believed; anything during the greeting pause is an early talker.
+    let greeted = false;
+    let refused = false;
     socket.once('data', (chunk: Buffer) => {
       if (chunk.length >= 6 && startsLikeProxyHeader(chunk)) {
+        refused = true;
         socket.unpipe();
         this.refuse(socket, '421 4.7.0 PROXY protocol not allowed from this address', 'PROXY header from an untrusted address');
+      } else if (!greeted) {
+        refused = true;
+        socket.unpipe();
+        this.refuse(socket, `554 5.5.1 ${this.config.hostname} Protocol error: talked before the greeting`, 'early talker', { pauseSeconds: sec.smtpGreetPause });
       }
     });
-    this.server.connect(socket, { id: this.nextSessionId() });
+    const pauseMs = trusted ? 0 : sec.smtpGreetPause * 1000;
+    if (pauseMs <= 0) {
+      greeted = true;
+      this.server.connect(socket, opts);
+      return;
+    }
+    setTimeout(() => {
+      if (refused || socket.destroyed) return;
+      greeted = true;
+      this.server.connect(socket, opts);
+    }, pauseMs).unref();
   }
 
   private sessionSeq = 0;
@@ -307,10 +392,10 @@ export class InboundSmtp {
         }
         const rest = buf.subarray(r.length);
         if (rest.length > 0) socket.unshift(rest);
-        const opts = r.command === 'proxy' && r.source
+        const opts: { id: string; remoteAddress?: string; [k: string]: unknown } = r.command === 'proxy' && r.source
           ? { id: this.nextSessionId(), remoteAddress: r.source.address, remotePort: r.source.port, ...(r.destination ? { localAddress: r.destination.address, localPort: r.destination.port } : {}) }
           : { id: this.nextSessionId() };
-        this.server.connect(socket, opts);
+        this.startSession(socket, opts, normalizeIp(opts.remoteAddress ?? socket.remoteAddress ?? ''));
         return;
       }
     };
@@ -321,15 +406,39 @@ export class InboundSmtp {
     cb();
   }
 
+  // SMTP AUTH against PARAM smtp-auth-users only (never scheduler.auth / etrn-cluster: those
+  // are MAILQv2 credentials). Each failure waits smtp-auth-failure-delay (Postfix's
+  // smtpd_error_sleep_time); smtp-auth-failure-limit failures from one client within the
+  // window get 421 and the connection closed, and that client's AUTH stays refused until
+  // the window has passed.
   private onAuth(auth: { method: string; username?: string | null; password?: string | null }, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: { user?: unknown }) => void): void {
-    const ok = auth.username != null && auth.password != null && (
-      this.config.schedulerAuth.some((a) => a.user === auth.username && a.password === auth.password) ||
-      this.config.etrnCluster.some((p) => p.user === auth.username && p.password === auth.password));
-    if (!ok) {
-      this.log.info({ event: 'smtp', result: 'auth-failed', client: session.remoteAddress, user: auth.username }, 'authentication failed');
-      return cb(smtpError(535, '5.7.8 Authentication credentials invalid'));
+    const sec = this.config.security;
+    const users = sec.smtpAuthUsers ?? [];
+    const client = normalizeIp(session.remoteAddress);
+    const limit = sec.smtpAuthFailureLimit;
+    const blocked = () => limit > 0 && this.authFailures.counter.count(client, Date.now()) >= limit;
+    if (blocked()) {
+      this.metrics.rejected.inc({ reason: 'auth rate limit' });
+      this.log.warn({ event: 'smtp', result: 'auth-blocked', client, user: auth.username }, 'AUTH refused: too many failed attempts');
+      return cb(smtpError(421, `4.7.0 ${this.config.hostname} Error: too many failed AUTH attempts from ${client}, try again later`));
     }
-    cb(null, { user: auth.username });
+    void authenticate(users, auth.username ?? '', auth.password ?? '').then((user: SmtpAuthUser | null) => {
+      if (user) {
+        this.authFailures.counter.clear(client);
+        this.log.info({ event: 'smtp', result: 'auth-ok', client, user: user.user, relay: user.relay }, 'authenticated');
+        return cb(null, { user: { username: user.user, relay: user.relay } });
+      }
+      const failures = this.authFailures.counter.hit(client, Date.now());
+      this.metrics.rejected.inc({ reason: 'auth failed' });
+      this.log.info({ event: 'smtp', result: 'auth-failed', client, user: auth.username, failures }, 'authentication failed');
+      setTimeout(() => {
+        if (blocked()) return cb(smtpError(421, `4.7.0 ${this.config.hostname} Error: too many failed AUTH attempts from ${client}, try again later`));
+        cb(smtpError(535, '5.7.8 Authentication credentials invalid'));
+      }, sec.smtpAuthFailureDelay * 1000).unref();
+    }, (err: Error) => {
+      this.log.error({ event: 'smtp', result: 'auth-error', client, err: err.message }, 'authentication error');
+      cb(smtpError(454, '4.7.0 Temporary authentication failure'));
+    });
   }
 
   private onRcptTo(rcpt: RcptAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -338,7 +447,7 @@ export class InboundSmtp {
       this.metrics.rejected.inc({ reason: 'too many recipients' });
       return cb(smtpError(452, '4.5.3 Too many recipients'));
     }
-    const v = relayVerdict(rcpt.rawPath ?? address, session.remoteAddress, !!session.user, this.policy);
+    const v = relayVerdict(rcpt.rawPath ?? address, session.remoteAddress, hasRelayRight(session.user), this.policy);
     if (!v.ok) {
       const reason = v.routed ? `sender-specified routing (${v.routed})` : 'relaying denied';
       this.metrics.rejected.inc({ reason: v.routed ? 'routing' : 'relaying denied' });
