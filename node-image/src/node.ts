@@ -151,6 +151,7 @@ export class MailNode {
       maxConnectionsPerDestination: c.deliveryConcurrency,
       connectionTimeoutMs: this.transportTimeouts.connect,
       socketTimeoutMs: this.transportTimeouts.socket,
+      tls: { defaultLevel: c.security.smtpTlsSecurityLevel, policy: c.security.smtpTlsPolicy, ...(c.security.smtpTlsCa ? { ca: c.security.smtpTlsCa } : {}) },
     };
   }
 

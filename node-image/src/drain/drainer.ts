@@ -52,6 +52,7 @@ export class Drainer {
       localAddress: node.config.outboundAddress,
       proxyNetworks: node.config.proxyProtocol,
       timeoutMs: this.#options.connectTimeoutMs,
+      peerTls: node.config.security.peerTls ?? undefined,
     }));
   }
 

@@ -3,6 +3,7 @@
 // handlers apply relay control, limits, loop detection, the Received header, and spool the
 // message before the 250.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
@@ -47,6 +48,18 @@ function smtpError(code: number, message: string): SmtpError {
 }
 
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
+
+/** The default certificate: the public one, else the peer one (peers still get STARTTLS). */
+function effectiveTls(publicTls: TlsMaterial | null, config: NodeConfig): TlsMaterial | null {
+  if (publicTls) return publicTls;
+  const p = config.security.peerTls;
+  return p ? { cert: Buffer.from(p.cert), key: Buffer.from(p.key) } : null;
+}
+
+function peerContext(config: NodeConfig): { name: string; context: tls.SecureContext } | null {
+  const p = config.security.peerTls;
+  return p ? { name: p.name, context: tls.createSecureContext({ cert: p.cert, key: p.key }) } : null;
+}
 
 /** AUTH only with TLS and configured users (PARAM smtp-auth-users); STARTTLS only with TLS. */
 function authCommands(tlsMaterial: TlsMaterial | null, config: NodeConfig): string[] {
@@ -129,10 +142,13 @@ export class InboundSmtp {
   private hooks: Array<(c: SmtpConnection) => void> = [];
   private sockets = new Set<Socket>();
   private bound: { address: string; port: number } | null = null;
+  private peerContext: { name: string; context: tls.SecureContext } | null;
   private connectionRate: { window: number; counter: WindowCounter };
   private authFailures: { window: number; counter: WindowCounter };
 
-  constructor(config: NodeConfig, tlsMaterial: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
+  constructor(config: NodeConfig, publicTls: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
+    const tlsMaterial = effectiveTls(publicTls, config);
+    this.peerContext = peerContext(config);
     this.config = config;
     this.queue = queue;
     this.log = log;
@@ -162,6 +178,10 @@ export class InboundSmtp {
       disabledCommands: authCommands(tlsMaterial, config),
       hideSTARTTLS: !tlsMaterial,
       ...(tlsMaterial ? { key: tlsMaterial.key, cert: tlsMaterial.cert } : {}),
+      // contract 4: a client that asks for peer-tls-name (a peer handing off) gets the peer
+      // certificate; everyone else the public one
+      SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) =>
+        cb(null, this.peerContext && servername === this.peerContext.name ? this.peerContext.context : undefined),
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => cb(),
@@ -236,7 +256,9 @@ export class InboundSmtp {
   }
 
   /** Applies a reloaded config to new transactions; open connections stay. */
-  configure(config: NodeConfig, tlsMaterial: TlsMaterial | null): void {
+  configure(config: NodeConfig, publicTls: TlsMaterial | null): void {
+    const tlsMaterial = effectiveTls(publicTls, config);
+    this.peerContext = peerContext(config);
     this.config = config;
     this.policy = this.buildPolicy(config);
     this.isProxyPeer = cidrMatcher(config.proxyProtocol);

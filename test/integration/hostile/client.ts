@@ -14,8 +14,8 @@ export interface RawClient {
   reply(timeoutMs?: number): Promise<Reply>;
   /** Sends one line (CRLF added) and reads its reply. */
   command(line: string): Promise<Reply>;
-  /** STARTTLS already answered 220: the TLS handshake on the same socket. */
-  upgrade(options?: tls.ConnectionOptions): Promise<void>;
+  /** STARTTLS already answered 220: the TLS handshake on the same socket; returns the server's certificate. */
+  upgrade(options?: tls.ConnectionOptions): Promise<tls.PeerCertificate>;
   /** Resolves when the server closed the connection. */
   closed(timeoutMs?: number): Promise<boolean>;
   /** Everything received so far, as latin1. */
@@ -69,6 +69,7 @@ export async function connectRaw(host: string, port: number, localAddress?: stri
       await new Promise<void>((resolve, reject) => { secure.once('secureConnect', resolve); secure.once('error', reject); });
       socket = secure;
       attach(secure);
+      return secure.getPeerCertificate();
     },
     closed: (timeoutMs = 5000) => new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
