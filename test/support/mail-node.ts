@@ -85,7 +85,7 @@ export interface MailNodeConfig {
   smtpAuthFailureLimit?: number;
   smtpAuthFailureWindow?: number;
   smtpAuthFailureDelay?: number;
-  /** `PARAM etrn-domain-rate-limit <n>`, `etrn-domain-rate-time <s>`, `etrn-relayed-window <s>`. */
+  /** `PARAM etrn-domain-rate-limit <n>`, `etrn-domain-rate-time <s>`, `etrn-relayed-window <s>`; the harness writes 0 (off) for the limit and the window unless given. */
   etrnDomainRateLimit?: number;
   etrnDomainRateTime?: number;
   etrnRelayedWindow?: number;
@@ -161,7 +161,8 @@ export function renderNodeConfig(config: ResolvedMailNodeConfig): NodeConfigFile
     ['smtp-client-connection-rate-limit', config.smtpClientConnectionRateLimit], ['smtp-client-connection-rate-time', config.smtpClientConnectionRateTime],
     ['smtp-auth-users', config.smtpAuthUsers], ['smtp-auth-failure-limit', config.smtpAuthFailureLimit],
     ['smtp-auth-failure-window', config.smtpAuthFailureWindow], ['smtp-auth-failure-delay', config.smtpAuthFailureDelay],
-    ['etrn-domain-rate-limit', config.etrnDomainRateLimit], ['etrn-domain-rate-time', config.etrnDomainRateTime], ['etrn-relayed-window', config.etrnRelayedWindow],
+    // off unless a test asks: the ETRN tests send many ETRNs for one domain to every node
+    ['etrn-domain-rate-limit', config.etrnDomainRateLimit ?? 0], ['etrn-domain-rate-time', config.etrnDomainRateTime], ['etrn-relayed-window', config.etrnRelayedWindow ?? 0],
     ['peer-tls-ca-file', config.peerTls?.caFile], ['peer-tls-cert-file', config.peerTls?.certFile], ['peer-tls-key-file', config.peerTls?.keyFile], ['peer-tls-name', config.peerTls?.name],
     ['smtp-tls-security-level', config.smtpTlsSecurityLevel], ['smtp-tls-ca-file', config.smtpTlsCaFile],
   ];

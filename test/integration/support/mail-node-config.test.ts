@@ -53,6 +53,8 @@ describe('mail-node harness: config dir', () => {
       // SHA-256 of the harness's default admin token `test-admin-token-node-0.cluster.test`
       `PARAM admin-token-sha256 ${createHash('sha256').update('test-admin-token-node-0.cluster.test').digest('hex')}`,
       'PARAM smtp-greet-pause 0',
+      'PARAM etrn-domain-rate-limit 0',
+      'PARAM etrn-relayed-window 0',
     ]);
     assert.match(files['zmailer.conf'], /^SELFADDRESSES=127\.50\.14\.100,\[127\.50\.14\.1\],smtp\.isp\.test$/m);
     assert.match(files['zmailer.conf'], /^POSTOFFICE=\/var\/spool\/mailcluster$/m);
