@@ -39,16 +39,17 @@ export class EtrnDomainGate {
   /** What an SMTP ETRN for `domain` may do now; a fan-out or a local flush is counted. */
   decide(domain: string, now: number, limits: EtrnDomainLimits): GateDecision {
     const d = domain.toLowerCase();
-    const at = this.#relayedAt.get(d);
-    if (at !== undefined && now >= at && now - at < limits.relayedWindowSeconds * 1000) {
-      return { kind: 'local-only', relayedSecondsAgo: Math.round((now - at) / 100) / 10 };
-    }
+    // the rate first: past it no SMTP ETRN for the domain is served, local or not
     if (limits.limit > 0) {
       const recent = this.#recent(d, now, limits);
       if (recent.length >= limits.limit) {
         const retry = Math.max(1, Math.ceil((recent[0] + limits.seconds * 1000 - now) / 1000));
         return { kind: 'rate-limited', retryAfterSeconds: retry };
       }
+    }
+    const at = this.#relayedAt.get(d);
+    if (at !== undefined && now >= at && now - at < limits.relayedWindowSeconds * 1000) {
+      return { kind: 'local-only', relayedSecondsAgo: Math.round((now - at) / 100) / 10 };
     }
     this.#record(d, now, limits);
     this.#trim();
