@@ -59,5 +59,6 @@ export function loadSecurity(p: SecurityParams, resolve: (path: string) => strin
     smtpTlsSecurityLevel: p.smtpTlsSecurityLevel ?? d.smtpTlsSecurityLevel,
     smtpTlsPolicy: { ...p.smtpTlsPolicy },
     smtpTlsCa,
+    mtaSts: p.mtaSts ?? false,
   };
 }

@@ -33,6 +33,8 @@ export interface SecurityParams {
   smtpTlsPolicy: Record<string, TlsSecurityLevel>;
   smtpTlsCaFile?: string;
   smtpTlsLine?: number;
+  /** `PARAM mta-sts on|off`. */
+  mtaSts?: boolean;
 }
 
 export function emptySecurityParams(): SecurityParams {
@@ -126,6 +128,12 @@ export function parseSecurityParam(name: string, args: string[], p: SecurityPara
       return true;
     }
     case 'smtp-tls-ca-file': p.smtpTlsCaFile = one('<path>'); p.smtpTlsLine ??= line; return true;
+    case 'mta-sts': {
+      const v = one('on|off').toLowerCase();
+      if (v !== 'on' && v !== 'off') fail(`PARAM mta-sts takes on or off, got ${JSON.stringify(v)}`);
+      p.mtaSts = v === 'on';
+      return true;
+    }
     default:
       return false;
   }
@@ -197,4 +205,6 @@ export interface SecurityConfig {
   smtpTlsPolicy: Record<string, TlsSecurityLevel>;
   /** PEM of the CA bundle for `verify`; null: Node's built-in roots. */
   smtpTlsCa: string | null;
+  /** MTA-STS (RFC 8461) for outbound delivery. */
+  mtaSts: boolean;
 }

@@ -45,7 +45,9 @@ describe('security PARAMs (smtpserver.conf)', () => {
       'PARAM smtp-tls-policy Example.COM. encrypt',
       'PARAM smtp-tls-policy .example.net none',
       'PARAM smtp-tls-ca-file /etc/ssl/certs/ca-certificates.crt',
+      'PARAM mta-sts on',
     ].join('\n'), FILE).security;
+    assert.equal(s.mtaSts, true);
     assert.deepEqual(s.adminTokenSha256, { hex: 'ab'.repeat(32) });
     assert.equal(s.smtpAuthUsers, '/etc/mailcluster/smtp-auth/users');
     assert.equal(s.smtpGreetPause, 0.5);
