@@ -358,6 +358,32 @@ describe('hostile clients (issue 10)', function () {
     trusted.close();
   });
 
+  it('early talker behind a trusted proxy: the real client after the PROXY header is held to the pause too', async () => {
+    const header = buildProxyV2({ address: '203.0.113.77', port: 40000 }, { address: strictIp, port: 25 });
+    const eager = await connectRaw(strictIp, portOf(strict), proxyLb, { waitGreeting: false });
+    eager.write(Buffer.concat([header, Buffer.from('EHLO eager.test\r\n')]));
+    const r = await eager.reply();
+    assert.equal(r.code, 554, r.raw);
+    eager.close();
+    const patient = await connectRaw(strictIp, portOf(strict), proxyLb, { waitGreeting: false });
+    patient.write(header);
+    const g = await patient.reply();
+    assert.equal(g.code, 220, g.raw);
+    assert.equal((await patient.command('EHLO patient.test')).code, 250);
+    patient.close();
+  });
+
+  it('admin token rotation: a reload with a new digest takes effect at once, the old token stops working', async () => {
+    const probe = async (token: string) => (await fetch(`${node.adminUrl}/drain`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}', redirect: 'manual' })).status;
+    assert.equal(await probe('rotated-token'), 401);
+    await node.reload({ adminToken: 'rotated-token' });
+    await node.waitForLog((l) => l.event === 'reload' && l.result === 'ok', 10000);
+    assert.equal(await probe('test-admin-token-node1.cluster.test'), 401, 'the old token no longer works');
+    // (the right token would start a drain, which this node must not do here: the last test drains `strict`)
+    await node.reload({ adminToken: undefined });
+    await sleep(500);
+  });
+
   it('connection rate: past the per-client limit 421 4.7.0, other clients and relay networks unaffected', async () => {
     const client = A(67);
     const codes: number[] = [];
@@ -376,5 +402,15 @@ describe('hostile clients (issue 10)', function () {
       c.close();
     }
     await stillServesAndNothingLeaked(strict);
+  });
+
+  it('a token configured by reload opens POST /drain (403 before, 202 with it, 401 with another)', async () => {
+    const post = async (token: string) => (await fetch(`${strict.adminUrl}/drain`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status;
+    assert.equal(await post('strict-token'), 403);
+    await strict.reload({ adminToken: 'strict-token' });
+    await strict.waitForLog((l) => l.event === 'reload' && l.result === 'ok', 10000);
+    assert.equal(await post('other-token'), 401);
+    assert.equal(await post('strict-token'), 202);
+    assert.equal(JSON.parse((await strict.admin('/drain')).body).draining, true);
   });
 });
