@@ -116,6 +116,8 @@ describe('hostile clients (issue 10)', function () {
       ['@customer.test:victim@foreign.test', 550],
       ['@foreign.test:victim@customer.test', 554],
       ['"victim@foreign.test"@customer.test', 554],
+      ['victim@foreign.test@customer.test', 554],
+      ['"victim\\@foreign.test"@customer.test', 554],
       ['"victim%foreign.test"@customer.test', 554],
       ['"foreign.test!victim"@CUSTOMER.TEST.', 554],
       ['victim%foreign.test@CUSTOMER.TEST', 554],

@@ -20,6 +20,8 @@ describe('relay policy: sender-specified routing (Postfix allow_untrusted_routin
     assert.equal(parseRecipientPath('foreign.test!victim@customer.test')?.routed, 'bang');
     assert.equal(parseRecipientPath('"victim@foreign.test"@customer.test')?.routed, 'at-in-local-part');
     assert.equal(parseRecipientPath('"vic\\tim%x"@customer.test')?.routed, 'percent');
+    assert.equal(parseRecipientPath('victim@foreign.test@customer.test')?.routed, 'at-in-local-part');
+    assert.equal(parseRecipientPath('"a\\"@b"@customer.test')?.localPart, 'a"@b');
     assert.equal(parseRecipientPath('"john smith"@customer.test')?.routed, undefined);
     assert.equal(parseRecipientPath('User@CUSTOMER.Test.')?.domain, 'customer.test');
     assert.equal(parseRecipientPath('User@CUSTOMER.Test.')?.address, 'User@CUSTOMER.Test');
