@@ -78,6 +78,8 @@ export class MtaStsResolver {
   readonly #cache = new Map<string, CacheEntry>();
   /** Domains without a policy, by when that was seen (not asked again for TXT_RECHECK_MS). */
   readonly #none = new Map<string, number>();
+  /** Failed fetches by domain: not tried again for TXT_RECHECK_MS (a dead policy host must not stall every attempt). */
+  readonly #failed = new Map<string, number>();
   readonly #onEnforce: (domains: string[]) => void;
   readonly #log: (msg: string, details: Record<string, unknown>) => void;
 
@@ -92,6 +94,7 @@ export class MtaStsResolver {
     if (s.dnsServers.length > 0) r.setServers(s.dnsServers);
     this.#resolver = r;
     this.#none.clear();
+    this.#failed.clear();
     if (!s.enabled && this.#cache.size > 0) { this.#cache.clear(); this.#onEnforce([]); }
   }
 
@@ -121,16 +124,21 @@ export class MtaStsResolver {
       return null;
     }
     if (cached && cached.id === id && cached.expires > now) { cached.checked = now; return cached.policy; }
+    const failedAt = this.#failed.get(d);
+    if (failedAt !== undefined && now - failedAt < TXT_RECHECK_MS) return cached && cached.expires > now ? cached.policy : null;
     try {
       const parsed = parseStsPolicy(await this.#fetch(d));
       if (parsed instanceof Error) throw parsed;
       const before = this.enforced().join(',');
       this.#cache.set(d, { id, policy: parsed, expires: now + parsed.maxAge * 1000, checked: now });
+      this.#failed.delete(d);
       this.#log('MTA-STS policy fetched', { domain: d, id, mode: parsed.mode, mx: parsed.mx, maxAge: parsed.maxAge });
       if (this.enforced().join(',') !== before) this.#onEnforce(this.enforced());
       return parsed;
     } catch (err) {
       this.#log('MTA-STS policy fetch failed', { domain: d, id, err: (err as Error).message });
+      this.#failed.set(d, now);
+      if (this.#failed.size > 10_000) this.#failed.delete(this.#failed.keys().next().value as string);
       return cached && cached.expires > now ? cached.policy : null;
     }
   }
