@@ -208,6 +208,15 @@ describe('hostile clients (issue 10)', function () {
     assert.equal((await c.command('RCPT TO:<vic\0tim@customer.test>')).code, 501);
     const nulHelo = await c.command('EHLO a\0b.test');
     assert.ok(nulHelo.code >= 500, nulHelo.raw);
+    // NUL bytes in the content: accepted as content (one message) or refused, never more
+    assert.equal((await c.command('EHLO ok.test')).code, 250);
+    assert.equal((await c.command('MAIL FROM:<a@client.test>')).code, 250);
+    assert.equal((await c.command('RCPT TO:<nul@customer.test>')).code, 250);
+    assert.equal((await c.command('DATA')).code, 354);
+    c.write('Subject: nul\r\n\r\nbefore\0after\r\n\0.\r\n.\r\n');
+    const r = await c.reply();
+    if (r.code === 250) accepted++;
+    else assert.ok(r.code >= 500, r.raw);
     c.close();
     await stillServesAndNothingLeaked();
   });
