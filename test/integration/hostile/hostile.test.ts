@@ -16,6 +16,8 @@ import { freePort } from '../../support/addresses.ts';
 import { hashPassword } from '../../../node-image/src/smtp/auth.ts';
 import { buildProxyV2 } from '../../../node-image/src/proxy/parse.ts';
 import { connectRaw, type RawClient } from './client.ts';
+import fc from 'fast-check';
+import { parseRecipientPath } from '../../../node-image/src/smtp/policy.ts';
 
 const A = (h: number) => nodeTestAddress(210, h);
 const nodeIp = A(1);
@@ -141,6 +143,33 @@ describe('hostile clients (issue 10)', function () {
     await stillServesAndNothingLeaked();
     const log = node.logs().filter((l) => l.msg === 'recipient refused' && String(l.reason).startsWith('sender-specified routing'));
     assert.ok(log.length >= 7, 'each routing refusal is logged with its reason');
+  });
+
+  it('property over the wire: random recipient paths from an outsider are accepted only for a relay domain without routing', async () => {
+    const c = await open(A(69));
+    assert.equal((await c.command('MAIL FROM:<fuzz@foreign.test>')).code, 250);
+    let inTransaction = 0;
+    const localChar = fc.constantFrom(...'abcxyz019.-+_%!@"\\=/');
+    const local = fc.array(localChar, { minLength: 1, maxLength: 10 }).map((a) => a.join(''));
+    const quotedLocal = local.map((l) => `"${l.replace(/["\\]/g, '')}"`);
+    const domain = fc.constantFrom('customer.test', 'CUSTOMER.test.', 'Customer.Test', 'foreign.test', 'customer.test..', 'sub.customer.test', 'customer.test.foreign.test', '[127.10.210.21]', 'customer.test@foreign.test');
+    const route = fc.option(fc.constantFrom('@customer.test:', '@foreign.test:', '@a.test,@b.test:'), { nil: '' });
+    const seen: Record<number, number> = {};
+    await fc.assert(fc.asyncProperty(route, fc.oneof(local, quotedLocal), domain, async (r, l, d) => {
+      const path = `${r}${l}@${d}`;
+      if (/[\s<>]/.test(path)) return true;
+      if (inTransaction >= 40) { await c.command('RSET'); await c.command('MAIL FROM:<fuzz@foreign.test>'); inTransaction = 0; }
+      const reply = await c.command(`RCPT TO:<${path}>`);
+      seen[reply.code] = (seen[reply.code] ?? 0) + 1;
+      if (reply.code !== 250) return reply.code >= 500 && reply.code < 600;
+      inTransaction++;
+      const p = parseRecipientPath(path);
+      // accepted: exactly the relay domain, no routing of any kind
+      return p !== null && !p.literal && p.domain === 'customer.test' && p.routed === undefined && !/[%!@]/.test(p.localPart);
+    }), { numRuns: 300 });
+    c.close();
+    assert.ok((seen[250] ?? 0) > 0 && (seen[554] ?? 0) > 0 && (seen[550] ?? 0) > 0, `a mix of answers: ${JSON.stringify(seen)}`);
+    await stillServesAndNothingLeaked();
   });
 
   it('case and a trailing dot of a relay domain are accepted as Postfix does, delivered without the dot', async () => {
