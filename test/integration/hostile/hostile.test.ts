@@ -311,6 +311,18 @@ describe('hostile clients (issue 10)', function () {
     await stillServesAndNothingLeaked();
   });
 
+  it('AUTH is off without PARAM smtp-auth-users: not offered even after STARTTLS, refused if tried', async () => {
+    const c = await connectRaw(strictIp, portOf(strict), A(71));
+    assert.equal((await c.command('EHLO x.test')).code, 250);
+    assert.equal((await c.command('STARTTLS')).code, 220);
+    await c.upgrade({ servername: 'strict.cluster.test' });
+    const ehlo = await c.command('EHLO x.test');
+    assert.doesNotMatch(ehlo.raw, /AUTH/);
+    const r = await c.command(`AUTH PLAIN ${Buffer.from(`\0etrn\0${CLUSTER_PW}`).toString('base64')}`);
+    assert.ok(r.code >= 500 && r.code !== 535, r.raw);
+    c.close();
+  });
+
   it('AUTH brute force: failures are slowed, then 421 and closed; the client stays blocked, others are not', async () => {
     const attacker = A(62);
     const tlsSession = async (from: string) => {
