@@ -287,6 +287,13 @@ export class InboundSmtp {
       this.server.connect(socket, opts);
       return;
     }
+    // sockets waiting out the pause count toward max-connections too (smtp-server counts
+    // only the ones it has), so a connection flood cannot hold more than that
+    if (this.sockets.size > this.config.maxConnections) {
+      refused = true;
+      this.refuse(socket, `421 4.3.2 ${this.config.hostname} Too many connected clients, try again in a moment`, 'too many connections');
+      return;
+    }
     setTimeout(() => {
       if (refused || socket.destroyed) return;
       greeted = true;

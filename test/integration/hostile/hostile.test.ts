@@ -9,7 +9,7 @@ import { nodeTestAddress } from '../node/helpers.ts';
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { startMailNode, type MailNode } from '../../support/mail-node.ts';
 import { startSmtpSink, type SmtpSink } from '../../support/smtp-sink.ts';
-import { makeTempDir, removeTempDir, sleep } from '../../support/processes.ts';
+import { makeTempDir, removeTempDir, sleep, waitUntil } from '../../support/processes.ts';
 import { makeSelfSigned } from '../../support/pki.ts';
 import { swaks } from '../../support/swaks.ts';
 import { freePort } from '../../support/addresses.ts';
@@ -105,6 +105,14 @@ describe('hostile clients (issue 10)', function () {
     await sink.waitForCount(accepted, 20000);
     await sleep(300); // a leaked extra message would show up now
     assert.equal(sink.count(), accepted, 'the next hop got exactly the accepted messages');
+  }
+
+  /** Rewrites the node's config and waits until it logged one more successful reload. */
+  async function reloadAndWait(n: MailNode, change: Parameters<MailNode['reload']>[0]): Promise<void> {
+    const reloaded = () => n.logs().filter((l) => l.event === 'reload' && l.result === 'ok').length;
+    const before = reloaded();
+    await n.reload(change);
+    await waitUntil(`${n.config.hostname} reloaded`, () => reloaded() > before, { timeoutMs: 10000, intervalMs: 50 });
   }
 
   function dumpedRecipients(): string[] {
@@ -428,12 +436,22 @@ describe('hostile clients (issue 10)', function () {
   it('admin token rotation: a reload with a new digest takes effect at once, the old token stops working', async () => {
     const probe = async (token: string) => (await fetch(`${node.adminUrl}/drain`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}', redirect: 'manual' })).status;
     assert.equal(await probe('rotated-token'), 401);
-    await node.reload({ adminToken: 'rotated-token' });
-    await node.waitForLog((l) => l.event === 'reload' && l.result === 'ok', 10000);
+    await reloadAndWait(node, { adminToken: 'rotated-token' });
     assert.equal(await probe('test-admin-token-node1.cluster.test'), 401, 'the old token no longer works');
     // (the right token would start a drain, which this node must not do here: the last test drains `strict`)
-    await node.reload({ adminToken: undefined });
-    await sleep(500);
+    await reloadAndWait(node, { adminToken: undefined });
+  });
+
+  it('a connection flood during the greeting pause is bounded by max-connections', async () => {
+    await reloadAndWait(strict, { maxConnections: 5 });
+    const clients = await Promise.all(Array.from({ length: 8 }, (_, i) => connectRaw(strictIp, portOf(strict), A(100 + i), { waitGreeting: false })));
+    const first = await Promise.all(clients.map((c) => c.reply(5000).then((r) => r.code, () => 0)));
+    // at most five sockets at once (one still closing from an earlier test may take a place)
+    const greeted = first.filter((code) => code === 220).length;
+    assert.ok(greeted >= 3 && greeted <= 5, `at most five greeted: ${first}`);
+    assert.equal(first.filter((code) => code === 421).length, 8 - greeted, `the rest refused with 421: ${first}`);
+    for (const c of clients) c.close();
+    await reloadAndWait(strict, { maxConnections: undefined });
   });
 
   it('connection rate: past the per-client limit 421 4.7.0, other clients and relay networks unaffected', async () => {
@@ -459,8 +477,7 @@ describe('hostile clients (issue 10)', function () {
   it('a token configured by reload opens POST /drain (403 before, 202 with it, 401 with another)', async () => {
     const post = async (token: string) => (await fetch(`${strict.adminUrl}/drain`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status;
     assert.equal(await post('strict-token'), 403);
-    await strict.reload({ adminToken: 'strict-token' });
-    await strict.waitForLog((l) => l.event === 'reload' && l.result === 'ok', 10000);
+    await reloadAndWait(strict, { adminToken: 'strict-token' });
     assert.equal(await post('other-token'), 401);
     assert.equal(await post('strict-token'), 202);
     assert.equal(JSON.parse((await strict.admin('/drain')).body).draining, true);
