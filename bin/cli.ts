@@ -3,7 +3,8 @@ const usage = `usage:
   mailcluster node --config-dir DIR        run a mail node
   mailcluster operator [flags]             run the operator (see --help)
   mailcluster local up|down|status [--dir D]   the embedded single-machine Kubernetes
-  mailcluster crds                         print the generated MailCluster CRD`;
+  mailcluster crds                         print the generated MailCluster CRD
+  mailcluster auth-hash                    read a password on stdin, print its PHC scrypt hash (smtp-auth-users)`;
 
 const [command, ...rest] = process.argv.slice(2);
 switch (command) {
@@ -25,6 +26,11 @@ switch (command) {
   case 'crds': {
     const { main } = await import('../operator/src/api/crd-cli.ts');
     await main(rest);
+    break;
+  }
+  case 'auth-hash': {
+    const { authHashMain } = await import('../node-image/src/smtp/auth.ts');
+    await authHashMain();
     break;
   }
   case undefined:

@@ -17,6 +17,7 @@ import type { Sender, TransportSettings } from './delivery/transports.ts';
 import { ThreadedTransports } from './delivery/threaded-transports.ts';
 import { createLogger } from './log.ts';
 import { MxRouter } from './routing/dns.ts';
+import { MtaStsResolver, StsMxRouter } from './routing/mta-sts.ts';
 import { InboundSmtp } from './smtp/server.ts';
 import { attachEtrn } from './etrn/attach.ts';
 import { attachDrain } from './drain/drainer.ts';
@@ -47,6 +48,10 @@ function queueSettings(c: NodeConfig): QueueSettings {
   };
 }
 
+function mtaStsSettings(c: NodeConfig) {
+  return { enabled: c.security.mtaSts, dnsServers: c.dnsServers, ...(c.security.smtpTlsCa ? { ca: c.security.smtpTlsCa } : {}) };
+}
+
 function numberEnv(env: Env, key: string): number | undefined {
   const v = env[key];
   return v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined;
@@ -59,6 +64,7 @@ export class MailNode {
   readonly metrics: Metrics;
   readonly spool: Spool;
   readonly router: MxRouter;
+  private readonly mtaSts: MtaStsResolver;
   /** Outbound SMTP: in the delivery thread unless MAILCLUSTER_DELIVERY_THREAD=0. */
   readonly transports: Sender;
   /** The queue API: flush, list, readContent, markRecipientsDone, pause/resume. */
@@ -90,7 +96,13 @@ export class MailNode {
       this.metrics.spoolCommit.observe(seconds);
       this.metrics.spoolCommitRecords.observe(records);
     };
-    this.router = new MxRouter(opts.dnsCacheMs ?? numberEnv(this.env, 'MAILCLUSTER_DNS_CACHE_MS') ?? 5000);
+    // MTA-STS (PARAM mta-sts on): enforce-mode domains are delivered at TLS level `verify`
+    this.mtaSts = new MtaStsResolver(
+      () => this.transports.configure(this.transportSettings(this.config)),
+      (msg, details) => log.info({ event: 'mta-sts', ...details }, msg),
+    );
+    this.mtaSts.configure(mtaStsSettings(this.config));
+    this.router = new StsMxRouter(opts.dnsCacheMs ?? numberEnv(this.env, 'MAILCLUSTER_DNS_CACHE_MS') ?? 5000, this.mtaSts);
     this.router.configure(this.config.dnsServers, this.config.selfAddresses);
     this.transportTimeouts = {
       connect: opts.deliveryConnectTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_DELIVERY_CONNECT_TIMEOUT_MS') ?? 30_000,
@@ -104,6 +116,7 @@ export class MailNode {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
     });
     this.admin = new AdminServer(log.child({ component: 'admin' }));
+    this.admin.setAdminCredential(() => this.config.security.adminTokenSha256);
     this.registerAdminRoutes();
     this.watcher = new DirectoryWatcher(
       () => { void this.reload('config change'); },
@@ -150,6 +163,12 @@ export class MailNode {
       maxConnectionsPerDestination: c.deliveryConcurrency,
       connectionTimeoutMs: this.transportTimeouts.connect,
       socketTimeoutMs: this.transportTimeouts.socket,
+      tls: {
+        defaultLevel: c.security.smtpTlsSecurityLevel,
+        // an explicit smtp-tls-policy entry wins over an MTA-STS policy
+        policy: { ...Object.fromEntries((this.mtaSts?.enforced() ?? []).map((d) => [d, 'verify' as const])), ...c.security.smtpTlsPolicy },
+        ...(c.security.smtpTlsCa ? { ca: c.security.smtpTlsCa } : {}),
+      },
     };
   }
 
@@ -236,6 +255,7 @@ export class MailNode {
     this.config = c;
     this.tlsMaterial = loaded.tlsMaterial;
     this.router.configure(c.dnsServers, c.selfAddresses);
+    this.mtaSts.configure(mtaStsSettings(c));
     this.transports.configure(this.transportSettings(c));
     this.queue.configure(queueSettings(c));
     this.smtp.configure(c, loaded.tlsMaterial);

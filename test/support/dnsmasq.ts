@@ -14,6 +14,8 @@ export interface DnsOptions {
   mx?: MxRecord[];
   a?: ARecord[];
   aaaa?: ARecord[];
+  /** TXT records (one string each, no commas), e.g. `_mta-sts.example.test` = `v=STSv1; id=1`. */
+  txt?: Array<{ name: string; text: string }>;
 }
 
 export interface DnsServer {
@@ -25,7 +27,7 @@ export interface DnsServer {
 }
 
 /** dnsmasq's arguments for these records (pure, for inspection and tests). */
-export function dnsmasqArgs(address: string, port: number, options: Pick<DnsOptions, 'mx' | 'a' | 'aaaa'>): string[] {
+export function dnsmasqArgs(address: string, port: number, options: Pick<DnsOptions, 'mx' | 'a' | 'aaaa' | 'txt'>): string[] {
   const args = [
     '--keep-in-foreground',
     '--conf-file=/dev/null',
@@ -53,6 +55,10 @@ export function dnsmasqArgs(address: string, port: number, options: Pick<DnsOpti
     byName.set(r.name, [...(byName.get(r.name) ?? []), r.ip]);
   }
   for (const [name, ips] of byName) args.push(`--host-record=${name},${ips.join(',')}`);
+  for (const t of options.txt ?? []) {
+    if (t.name.includes(',') || t.text.includes(',')) throw new Error(`bad TXT record ${JSON.stringify(t)}`);
+    args.push(`--txt-record=${t.name},${t.text}`);
+  }
   return args;
 }
 

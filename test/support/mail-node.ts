@@ -3,6 +3,7 @@
 // configuration contract" plus the PARAM extensions in DECISIONS.md), starts it,
 // waits for /readyz, and stops, kills, restarts (same spool) or reloads it.
 import { type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +67,34 @@ export interface MailNodeConfig {
   maxRecipients?: number;
   maxConnections?: number;
   deliveryConcurrency?: number;
+  // Issue-10 PARAMs (node-image/README.md "Security settings").
+  /**
+   * The admin token; its SHA-256 goes into `PARAM admin-token-sha256`, and `admin()` sends it
+   * as `Authorization: Bearer`. Default: `test-admin-token-<hostname>`; null: no PARAM (protected
+   * endpoints answer 403).
+   */
+  adminToken?: string | null;
+  /** `PARAM smtp-greet-pause <s>`. The harness writes 0 unless given (tests connect fast; the node's default is 1 s for untrusted clients). */
+  smtpGreetPause?: number;
+  /** `PARAM smtp-client-connection-rate-limit <n>` and `-rate-time <s>`. */
+  smtpClientConnectionRateLimit?: number;
+  smtpClientConnectionRateTime?: number;
+  /** `PARAM smtp-auth-users <path>` (a path, e.g. one of extraFiles written under the config dir). */
+  smtpAuthUsers?: string;
+  /** `PARAM smtp-auth-failure-limit|window|delay`. */
+  smtpAuthFailureLimit?: number;
+  smtpAuthFailureWindow?: number;
+  smtpAuthFailureDelay?: number;
+  /** `PARAM etrn-domain-rate-limit <n>`, `etrn-domain-rate-time <s>`, `etrn-relayed-window <s>`; the harness writes 0 (off) for the limit and the window unless given. */
+  etrnDomainRateLimit?: number;
+  etrnDomainRateTime?: number;
+  etrnRelayedWindow?: number;
+  /** `PARAM peer-tls-*` (all four together). */
+  peerTls?: { caFile: string; certFile: string; keyFile: string; name: string };
+  /** `PARAM smtp-tls-security-level`, `smtp-tls-policy <domain> <level>` lines, `smtp-tls-ca-file`. */
+  smtpTlsSecurityLevel?: 'none' | 'may' | 'encrypt' | 'verify';
+  smtpTlsPolicy?: Record<string, 'none' | 'may' | 'encrypt' | 'verify'>;
+  smtpTlsCaFile?: string;
   /** Raw extra lines appended to smtpserver.conf (e.g. a deliberately broken one). */
   extraSmtpserverLines?: string[];
   /** zmailer.conf SELFADDRESSES (the address is NOT added implicitly). */
@@ -97,6 +126,11 @@ function param(name: string, ...args: Array<string | number>): string {
   return ['PARAM', name, ...args.map(String)].join(' ');
 }
 
+/** The admin token a test node is configured with (null: none). */
+export function adminTokenOf(config: MailNodeConfig): string | null {
+  return config.adminToken === undefined ? `test-admin-token-${config.hostname}` : config.adminToken;
+}
+
 /** The config dir's files for a resolved config (pure). */
 export function renderNodeConfig(config: ResolvedMailNodeConfig): NodeConfigFiles {
   const bind = config.bindAs ?? config.address;
@@ -120,6 +154,20 @@ export function renderNodeConfig(config: ResolvedMailNodeConfig): NodeConfigFile
     ['delivery-concurrency', config.deliveryConcurrency],
   ];
   for (const [name, value] of numeric) if (value !== undefined) lines.push(param(name, value));
+  const token = adminTokenOf(config);
+  if (token !== null) lines.push(param('admin-token-sha256', createHash('sha256').update(token).digest('hex')));
+  const security: Array<[string, number | string | undefined]> = [
+    ['smtp-greet-pause', config.smtpGreetPause ?? 0],
+    ['smtp-client-connection-rate-limit', config.smtpClientConnectionRateLimit], ['smtp-client-connection-rate-time', config.smtpClientConnectionRateTime],
+    ['smtp-auth-users', config.smtpAuthUsers], ['smtp-auth-failure-limit', config.smtpAuthFailureLimit],
+    ['smtp-auth-failure-window', config.smtpAuthFailureWindow], ['smtp-auth-failure-delay', config.smtpAuthFailureDelay],
+    // off unless a test asks: the ETRN tests send many ETRNs for one domain to every node
+    ['etrn-domain-rate-limit', config.etrnDomainRateLimit ?? 0], ['etrn-domain-rate-time', config.etrnDomainRateTime], ['etrn-relayed-window', config.etrnRelayedWindow ?? 0],
+    ['peer-tls-ca-file', config.peerTls?.caFile], ['peer-tls-cert-file', config.peerTls?.certFile], ['peer-tls-key-file', config.peerTls?.keyFile], ['peer-tls-name', config.peerTls?.name],
+    ['smtp-tls-security-level', config.smtpTlsSecurityLevel], ['smtp-tls-ca-file', config.smtpTlsCaFile],
+  ];
+  for (const [name, value] of security) if (value !== undefined) lines.push(param(name, value));
+  for (const [domain, level] of Object.entries(config.smtpTlsPolicy ?? {})) lines.push(param('smtp-tls-policy', domain, level));
   lines.push(...(config.extraSmtpserverLines ?? []));
 
   const zmailer = ['# written by test/support/mail-node.ts', `SELFADDRESSES=${(config.selfAddresses ?? []).join(',')}`,
@@ -234,7 +282,7 @@ export interface MailNode {
   metrics(): Promise<string>;
   /** One sample's value from /metrics (summed over label sets matching `labels`), 0 when absent. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  /** GET an admin path; returns status and body. */
+  /** An admin request (GET unless init says otherwise), sending the node's admin token unless init has an Authorization header; returns status and body. */
   admin(path: string, init?: RequestInit): Promise<{ status: number; body: string }>;
   /** The parsed pino lines so far. */
   logs(): Array<Record<string, unknown>>;
@@ -298,7 +346,10 @@ export async function startMailNode(initial: MailNodeConfig, options: MailNodeOp
   const stderrTail = () => (existsSync(stderrPath) ? readFileSync(stderrPath, 'utf8').slice(-4000) : '');
 
   const admin = async (path: string, init?: RequestInit) => {
-    const res = await fetch(adminUrl + path, { ...init, signal: AbortSignal.timeout(5000) });
+    const headers = new Headers(init?.headers);
+    const token = adminTokenOf(config);
+    if (token !== null && !headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+    const res = await fetch(adminUrl + path, { ...init, headers, signal: AbortSignal.timeout(5000) });
     return { status: res.status, body: await res.text() };
   };
 

@@ -1,9 +1,11 @@
 // Admin HTTP on BindAdmin: /healthz, /readyz, /metrics, GET /queue, and routes that other
-// parts register (POST /drain).
+// parts register (POST /drain). Routes registered with protectedRoute need the admin
+// credential (admin/auth.ts, BRIEF contract 1); route() is for the open, read-only ones.
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import { checkAdmin } from './auth.ts';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>;
 
@@ -20,6 +22,9 @@ export function sendText(res: ServerResponse, status: number, text: string, type
 
 export class AdminServer {
   private routes = new Map<string, AdminHandler>();
+  private protectedKeys = new Set<string>();
+  /** The configured admin-token digest (hex), read per request so reloads apply. */
+  private adminDigest: () => string | null = () => null;
   private server: http.Server;
   private bound: { address: string; port: number } | null = null;
   private readonly log: Logger;
@@ -29,18 +34,42 @@ export class AdminServer {
     this.server = this.create();
   }
 
-  /** Registers (or replaces) a route, e.g. `route('POST', '/drain', handler)`. */
+  /** Registers (or replaces) an OPEN route: read-only, no message data (healthz, metrics, queue counts). */
   route(method: string, path: string, handler: AdminHandler): void {
-    this.routes.set(`${method.toUpperCase()} ${path}`, handler);
+    const key = `${method.toUpperCase()} ${path}`;
+    this.routes.set(key, handler);
+    this.protectedKeys.delete(key);
+  }
+
+  /**
+   * Registers a route that needs `Authorization: Bearer <admin token>`: every state-changing
+   * endpoint and every one that shows message data. Checked before the body is read;
+   * 401 (+ WWW-Authenticate) on a missing/wrong token, 403 when no token is configured.
+   */
+  protectedRoute(method: string, path: string, handler: AdminHandler): void {
+    const key = `${method.toUpperCase()} ${path}`;
+    this.routes.set(key, handler);
+    this.protectedKeys.add(key);
+  }
+
+  /** Where the guard reads the configured digest (the node passes its live config). */
+  setAdminCredential(digest: () => string | null): void {
+    this.adminDigest = digest;
   }
 
   private create(): http.Server {
     return http.createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
-      const handler = this.routes.get(`${req.method} ${path}`);
+      const key = `${req.method} ${path}`;
+      const handler = this.routes.get(key);
       if (!handler) {
         const known = [...this.routes.keys()].some((k) => k.endsWith(` ${path}`));
         return sendJson(res, known ? 405 : 404, { error: known ? 'method not allowed' : 'not found' });
+      }
+      if (this.protectedKeys.has(key) && !checkAdmin(req, res, this.adminDigest())) {
+        this.log.warn({ event: 'admin', method: req.method, path, client: req.socket.remoteAddress, status: res.statusCode }, 'admin request refused');
+        req.resume();
+        return;
       }
       const chunks: Buffer[] = [];
       let size = 0;

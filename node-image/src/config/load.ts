@@ -5,6 +5,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { parseSchedulerAuth, parseSmtpserverConf, parseZmailerConf } from './parse.ts';
 import { ConfigError } from './types.ts';
+import { loadSecurity } from './security-load.ts';
 import type { BindAddress, NodeConfig } from './types.ts';
 
 export const SMTPSERVER_CONF = 'smtpserver.conf';
@@ -127,6 +128,7 @@ export function loadConfigDir(configDir: string, env: Env = process.env): Loaded
     maxRecipients: s.maxRecipients ?? 100,
     maxConnections: s.maxConnections ?? 1000,
     deliveryConcurrency: s.deliveryConcurrency ?? 20,
+    security: loadSecurity(s.security, (p) => resolveUnderRoot(p, env), smtpFile, extraFiles),
   };
   return { config, tlsMaterial, extraFiles };
 }

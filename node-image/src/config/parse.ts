@@ -3,6 +3,8 @@ import net from 'node:net';
 import { formatCidr, parseCidr } from '../net/cidr.ts';
 import { ConfigError } from './types.ts';
 import type { BindAddress, SchedulerAuthEntry } from './types.ts';
+import { checkSecurityParams, emptySecurityParams, parseSecurityParam } from './security.ts';
+import type { SecurityParams } from './security.ts';
 
 export interface EtrnPeerLine {
   host: string;
@@ -38,6 +40,8 @@ export interface SmtpserverSettings {
   maxRecipients?: number;
   maxConnections?: number;
   deliveryConcurrency?: number;
+  /** The issue-10 PARAMs (config/security.ts). */
+  security: SecurityParams;
 }
 
 const HOSTNAME_RE = /^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
@@ -110,7 +114,7 @@ export function normalizeDomain(d: string): string {
 }
 
 export function parseSmtpserverConf(text: string, file: string): SmtpserverSettings {
-  const s: SmtpserverSettings = { etrnCluster: [], relayDomains: [], relayNetworks: [], proxyProtocol: [], dnsServers: [] };
+  const s: SmtpserverSettings = { etrnCluster: [], relayDomains: [], relayNetworks: [], proxyProtocol: [], dnsServers: [], security: emptySecurityParams() };
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, i) => {
     const lineNo = i + 1;
@@ -189,12 +193,14 @@ export function parseSmtpserverConf(text: string, file: string): SmtpserverSetti
       case 'max-connections': need(1, '<n>'); s.maxConnections = positiveNumber(args[0], 'max-connections', fail); break;
       case 'delivery-concurrency': need(1, '<n>'); s.deliveryConcurrency = positiveNumber(args[0], 'delivery-concurrency', fail); break;
       default:
+        if (parseSecurityParam(name, args, s.security, lineNo, fail)) break;
         fail(`unknown PARAM ${JSON.stringify(w[1])}`);
     }
   });
   if ((s.tlsCertFile === undefined) !== (s.tlsKeyFile === undefined)) {
     throw new ConfigError(file, s.tlsLine ?? 0, 'tls-cert-file and tls-key-file must be set together');
   }
+  checkSecurityParams(s.security, (line, msg) => { throw new ConfigError(file, line, msg); });
   return s;
 }
 

@@ -1,6 +1,8 @@
 // The node's whole configuration, as read from one config directory
 // (smtpserver.conf + zmailer.conf + scheduler.auth). See DESIGN.md "Node configuration contract".
 
+import type { SecurityConfig } from './security.ts';
+
 export interface BindAddress { address: string; port: number }
 
 /** One `PARAM etrn-cluster <node[/port]> <user> <password>` line; `@path` passwords already read. */
@@ -47,6 +49,8 @@ export interface NodeConfig {
   maxRecipients: number;
   maxConnections: number;
   deliveryConcurrency: number;
+  /** Issue-10 settings: admin credential, SMTP AUTH, early talkers, rates, peer and outbound TLS (config/security.ts). */
+  security: SecurityConfig;
 }
 
 /** A configuration error that names the file and line (line 0: the file as a whole). */

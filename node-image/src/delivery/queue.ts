@@ -389,7 +389,7 @@ export class DeliveryQueue {
         const todo = rcpts.filter((r) => OPEN.has(r.status));
         if (todo.length === 0) return;
         try {
-          const res = await this.transports.send(address, this.settings.smtpPort, host.exchange, meta.from, todo.map((r) => r.address), content, `<${meta.id}@${this.settings.hostname}>`);
+          const res = await this.transports.send(address, this.settings.smtpPort, host.exchange, meta.from, todo.map((r) => r.address), content, `<${meta.id}@${this.settings.hostname}>`, domain);
           const rejected = new Map(res.rejected.map((x) => [x.address.toLowerCase(), x]));
           for (const r of todo) {
             const rej = rejected.get(r.address.toLowerCase());

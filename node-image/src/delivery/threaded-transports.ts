@@ -53,12 +53,12 @@ export class ThreadedTransports implements Sender {
     if (this.worker) this.worker.postMessage({ type: 'configure', settings } satisfies WorkerRequest);
   }
 
-  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string): Promise<SendResult> {
+  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string, domain?: string): Promise<SendResult> {
     const seq = ++this.seq;
     return new Promise<SendResult>((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
       try {
-        this.post({ type: 'send', seq, address, port, servername, from, to, raw, messageId });
+        this.post({ type: 'send', seq, address, port, servername, from, to, raw, messageId, domain });
       } catch (err) {
         this.pending.delete(seq);
         reject(err as Error);

@@ -2,9 +2,11 @@
 // nodemailer SMTPConnection objects each (nodemailer's SMTP client, which pipelines the
 // envelope). The raw spooled message goes out as is: no MIME composing, no stream
 // pipeline per message, which is most of nodemailer's per-message cost in a relay.
-import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { installFastDataStream } from './fast-data-stream.ts';
+import { levelForDomain, tlsConnectionOptions } from './tls-policy.ts';
+import type { OutboundTlsSettings } from './tls-policy.ts';
+import type { TlsSecurityLevel } from '../config/security.ts';
 
 await installFastDataStream();
 
@@ -14,6 +16,8 @@ export interface TransportSettings {
   maxConnectionsPerDestination: number;
   connectionTimeoutMs: number;
   socketTimeoutMs: number;
+  /** Per-destination TLS policy (PARAM smtp-tls-*); absent: `may`. */
+  tls?: OutboundTlsSettings;
 }
 
 export interface SendResult {
@@ -24,7 +28,8 @@ export interface SendResult {
 
 /** Sends one SMTP transaction to one destination address (in this thread or the delivery thread). */
 export interface Sender {
-  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string): Promise<SendResult>;
+  /** `domain`: the recipients' domain, for the per-destination TLS policy. */
+  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string, domain?: string): Promise<SendResult>;
   configure(settings: TransportSettings): void;
   close(): void;
 }
@@ -51,8 +56,10 @@ class Destination {
   private readonly servername: string;
   private readonly settings: TransportSettings;
   private readonly idleMs: number;
+  private readonly tlsLevel: TlsSecurityLevel;
 
-  constructor(address: string, port: number, servername: string, settings: TransportSettings, idleMs: number) {
+  constructor(address: string, port: number, servername: string, settings: TransportSettings, idleMs: number, tlsLevel: TlsSecurityLevel = 'may') {
+    this.tlsLevel = tlsLevel;
     this.address = address;
     this.port = port;
     this.servername = servername;
@@ -71,8 +78,8 @@ class Destination {
       connectionTimeout: s.connectionTimeoutMs,
       greetingTimeout: s.connectionTimeoutMs,
       socketTimeout: s.socketTimeoutMs,
-      // opportunistic STARTTLS, as MTAs do: an unverifiable certificate still beats plain text
-      tls: { rejectUnauthorized: false, servername: this.servername && !isIP(this.servername) ? this.servername : undefined },
+      // the destination's TLS level (delivery/tls-policy.ts); `may` is opportunistic as MTAs do
+      ...tlsConnectionOptions(this.tlsLevel, this.servername, s.tls?.ca),
       logger: false,
     } as ConstructorParameters<typeof SMTPConnection>[0]);
     this.count++;
@@ -89,7 +96,7 @@ class Destination {
       let settled = false;
       conn.on('error', (err: Error) => {
         gone();
-        if (!settled) { settled = true; reject(err); }
+        if (!settled) { settled = true; reject(tlsFailureIsTemporary(err, this.tlsLevel)); }
       });
       conn.on('end', gone);
       conn.connect(() => {
@@ -186,6 +193,19 @@ class Destination {
   }
 }
 
+/**
+ * With TLS required (encrypt/verify) a server without STARTTLS answers our STARTTLS with a
+ * 5xx; as Postfix ("TLS is required, but was not offered"), that is a temporary failure:
+ * the mail waits for the policy or the server to change, it never bounces for it.
+ */
+function tlsFailureIsTemporary(err: Error, level: TlsSecurityLevel): Error {
+  const e = err as SmtpError & { command?: string };
+  if ((level === 'encrypt' || level === 'verify') && (e.command === 'STARTTLS' || e.code === 'ETLS')) {
+    return Object.assign(new Error(`TLS is required (${level}) but failed: ${e.response ?? e.message}`), { code: 'ETLS' });
+  }
+  return err;
+}
+
 export class TransportPool implements Sender {
   private destinations = new Map<string, Destination>();
   private settings: TransportSettings;
@@ -207,11 +227,12 @@ export class TransportPool implements Sender {
   }
 
   /** Sends one transaction; rejects with nodemailer's error (code, responseCode, response, rejectedErrors). */
-  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, _messageId?: string): Promise<SendResult> {
-    const key = `${address}|${port}|${servername}`;
+  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, _messageId?: string, domain?: string): Promise<SendResult> {
+    const level = levelForDomain(domain, this.settings.tls);
+    const key = `${address}|${port}|${servername}|${level}`;
     let d = this.destinations.get(key);
     if (!d) {
-      d = new Destination(address, port, servername, this.settings, this.idleMs);
+      d = new Destination(address, port, servername, this.settings, this.idleMs, level);
       this.destinations.set(key, d);
     }
     return d.send(from, to, raw);

@@ -7,7 +7,7 @@ import type { TransportSettings } from './transports.ts';
 
 export type WorkerRequest =
   | { type: 'configure'; settings: TransportSettings }
-  | { type: 'send'; seq: number; address: string; port: number; servername: string; from: string; to: string[]; raw: Uint8Array; messageId?: string }
+  | { type: 'send'; seq: number; address: string; port: number; servername: string; from: string; to: string[]; raw: Uint8Array; messageId?: string; domain?: string }
   | { type: 'close' };
 
 export interface SerializedSendError {
@@ -29,7 +29,7 @@ if (parentPort) {
       port.close();
     } else {
       const raw = Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength);
-      pool.send(m.address, m.port, m.servername, m.from, m.to, raw, m.messageId).then(
+      pool.send(m.address, m.port, m.servername, m.from, m.to, raw, m.messageId, m.domain).then(
         (result) => port.postMessage({ seq: m.seq, result }),
         (err: Error & SerializedSendError) => port.postMessage({
           seq: m.seq,

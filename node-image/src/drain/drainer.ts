@@ -52,6 +52,7 @@ export class Drainer {
       localAddress: node.config.outboundAddress,
       proxyNetworks: node.config.proxyProtocol,
       timeoutMs: this.#options.connectTimeoutMs,
+      peerTls: node.config.security.peerTls ?? undefined,
     }));
   }
 
@@ -208,7 +209,7 @@ export function attachDrain(node: MailNode): Drainer {
     peerRestMs: envNumber('MAILCLUSTER_DRAIN_PEER_REST_MS'),
     connectTimeoutMs: envNumber('MAILCLUSTER_DRAIN_CONNECT_TIMEOUT_MS'),
   });
-  node.admin.route('POST', '/drain', (_req: IncomingMessage, res: ServerResponse) => sendJson(res, 202, drainer.start()));
+  node.admin.protectedRoute('POST', '/drain', (_req: IncomingMessage, res: ServerResponse) => sendJson(res, 202, drainer.start()));
   node.admin.route('GET', '/drain', (_req: IncomingMessage, res: ServerResponse) => sendJson(res, 200, drainer.progress()));
   return drainer;
 }

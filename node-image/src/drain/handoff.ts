@@ -3,6 +3,7 @@
 // peer. When this node's source address lies in the proxy-protocol networks (the peer has
 // the same list, so it expects a PROXY header from that address) the connection starts
 // with a PROXY v2 header that names this node itself.
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import nodemailer from 'nodemailer';
 import type { Transporter } from 'nodemailer';
@@ -18,6 +19,12 @@ export interface HandoffSettings {
   /** CIDRs whose connections must start with a PROXY header (PARAM proxy-protocol). */
   proxyNetworks: readonly string[];
   timeoutMs: number;
+  /**
+   * Contract 4: with peer TLS configured the hand-off requires STARTTLS, sends SNI
+   * peer-tls-name and verifies the peer's certificate against peer-tls-ca-file (a peer
+   * without it is a failed hand-off, the message stays). Without it: opportunistic (`may`).
+   */
+  peerTls?: { ca: string; name: string };
 }
 
 export interface HandoffResult {
@@ -52,10 +59,10 @@ export class HandoffSender {
   }
 
   #transport(target: HandoffTarget): Transporter {
-    const key = targetKey(target);
+    const s = this.#settings();
+    const key = `${targetKey(target)}|${s.peerTls ? `${s.peerTls.name}|${createHash('sha256').update(s.peerTls.ca).digest('hex')}` : 'may'}`;
     let t = this.#transports.get(key);
     if (t) return t;
-    const s = this.#settings();
     t = nodemailer.createTransport({
       pool: true,
       maxConnections: 4,
@@ -67,8 +74,10 @@ export class HandoffSender {
       connectionTimeout: s.timeoutMs,
       greetingTimeout: s.timeoutMs,
       socketTimeout: s.timeoutMs * 6,
-      // opportunistic STARTTLS between peers: their certificate names the cluster, not the pod
-      tls: { rejectUnauthorized: false },
+      ...(s.peerTls
+        ? { requireTLS: true, tls: { rejectUnauthorized: true, ca: s.peerTls.ca, servername: s.peerTls.name, minVersion: 'TLSv1.2' } }
+        // no peer CA configured: opportunistic STARTTLS (`may`), the only unverified level
+        : { opportunisticTLS: true, tls: { rejectUnauthorized: false } }),
       logger: false,
       getSocket: (_options: unknown, callback: SocketCallback) => this.#connect(target, callback),
     } as Parameters<typeof nodemailer.createTransport>[0]);

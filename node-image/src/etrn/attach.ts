@@ -39,6 +39,11 @@ export function etrnSettings(config: NodeConfig, mailqPort: number): EtrnSetting
     peers: config.etrnCluster,
     self: { addresses: ownAddresses(config), names: [config.hostname], mailqPort },
     localAddress: config.outboundAddress,
+    domainLimits: {
+      limit: config.security.etrnDomainRateLimit,
+      seconds: config.security.etrnDomainRateTime,
+      relayedWindowSeconds: config.security.etrnRelayedWindow,
+    },
   };
 }
 

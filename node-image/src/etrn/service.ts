@@ -12,6 +12,8 @@ import { ETRN_IN_TRANSACTION, formatEtrnTarget, isEtrnAllowed, notOurDomain, par
 import type { EtrnTarget } from './parse.ts';
 import type { EtrnClusterPeer, SelfIdentity } from './peers.ts';
 import { TokenBucketLimiter } from './rate-limit.ts';
+import { EtrnDomainGate } from './domain-gate.ts';
+import type { EtrnDomainLimits } from './domain-gate.ts';
 import type { TokenBucketOptions } from './rate-limit.ts';
 import { cannotQueueReply, clusterEtrnReply, localEtrnReply, mailqEtrnReplyLine, refusalReply } from './reply.ts';
 import type { FlushResult, SmtpReply } from './reply.ts';
@@ -24,6 +26,8 @@ export interface EtrnSettings {
   self: SelfIdentity;
   /** Source address for relayed ETRNs (this node's own address), if it has one. */
   localAddress?: string;
+  /** Cluster-wide per-domain limits (PARAM etrn-domain-rate-*, etrn-relayed-window); absent: none. */
+  domainLimits?: EtrnDomainLimits;
 }
 
 export interface EtrnServiceOptions {
@@ -46,7 +50,7 @@ export interface SmtpEtrnContext {
   inTransaction: boolean;
 }
 
-type EtrnResult = 'started' | 'nothing' | 'not_allowed' | 'bad_syntax' | 'rate_limited' | 'in_transaction' | 'failed';
+type EtrnResult = 'started' | 'nothing' | 'not_allowed' | 'bad_syntax' | 'rate_limited' | 'in_transaction' | 'failed' | 'joined' | 'local_only';
 
 export class EtrnService {
   readonly #options: EtrnServiceOptions;
@@ -54,6 +58,9 @@ export class EtrnService {
   readonly #etrnTotal: Counter<'source' | 'result'>;
   readonly #relayTotal: Counter<'result'>;
   readonly #fanOutSeconds: Histogram;
+  readonly #gate = new EtrnDomainGate();
+  /** Fan-outs in flight by target: concurrent ETRNs for one target share one. */
+  readonly #inFlight = new Map<string, Promise<SmtpReply>>();
 
   constructor(options: EtrnServiceOptions) {
     this.#options = options;
@@ -100,6 +107,54 @@ export class EtrnService {
       });
     }
 
+    const key = formatEtrnTarget(target);
+    const shared = this.#inFlight.get(key);
+    if (shared) {
+      this.#etrnTotal.inc({ source: 'smtp', result: 'joined' });
+      logger.info({ client: context.clientIp, domain: key }, 'ETRN joined the fan-out in flight for this domain');
+      return shared;
+    }
+    const limits = settings.domainLimits;
+    if (limits) {
+      const now = (this.#options.now ?? Date.now)();
+      const gate = this.#gate.decide(target.domain, now, limits);
+      if (gate.kind === 'rate-limited') {
+        logger.warn({ client: context.clientIp, domain: key, retryAfterSeconds: gate.retryAfterSeconds }, 'ETRN rate limited for the domain');
+        return this.#refused('smtp', 'rate_limited', {
+          code: 458,
+          lines: [`4.7.0 Unable to queue messages for node ${key}: too many ETRN requests for this domain, try again in ${gate.retryAfterSeconds} s`],
+        });
+      }
+      if (gate.kind === 'local-only' && settings.peers.length > 0) {
+        // a peer's fan-out for this domain reached every node moments ago: flush here only
+        const run = this.#localOnly(target, context, gate.relayedSecondsAgo);
+        return this.#share(key, run);
+      }
+    }
+    return this.#share(key, this.#run(target, context, settings));
+  }
+
+  #share(key: string, run: Promise<SmtpReply>): Promise<SmtpReply> {
+    const p = run.finally(() => { if (this.#inFlight.get(key) === p) this.#inFlight.delete(key); });
+    this.#inFlight.set(key, p);
+    return p;
+  }
+
+  async #localOnly(target: EtrnTarget, context: SmtpEtrnContext, relayedSecondsAgo: number): Promise<SmtpReply> {
+    const { logger } = this.#options;
+    try {
+      const result = await this.#options.flush(target);
+      this.#etrnTotal.inc({ source: 'smtp', result: 'local_only' });
+      logger.info({ client: context.clientIp, domain: formatEtrnTarget(target), relayedSecondsAgo, ...result }, 'ETRN flushed locally: a peer relayed one for this domain moments ago');
+      return localEtrnReply(target, result);
+    } catch (err) {
+      this.#etrnTotal.inc({ source: 'smtp', result: 'failed' });
+      return cannotQueueReply(target, (err as Error).message);
+    }
+  }
+
+  async #run(target: EtrnTarget, context: SmtpEtrnContext, settings: EtrnSettings): Promise<SmtpReply> {
+    const { logger } = this.#options;
     if (settings.peers.length === 0) {
       try {
         const result = await this.#options.flush(target);
@@ -149,11 +204,13 @@ export class EtrnService {
       return `-ETRN ${parsed.refusal.message}`;
     }
     const target = parsed.target;
-    if (!isEtrnAllowed(target, this.#options.settings().relayDomains)) {
+    const mqSettings = this.#options.settings();
+    if (!isEtrnAllowed(target, mqSettings.relayDomains)) {
       this.#etrnTotal.inc({ source: 'mailq', result: 'not_allowed' });
       logger.warn({ client: request.clientIp, user: request.user, domain: formatEtrnTarget(target) }, 'MAILQv2 ETRN refused: not a relay domain');
       return `-ETRN ${notOurDomain(target).message}`;
     }
+    if (mqSettings.domainLimits) this.#gate.relayed(target.domain, (this.#options.now ?? Date.now)(), mqSettings.domainLimits);
     const result = await this.#options.flush(target);
     const something = result.started > 0 || (result.inFlight ?? 0) > 0;
     this.#etrnTotal.inc({ source: 'mailq', result: something ? 'started' : 'nothing' });

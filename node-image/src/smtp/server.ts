@@ -3,6 +3,7 @@
 // handlers apply relay control, limits, loop detection, the Received header, and spool the
 // message before the 250.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
@@ -14,8 +15,13 @@ import { cidrMatcher, normalizeIp } from '../net/cidr.ts';
 import { parseProxyHeader, startsLikeProxyHeader } from '../proxy/parse.ts';
 import type { DeliveryQueue } from '../delivery/queue.ts';
 import { newMessageId } from '../delivery/queue.ts';
-import { countReceivedHeaders, receivedHeader, relayVerdict, transmissionProtocol } from './policy.ts';
+import { countReceivedHeaders, receivedHeader, relayRefusal, relayVerdict, transmissionProtocol } from './policy.ts';
+import { authCommands, effectiveTls, hasRelayRight, hideAuthBeforeTls, keepRecipientPaths, peerContext, rateWindow } from './security-hooks.ts';
+import type { RcptAddress } from './security-hooks.ts';
 import { installFastDataMode } from './fast-data-mode.ts';
+import { authenticate } from './auth.ts';
+import type { WindowCounter } from './limits.ts';
+import type { SmtpAuthUser } from '../config/security.ts';
 
 installFastDataMode();
 import type { RelayPolicy } from './policy.ts';
@@ -60,8 +66,13 @@ export class InboundSmtp {
   private hooks: Array<(c: SmtpConnection) => void> = [];
   private sockets = new Set<Socket>();
   private bound: { address: string; port: number } | null = null;
+  private peerContext: { name: string; context: tls.SecureContext } | null;
+  private connectionRate: { window: number; counter: WindowCounter };
+  private authFailures: { window: number; counter: WindowCounter };
 
-  constructor(config: NodeConfig, tlsMaterial: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
+  constructor(config: NodeConfig, publicTls: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
+    const tlsMaterial = effectiveTls(publicTls, config);
+    this.peerContext = peerContext(config);
     this.config = config;
     this.queue = queue;
     this.log = log;
@@ -69,6 +80,8 @@ export class InboundSmtp {
     this.proxyTimeoutMs = opts.proxyHeaderTimeoutMs ?? 5000;
     this.policy = this.buildPolicy(config);
     this.isProxyPeer = cidrMatcher(config.proxyProtocol);
+    this.connectionRate = rateWindow(config.security.smtpClientConnectionRateTime);
+    this.authFailures = rateWindow(config.security.smtpAuthFailureWindow);
     const options: SMTPServerOptions = {
       name: config.hostname,
       banner: 'mailcluster',
@@ -86,13 +99,17 @@ export class InboundSmtp {
       maxClients: config.maxConnections,
       socketTimeout: opts.socketTimeoutMs ?? 60_000,
       logger: false,
-      disabledCommands: tlsMaterial ? [] : ['STARTTLS', 'AUTH'],
+      disabledCommands: authCommands(tlsMaterial, config),
       hideSTARTTLS: !tlsMaterial,
       ...(tlsMaterial ? { key: tlsMaterial.key, cert: tlsMaterial.cert } : {}),
+      // contract 4: a client that asks for peer-tls-name (a peer handing off) gets the peer
+      // certificate; everyone else the public one
+      SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) =>
+        cb(null, this.peerContext && servername === this.peerContext.name ? this.peerContext.context : undefined),
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => cb(),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address as RcptAddress, session, cb),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     };
     this.server = new SMTPServer(options);
@@ -102,6 +119,8 @@ export class InboundSmtp {
     const add = connections.add.bind(connections);
     connections.add = (c: SmtpConnection) => {
       this.useOwnEnhancedCodes(c);
+      keepRecipientPaths(c);
+      hideAuthBeforeTls(c);
       this.greetWithoutDelay(c);
       for (const h of this.hooks) h(c);
       return add(c);
@@ -161,7 +180,9 @@ export class InboundSmtp {
   }
 
   /** Applies a reloaded config to new transactions; open connections stay. */
-  configure(config: NodeConfig, tlsMaterial: TlsMaterial | null): void {
+  configure(config: NodeConfig, publicTls: TlsMaterial | null): void {
+    const tlsMaterial = effectiveTls(publicTls, config);
+    this.peerContext = peerContext(config);
     this.config = config;
     this.policy = this.buildPolicy(config);
     this.isProxyPeer = cidrMatcher(config.proxyProtocol);
@@ -172,11 +193,12 @@ export class InboundSmtp {
     if (tlsMaterial) {
       this.server.updateSecureContext({ key: tlsMaterial.key, cert: tlsMaterial.cert });
       o.hideSTARTTLS = false;
-      o.disabledCommands = o.disabledCommands.filter((c) => c !== 'STARTTLS' && c !== 'AUTH');
     } else {
       o.hideSTARTTLS = true;
-      o.disabledCommands = [...new Set([...o.disabledCommands, 'STARTTLS', 'AUTH'])];
     }
+    o.disabledCommands = authCommands(tlsMaterial, config);
+    if (this.connectionRate.window !== config.security.smtpClientConnectionRateTime) this.connectionRate = rateWindow(config.security.smtpClientConnectionRateTime);
+    if (this.authFailures.window !== config.security.smtpAuthFailureWindow) this.authFailures = rateWindow(config.security.smtpAuthFailureWindow);
   }
 
   /** Listens (or moves the listener to a new address; open connections stay). */
@@ -221,15 +243,62 @@ export class InboundSmtp {
       this.readProxyHeader(socket);
       return;
     }
-    // a PROXY header from an address not in proxy-protocol: refused, never believed.
-    // (Registered before smtp-server pipes the socket, so this listener sees the first chunk first.)
+    this.startSession(socket, { id: this.nextSessionId() }, normalizeIp(socket.remoteAddress ?? ''));
+  }
+
+  /** A client trusted for relaying (relay network or etrn-cluster peer): no greeting pause, no connection rate. */
+  private isTrustedClient(ip: string): boolean {
+    return this.policy.isRelayNetwork(ip) || this.policy.isPeer(ip);
+  }
+
+  // The real client is known (after PROXY). Connection rate (anvil's
+  // smtpd_client_connection_rate_limit), then the greeting pause: a client that talks
+  // before the greeting (postscreen's pregreet test) gets 554 and is closed; a PROXY header
+  // from an address outside proxy-protocol is refused and never believed.
+  private startSession(socket: Socket, opts: { id: string; remoteAddress?: string; [k: string]: unknown }, client: string): void {
+    const sec = this.config.security;
+    const trusted = this.isTrustedClient(client);
+    if (!trusted && sec.smtpClientConnectionRateLimit > 0) {
+      const n = this.connectionRate.counter.hit(client, Date.now());
+      if (n > sec.smtpClientConnectionRateLimit) {
+        this.refuse(socket, `421 4.7.0 ${this.config.hostname} Error: too many connections from ${client}`, 'connection rate limit', { connections: n, window: sec.smtpClientConnectionRateTime });
+        return;
+      }
+    }
+    // The first chunk is looked at once, before smtp-server sees it (this listener is
+    // registered before smtp-server pipes the socket): a PROXY header from an untrusted
+    // address is refused, never believed; anything during the greeting pause is an early talker.
+    let greeted = false;
+    let refused = false;
     socket.once('data', (chunk: Buffer) => {
       if (chunk.length >= 6 && startsLikeProxyHeader(chunk)) {
+        refused = true;
         socket.unpipe();
         this.refuse(socket, '421 4.7.0 PROXY protocol not allowed from this address', 'PROXY header from an untrusted address');
+      } else if (!greeted) {
+        refused = true;
+        socket.unpipe();
+        this.refuse(socket, `554 5.5.1 ${this.config.hostname} Protocol error: talked before the greeting`, 'early talker', { pauseSeconds: sec.smtpGreetPause });
       }
     });
-    this.server.connect(socket, { id: this.nextSessionId() });
+    const pauseMs = trusted ? 0 : sec.smtpGreetPause * 1000;
+    if (pauseMs <= 0) {
+      greeted = true;
+      this.server.connect(socket, opts);
+      return;
+    }
+    // sockets waiting out the pause count toward max-connections too (smtp-server counts
+    // only the ones it has), so a connection flood cannot hold more than that
+    if (this.sockets.size > this.config.maxConnections) {
+      refused = true;
+      this.refuse(socket, `421 4.3.2 ${this.config.hostname} Too many connected clients, try again in a moment`, 'too many connections');
+      return;
+    }
+    setTimeout(() => {
+      if (refused || socket.destroyed) return;
+      greeted = true;
+      this.server.connect(socket, opts);
+    }, pauseMs).unref();
   }
 
   private sessionSeq = 0;
@@ -276,10 +345,10 @@ export class InboundSmtp {
         }
         const rest = buf.subarray(r.length);
         if (rest.length > 0) socket.unshift(rest);
-        const opts = r.command === 'proxy' && r.source
+        const opts: { id: string; remoteAddress?: string; [k: string]: unknown } = r.command === 'proxy' && r.source
           ? { id: this.nextSessionId(), remoteAddress: r.source.address, remotePort: r.source.port, ...(r.destination ? { localAddress: r.destination.address, localPort: r.destination.port } : {}) }
           : { id: this.nextSessionId() };
-        this.server.connect(socket, opts);
+        this.startSession(socket, opts, normalizeIp(opts.remoteAddress ?? socket.remoteAddress ?? ''));
         return;
       }
     };
@@ -290,28 +359,56 @@ export class InboundSmtp {
     cb();
   }
 
+  // SMTP AUTH against PARAM smtp-auth-users only (never scheduler.auth / etrn-cluster: those
+  // are MAILQv2 credentials). Each failure waits smtp-auth-failure-delay (Postfix's
+  // smtpd_error_sleep_time); smtp-auth-failure-limit failures from one client within the
+  // window get 421 and the connection closed, and that client's AUTH stays refused until
+  // the window has passed.
   private onAuth(auth: { method: string; username?: string | null; password?: string | null }, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: { user?: unknown }) => void): void {
-    const ok = auth.username != null && auth.password != null && (
-      this.config.schedulerAuth.some((a) => a.user === auth.username && a.password === auth.password) ||
-      this.config.etrnCluster.some((p) => p.user === auth.username && p.password === auth.password));
-    if (!ok) {
-      this.log.info({ event: 'smtp', result: 'auth-failed', client: session.remoteAddress, user: auth.username }, 'authentication failed');
-      return cb(smtpError(535, '5.7.8 Authentication credentials invalid'));
+    const sec = this.config.security;
+    const users = sec.smtpAuthUsers ?? [];
+    const client = normalizeIp(session.remoteAddress);
+    const limit = sec.smtpAuthFailureLimit;
+    const blocked = () => limit > 0 && this.authFailures.counter.count(client, Date.now()) >= limit;
+    if (blocked()) {
+      this.metrics.rejected.inc({ reason: 'auth rate limit' });
+      this.log.warn({ event: 'smtp', result: 'auth-blocked', client, user: auth.username }, 'AUTH refused: too many failed attempts');
+      return cb(smtpError(421, `4.7.0 ${this.config.hostname} Error: too many failed AUTH attempts from ${client}, try again later`));
     }
-    cb(null, { user: auth.username });
+    void authenticate(users, auth.username ?? '', auth.password ?? '').then((user: SmtpAuthUser | null) => {
+      if (user) {
+        this.authFailures.counter.clear(client);
+        this.log.info({ event: 'smtp', result: 'auth-ok', client, user: user.user, relay: user.relay }, 'authenticated');
+        return cb(null, { user: { username: user.user, relay: user.relay } });
+      }
+      const failures = this.authFailures.counter.hit(client, Date.now());
+      this.metrics.rejected.inc({ reason: 'auth failed' });
+      this.log.info({ event: 'smtp', result: 'auth-failed', client, user: auth.username, failures }, 'authentication failed');
+      setTimeout(() => {
+        if (blocked()) return cb(smtpError(421, `4.7.0 ${this.config.hostname} Error: too many failed AUTH attempts from ${client}, try again later`));
+        cb(smtpError(535, '5.7.8 Authentication credentials invalid'));
+      }, sec.smtpAuthFailureDelay * 1000).unref();
+    }, (err: Error) => {
+      this.log.error({ event: 'smtp', result: 'auth-error', client, err: err.message }, 'authentication error');
+      cb(smtpError(454, '4.7.0 Temporary authentication failure'));
+    });
   }
 
-  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  private onRcptTo(rcpt: RcptAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const address = rcpt.address;
     if (session.envelope.rcptTo.length >= this.config.maxRecipients) {
       this.metrics.rejected.inc({ reason: 'too many recipients' });
       return cb(smtpError(452, '4.5.3 Too many recipients'));
     }
-    const v = relayVerdict(address, session.remoteAddress, !!session.user, this.policy);
+    const v = relayVerdict(rcpt.rawPath ?? address, session.remoteAddress, hasRelayRight(session.user), this.policy);
     if (!v.ok) {
-      this.metrics.rejected.inc({ reason: 'relaying denied' });
-      this.log.info({ event: 'smtp', result: 'rejected', session: session.id, client: session.remoteAddress, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined, rcpt: address, reason: 'relaying denied' }, 'recipient refused');
-      return cb(smtpError(550, '5.7.1 Relaying denied'));
+      const reason = v.routed ? `sender-specified routing (${v.routed})` : 'relaying denied';
+      this.metrics.rejected.inc({ reason: v.routed ? 'routing' : 'relaying denied' });
+      this.log.info({ event: 'smtp', result: 'rejected', session: session.id, client: session.remoteAddress, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined, rcpt: rcpt.rawPath ?? address, reason }, 'recipient refused');
+      const r = relayRefusal(v, rcpt.rawPath ?? address);
+      return cb(smtpError(r.code, r.message));
     }
+    if (rcpt.unparsable) return cb(smtpError(501, '5.1.3 Bad recipient address syntax'));
     cb();
   }
 

@@ -1,6 +1,7 @@
 // The mail-node harness writes a node's config dir exactly per DESIGN.md's contract,
 // both as plain files and kubelet-style (`..data` symlink swapped atomically).
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { harnessAddress } from '../../support/addresses.ts';
@@ -49,6 +50,11 @@ describe('mail-node harness: config dir', () => {
       'PARAM max-retry-interval 4',
       'PARAM queue-lifetime 60',
       'PARAM delivery-concurrency 5',
+      // SHA-256 of the harness's default admin token `test-admin-token-node-0.cluster.test`
+      `PARAM admin-token-sha256 ${createHash('sha256').update('test-admin-token-node-0.cluster.test').digest('hex')}`,
+      'PARAM smtp-greet-pause 0',
+      'PARAM etrn-domain-rate-limit 0',
+      'PARAM etrn-relayed-window 0',
     ]);
     assert.match(files['zmailer.conf'], /^SELFADDRESSES=127\.50\.14\.100,\[127\.50\.14\.1\],smtp\.isp\.test$/m);
     assert.match(files['zmailer.conf'], /^POSTOFFICE=\/var\/spool\/mailcluster$/m);
