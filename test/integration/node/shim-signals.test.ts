@@ -39,9 +39,10 @@ describe('bin/mailcluster.js on an older Node', function () {
         env: { ...process.env, PATH: '/usr/local/bin:/usr/bin:/bin' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
+      let real: number[] = [];
       try {
         await waitUntil('the node listening', () => isListening(address, node.config.smtpPort), { timeoutMs: 30_000 });
-        const real = childrenOf(shim.pid!);
+        real = childrenOf(shim.pid!);
         assert.equal(real.length, 1, 'the shim runs exactly one child: the Node 24 process');
         assert.match(readFileSync(`/proc/${real[0]}/cmdline`, 'utf8'), /node_modules\/node\/bin\/node/);
         const done = exited(shim);
@@ -53,7 +54,8 @@ describe('bin/mailcluster.js on an older Node', function () {
         assert.equal(shim.exitCode, 0, `shim exit code ${shim.exitCode} signal ${shim.signalCode}`);
       } finally {
         await stopChild(shim, 'SIGKILL', 1000);
-        for (const pid of childrenOf(shim.pid ?? 0)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+        // an orphan (the bug this catches) is killed here by its PID
+        for (const pid of real) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
         await node.close();
       }
     });
