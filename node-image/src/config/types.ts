@@ -47,6 +47,8 @@ export interface NodeConfig {
   maxRecipients: number;
   maxConnections: number;
   deliveryConcurrency: number;
+  /** Free bytes the spool filesystem must keep (PARAM queue-minfree; default 4 × maxsize): below it MAIL FROM gets 452 4.3.1. */
+  queueMinFree: number;
 }
 
 /** A configuration error that names the file and line (line 0: the file as a whole). */

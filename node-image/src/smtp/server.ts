@@ -60,6 +60,12 @@ export class InboundSmtp {
   private hooks: Array<(c: SmtpConnection) => void> = [];
   private sockets = new Set<Socket>();
   private bound: { address: string; port: number } | null = null;
+  /** Closed for good by a drain: a reload must not open it again. */
+  private listenerClosed = false;
+  /** DATA transactions between the DATA command and their reply (a late arrival may still be spooling). */
+  private transactions = 0;
+  /** Free-space check at MAIL FROM and at the end of DATA (queue-minfree); null: room. */
+  private storageCheck: (() => Promise<string | null>) | null = null;
 
   constructor(config: NodeConfig, tlsMaterial: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
     this.config = config;
@@ -91,9 +97,12 @@ export class InboundSmtp {
       ...(tlsMaterial ? { key: tlsMaterial.key, cert: tlsMaterial.cert } : {}),
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (address, session, cb) => cb(),
+      onMailFrom: (address, session, cb) => this.onMailFrom(session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
-      onData: (stream, session, cb) => this.onData(stream, session, cb),
+      onData: (stream, session, cb) => {
+        this.transactions++;
+        this.onData(stream, session, (err, message) => { this.transactions--; cb(err, message); });
+      },
     };
     this.server = new SMTPServer(options);
     this.server.on('error', (err: Error) => this.log.debug({ err: err.message }, 'smtp connection error'));
@@ -181,6 +190,7 @@ export class InboundSmtp {
 
   /** Listens (or moves the listener to a new address; open connections stay). */
   async listen(bind: { address: string; port: number }): Promise<void> {
+    if (this.listenerClosed) return;
     if (this.bound && this.bound.address === bind.address && this.bound.port === bind.port) return;
     const next = net.createServer((socket) => this.handleSocket(socket));
     await new Promise<void>((resolve, reject) => {
@@ -205,6 +215,57 @@ export class InboundSmtp {
 
   get isAccepting(): boolean {
     return this.accepting;
+  }
+
+  /** Closes the listener for good (drain): no new connection; open sessions continue. */
+  async stopListening(): Promise<void> {
+    if (this.listenerClosed) return;
+    this.listenerClosed = true;
+    this.log.info({ event: 'listen', service: 'smtp', listening: false }, 'SMTP listener closed');
+    await new Promise<void>((r) => this.listener.close(() => r()));
+  }
+
+  get isListening(): boolean {
+    return !this.listenerClosed && this.listener.listening;
+  }
+
+  /** Open client connections. */
+  get sessionCount(): number {
+    return this.sockets.size;
+  }
+
+  /** DATA transactions not yet answered. */
+  get transactionsInFlight(): number {
+    return this.transactions;
+  }
+
+  /** Ends every open session with a 421 (a drain's wait for sessions ran out). */
+  closeSessions(): void {
+    for (const socket of this.sockets) {
+      socket.end(`421 4.3.2 ${this.config.hostname} Service shutting down, closing transmission channel\r\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }
+  }
+
+  /** Sets the free-space check (PARAM queue-minfree): a reason when the spool has no room. */
+  setStorageCheck(check: (() => Promise<string | null>) | null): void {
+    this.storageCheck = check;
+  }
+
+  // A drain answers a new transaction in an open session with 421 (the one under way
+  // finished before); a spool short of space answers 452 before the client sends data.
+  private onMailFrom(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (!this.accepting) {
+      this.metrics.rejected.inc({ reason: 'draining' });
+      return cb(smtpError(421, `4.3.2 ${this.config.hostname} Service not available, closing transmission channel`));
+    }
+    if (!this.storageCheck) return cb();
+    this.storageCheck().then((full) => {
+      if (!full) return cb();
+      this.metrics.rejected.inc({ reason: 'insufficient storage' });
+      this.log.warn({ event: 'smtp', result: 'tempfail', session: session.id, client: session.remoteAddress, reason: full }, 'MAIL FROM refused: spool short of space');
+      cb(smtpError(452, '4.3.1 Insufficient system storage'));
+    }, () => cb());
   }
 
   private handleSocket(socket: Socket): void {
@@ -349,13 +410,15 @@ export class InboundSmtp {
       });
       const headerBuf = Buffer.from(header, 'latin1');
       const content = Buffer.concat([headerBuf, ...chunks], headerBuf.length + length);
-      this.queue.accept(from, rcpts, content, { id, clientAddress: session.remoteAddress }).then(() => {
+      // space may have gone while the client sent the data: refuse rather than fill the disk
+      const room = this.storageCheck ? this.storageCheck().then((full) => { if (full) throw Object.assign(new Error(full), { code: 'ENOSPC' }); }) : Promise.resolve();
+      room.then(() => this.queue.accept(from, rcpts, content, { id, clientAddress: session.remoteAddress })).then(() => {
         this.metrics.received.inc();
         this.log.info({ ...base, result: 'accepted', id, size: content.length }, 'transaction');
         cb(null, `2.0.0 Ok: queued as ${id}`);
-      }, (err: Error) => {
+      }, (err: NodeJS.ErrnoException) => {
         this.log.error({ ...base, result: 'tempfail', err: err.message }, 'transaction');
-        cb(smtpError(451, '4.3.0 Local error: could not queue the message'));
+        cb(err.code === 'ENOSPC' ? smtpError(452, '4.3.1 Insufficient system storage') : smtpError(451, '4.3.0 Local error: could not queue the message'));
       });
     });
   }
