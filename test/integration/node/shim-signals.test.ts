@@ -41,7 +41,9 @@ describe('bin/mailcluster.js on an older Node', function () {
       });
       let real: number[] = [];
       try {
-        await waitUntil('the node listening', () => isListening(address, node.config.smtpPort), { timeoutMs: 30_000 });
+        // ready (its signal handlers are in place from then on)
+        await waitUntil('the node ready', async () => (await fetch(`http://${address}:${node.config.adminPort}/readyz`)).status === 200, { timeoutMs: 30_000 });
+        assert.ok(isListening(address, node.config.smtpPort));
         real = childrenOf(shim.pid!);
         assert.equal(real.length, 1, 'the shim runs exactly one child: the Node 24 process');
         assert.match(readFileSync(`/proc/${real[0]}/cmdline`, 'utf8'), /node_modules\/node\/bin\/node/);
