@@ -22,7 +22,7 @@ import type { DrainProgress, DrainState, HandoffTarget } from './plan.ts';
 export interface DrainOptions {
   /** Bound on waiting for the delivery flush to settle (default 60 s). */
   flushWaitMs?: number;
-  /** Bound on waiting for open SMTP sessions to end before closing them with 421 (default 60 s). */
+  /** Bound on waiting for open SMTP sessions to end before closing them with 421 (default 30 s). */
   sessionWaitMs?: number;
   /** Hand-offs at once (default 8). */
   concurrency?: number;
@@ -58,7 +58,7 @@ export class Drainer {
 
   constructor(node: MailNode, options: DrainOptions = {}) {
     this.#node = node;
-    this.#options = { flushWaitMs: 60_000, sessionWaitMs: 60_000, concurrency: 8, retryDelayMs: 2000, peerRestMs: 5000, connectTimeoutMs: 10_000, ...definedOnly(options) };
+    this.#options = { flushWaitMs: 60_000, sessionWaitMs: 30_000, concurrency: 8, retryDelayMs: 2000, peerRestMs: 5000, connectTimeoutMs: 10_000, ...definedOnly(options) };
     this.#sender = new HandoffSender(() => ({
       hostname: node.config.hostname,
       localAddress: node.config.outboundAddress,
@@ -133,16 +133,14 @@ export class Drainer {
     const { queue, smtp } = this.#node;
     // 1. no new connection
     await smtp.stopListening();
-    // 2. what can be delivered now is delivered now, while open sessions finish
+    // 2. open sessions finish their transactions (bounded), alongside everything below;
+    // what they spool late is handed off by the loop, which runs until the node is drained
+    void this.#endSessions();
+    // 3. what can be delivered now is delivered now
     this.#state = 'delivering';
     for (const domain of Object.keys(queue.summary().domains)) queue.flush({ domain, subdomains: false });
-    await Promise.all([this.#settle(this.#bound(this.#options.flushWaitMs)), this.#waitSessions(this.#bound(this.#options.sessionWaitMs))]);
-    if (smtp.sessionCount > 0 && !this.#stopped) {
-      this.#node.log.warn({ event: 'drain', sessions: smtp.sessionCount }, 'sessions still open after the wait: closing them with 421');
-      smtp.closeSessions();
-      await this.#waitSessions(Date.now() + 3000);
-    }
-    // 3. no new attempts from here on: what is still queued, late arrivals included, goes to a peer
+    await this.#settle(this.#bound(this.#options.flushWaitMs));
+    // 4. no new attempts from here on: what is still queued, late arrivals included, goes to a peer
     queue.pause();
     let announced = false;
     while (!this.#stopped) {
@@ -161,6 +159,8 @@ export class Drainer {
       this.#state = 'handing-off';
       this.#nowhereToGo = this.#targets().length === 0;
       const moved = await this.#handOffAll(held);
+      // no pooled connection outlives a round: an idle one would hold the peer's own drain open
+      this.#sender.close();
       if (moved === 0) await this.#pause(this.#options.retryDelayMs);
     }
   }
@@ -171,6 +171,18 @@ export class Drainer {
     while (Date.now() < until && quiet < 3 && !this.#stopped) {
       quiet = this.#node.queue.inFlightCount === 0 ? quiet + 1 : 0;
       await sleep(100);
+    }
+  }
+
+  // waits for open sessions to end; past the bound (within a SIGTERM, half the grace left)
+  // closes the rest with 421: nothing they have not been answered 250 for is ours
+  async #endSessions(): Promise<void> {
+    const { smtp } = this.#node;
+    const halfGrace = this.#deadline === Infinity ? Infinity : Date.now() + (this.#deadline - Date.now()) / 2;
+    await this.#waitSessions(Math.min(Date.now() + this.#options.sessionWaitMs, halfGrace));
+    if (smtp.sessionCount > 0 && !this.#stopped) {
+      this.#node.log.warn({ event: 'drain', sessions: smtp.sessionCount }, 'sessions still open after the wait: closing them with 421');
+      smtp.closeSessions();
     }
   }
 
