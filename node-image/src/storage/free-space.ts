@@ -15,8 +15,8 @@ export function storageVerdict(free: number, minFree: number): string | null {
 }
 
 /**
- * statfs of the spool directory, shared by concurrent callers and cached for `cacheMs`
- * (a MAIL FROM burst costs one syscall). A statfs that fails says nothing: room.
+ * statfs of the spool directory, shared by concurrent callers (and cached for `cacheMs`,
+ * default none: a statfs costs microseconds). A statfs that fails says nothing: room.
  */
 export class FreeSpace {
   readonly #dir: string;
@@ -26,7 +26,7 @@ export class FreeSpace {
   #free = Infinity;
   #pending: Promise<number> | null = null;
 
-  constructor(dir: string, minFree: number, cacheMs = 200) {
+  constructor(dir: string, minFree: number, cacheMs = 0) {
     this.#dir = dir;
     this.#minFree = minFree;
     this.#cacheMs = cacheMs;
