@@ -100,8 +100,12 @@ export class InboundSmtp {
       onMailFrom: (address, session, cb) => this.onMailFrom(session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
       onData: (stream, session, cb) => {
+        // counted until answered, or until the client goes away mid-DATA (no answer then)
         this.transactions++;
-        this.onData(stream, session, (err, message) => { this.transactions--; cb(err, message); });
+        let counted = true;
+        const done = () => { if (counted) { counted = false; this.transactions--; } };
+        stream.once('close', () => { if (!stream.readableEnded) done(); });
+        this.onData(stream, session, (err, message) => { done(); cb(err, message); });
       },
     };
     this.server = new SMTPServer(options);

@@ -105,11 +105,19 @@ describe('drain and SIGTERM (node side)', function () {
     await open.command(`RCPT TO:<bob@${DOMAIN}>`);
     assert.match(await open.command('DATA'), /^354/);
 
+    // and one whose client will vanish in the middle of DATA
+    const abandoned = await rawSession(DRAINING, smtpPort);
+    await abandoned.command('EHLO gone.test');
+    await abandoned.command('MAIL FROM:<alice@src.test>');
+    await abandoned.command(`RCPT TO:<bob@${DOMAIN}>`);
+    assert.match(await abandoned.command('DATA'), /^354/);
+
     assert.equal((await draining.admin('/drain', { method: 'POST' })).status, 202);
     await waitUntil('the listener closed', async () => (await q(draining)).listening === false, { timeoutMs: 5000 });
     assert.ok(await connectRefused(DRAINING, smtpPort), 'a new connection is refused: the listener is closed');
     let report = await q(draining);
-    assert.deepEqual([report.draining, report.sessions, report.drained], [true, 1, false]);
+    assert.deepEqual([report.draining, report.sessions, report.drained], [true, 2, false]);
+    abandoned.close(); // gone mid-DATA: nothing was acknowledged, and it must not hold the drain open
     assert.equal((await draining.admin('/readyz')).status, 503);
 
     // the transaction under way completes after the drain began: a late arrival
