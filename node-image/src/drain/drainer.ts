@@ -132,7 +132,7 @@ export class Drainer {
   async #run(): Promise<void> {
     const { queue, smtp } = this.#node;
     // 1. no new connection
-    await smtp.stopListening();
+    smtp.stopListening();
     // 2. open sessions finish their transactions (bounded), alongside everything below;
     // what they spool late is handed off by the loop, which runs until the node is drained
     void this.#endSessions();

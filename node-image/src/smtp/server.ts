@@ -222,11 +222,12 @@ export class InboundSmtp {
   }
 
   /** Closes the listener for good (drain): no new connection; open sessions continue. */
-  async stopListening(): Promise<void> {
+  stopListening(): void {
     if (this.listenerClosed) return;
     this.listenerClosed = true;
+    // close() stops accepting at once; its callback would wait for every open session
+    this.listener.close();
     this.log.info({ event: 'listen', service: 'smtp', listening: false }, 'SMTP listener closed');
-    await new Promise<void>((r) => this.listener.close(() => r()));
   }
 
   get isListening(): boolean {

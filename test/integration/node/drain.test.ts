@@ -196,4 +196,23 @@ describe('drain and SIGTERM (node side)', function () {
       await peer.start();
     }
   });
+  it('a session that stays open past the bound is ended with 421, and then the node is drained', async () => {
+    const node = await startMailNode({ hostname: 'idle.test', address: A(3), relayDomains: [DOMAIN], dnsServer: dns.server, deliveryPort },
+      { env: { MAILCLUSTER_DRAIN_SESSION_WAIT_MS: '1500' } });
+    try {
+      const idle = await rawSession(A(3), Number(node.smtp.split(':')[1]));
+      await idle.command('EHLO idle.test');
+      const t0 = Date.now();
+      assert.equal((await node.admin('/drain', { method: 'POST' })).status, 202);
+      assert.equal((await q(node)).drained, false, 'not drained while a session is open');
+      // the client says nothing more; the node ends the session itself after the bound
+      await waitUntil('drained', async () => (await q(node)).drained, { timeoutMs: 10_000 });
+      assert.ok(Date.now() - t0 >= 1400, 'the session had its time');
+      assert.match(await idle.command('NOOP'), /^421 4\.3\.2 /, 'the node said 421 before closing');
+      assert.ok(node.logs().some((l) => l.event === 'drain' && /closing them with 421/.test(String(l.msg))));
+      idle.close();
+    } finally {
+      await node.close();
+    }
+  });
 });
