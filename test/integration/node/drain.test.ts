@@ -196,6 +196,44 @@ describe('drain and SIGTERM (node side)', function () {
       await peer.start();
     }
   });
+  it('under load: clients sending back to back when the drain starts each finish their transaction, then get 421; every 250 is delivered', async () => {
+    await dest.stop();
+    dest.clear();
+    await draining.start(); // the same spool: what the last test kept goes along too
+    const ledger = new Ledger();
+    const endings: string[] = [];
+    const client = async (c: number) => {
+      let s: Awaited<ReturnType<typeof rawSession>>;
+      try { s = await rawSession(DRAINING, smtpPort); } catch { endings.push('refused'); return; }
+      try {
+        await s.command('EHLO load.test');
+        for (let i = 0; ; i++) {
+          const mail = await s.command('MAIL FROM:<alice@src.test>');
+          if (!mail.startsWith('250')) { endings.push(mail.slice(0, 9)); return; }
+          assert.match(await s.command(`RCPT TO:<bob@${DOMAIN}>`), /^250/);
+          assert.match(await s.command('DATA'), /^354/);
+          const id = `load-${c}-${i}`;
+          ledger.record(id, await s.command(messageText(id) + '.')); // a transaction under way always ends in 250
+        }
+      } finally {
+        s.close();
+      }
+    };
+    const clients = Array.from({ length: 8 }, (_, c) => client(c));
+    await new Promise((r) => setTimeout(r, 400));
+    const t0 = Date.now();
+    assert.equal((await draining.admin('/drain', { method: 'POST' })).status, 202);
+    await Promise.all(clients);
+    assert.deepEqual([...new Set(endings)], ['421 4.3.2'], 'every client ended with 421 at its next MAIL FROM');
+    await waitUntil('drained', async () => (await q(draining)).drained, { timeoutMs: 30_000 });
+    const tookMs = Date.now() - t0;
+    await dest.start();
+    await waitUntil('every acknowledged message delivered', () => [...ledger.acked.keys()].every((id) => deliveredIds().has(id)), { timeoutMs: 30_000 });
+    const ours = dest.messages.filter((m) => /load-/.test(header(m.raw, 'Message-ID') ?? ''));
+    console.log(`      under load: ${ledger.acked.size} acknowledged by 8 clients, POST /drain -> drained ${tookMs} ms, ${ours.length - ledger.acked.size} duplicates`);
+    assert.equal(ours.length, ledger.acked.size, 'each once');
+  });
+
   it('a session that stays open past the bound is ended with 421, and then the node is drained', async () => {
     const node = await startMailNode({ hostname: 'idle.test', address: A(3), relayDomains: [DOMAIN], dnsServer: dns.server, deliveryPort },
       { env: { MAILCLUSTER_DRAIN_SESSION_WAIT_MS: '1500' } });
