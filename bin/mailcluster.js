@@ -18,7 +18,11 @@ if (major < 24) {
     console.error(`mailcluster needs Node 24 (this is ${process.version}); run \`npm install\` first, which brings Node 24 as a devDependency`);
     process.exit(1);
   }
-  const child = spawn(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  // the child also watches us: a shim killed with SIGKILL (nothing to forward) must not leave it running
+  const child = spawn(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, MAILCLUSTER_SHIM_PID: String(process.pid) },
+  });
   const forwarded = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   for (const sig of forwarded) process.on(sig, () => { try { child.kill(sig); } catch { /* already gone */ } });
   child.on('error', (err) => {
@@ -36,5 +40,15 @@ if (major < 24) {
     process.exit(code ?? 1);
   });
 } else {
+  const shim = Number(process.env.MAILCLUSTER_SHIM_PID);
+  if (shim > 0) {
+    // run by the shim above: when it is gone (a SIGKILL it could not pass on), stop as on SIGTERM
+    delete process.env.MAILCLUSTER_SHIM_PID;
+    const watch = setInterval(() => {
+      if (process.ppid === shim) return;
+      clearInterval(watch);
+      process.kill(process.pid, 'SIGTERM');
+    }, 1000).unref();
+  }
   await import('./cli.ts');
 }

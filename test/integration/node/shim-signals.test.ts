@@ -63,6 +63,27 @@ describe('bin/mailcluster.js on an older Node', function () {
     });
   }
 
+  it('SIGKILL to the shim (nothing to pass on): the real node notices and stops, closing its port', async function () {
+    if (!major || major >= 24) this.skip();
+    const address = nodeTestAddress(94, 4);
+    const node = await startMailNode({ hostname: 'shim.test', address, relayDomains: ['a.test'] }, { start: false });
+    const shim = spawnTracked(systemNode, [join(repoRoot, 'bin', 'mailcluster.js'), 'node', '--config-dir', node.configDir], {
+      cwd: repoRoot, env: { ...process.env, PATH: '/usr/local/bin:/usr/bin:/bin' }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let real: number[] = [];
+    try {
+      await waitUntil('the node ready', async () => (await fetch(`http://${address}:${node.config.adminPort}/readyz`)).status === 200, { timeoutMs: 30_000 });
+      real = childrenOf(shim.pid!);
+      assert.equal(real.length, 1);
+      await stopChild(shim, 'SIGKILL', 1000);
+      await waitUntil('the orphaned node gone', () => !alive(real[0]), { timeoutMs: 10_000 });
+      assert.equal(isListening(address, node.config.smtpPort), false);
+    } finally {
+      for (const pid of real) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+      await node.close();
+    }
+  });
+
   it('the shim passes the node\'s own exit code on (a bad config exits 1)', async function () {
     if (!major || major >= 24) this.skip();
     const node = await startMailNode({ hostname: 'shim.test', address: nodeTestAddress(94, 3), extraSmtpserverLines: ['PARAM no-such-param 1'] }, { start: false });
