@@ -233,9 +233,7 @@ export class Drainer {
     try {
       const content = await node.queue.readContent(message.id);
       const result = await this.#sender.send(target, message.sender, message.recipients, content);
-      if (result.accepted.length > 0) {
-        await node.queue.markRecipientsDone(message.id, result.accepted, `handed off to ${key}`);
-      }
+      // counted as soon as the peer has it (the progress never lags the queue count)
       const complete = result.rejected.length === 0;
       if (complete) {
         this.#handedOff++;
@@ -248,6 +246,12 @@ export class Drainer {
         { event: 'handoff', id: message.id, peer: key, from: message.sender, accepted: result.accepted, rejected: result.rejected, response: result.response },
         'message handed off to a peer',
       );
+      if (result.accepted.length > 0) {
+        await node.queue.markRecipientsDone(message.id, result.accepted, `handed off to ${key}`).catch((err: Error) => {
+          // the peer has it; here it stays and may go out twice (never lost)
+          node.log.error({ event: 'handoff', id: message.id, peer: key, err: err.message }, 'handed off, but could not be marked done here');
+        });
+      }
       return complete;
     } catch (err) {
       const e = err as Error & { responseCode?: number };

@@ -247,7 +247,7 @@ describe('drain and SIGTERM (node side)', function () {
       await waitUntil('drained', async () => (await q(node)).drained, { timeoutMs: 10_000 });
       assert.ok(Date.now() - t0 >= 1400, 'the session had its time');
       assert.match(await idle.command('NOOP'), /^421 4\.3\.2 /, 'the node said 421 before closing');
-      assert.ok(node.logs().some((l) => l.event === 'drain' && /closing them with 421/.test(String(l.msg))));
+      await node.waitForLog((l) => l.event === 'drain' && /closing them with 421/.test(String(l.msg)), 5000);
       idle.close();
     } finally {
       await node.close();
