@@ -249,6 +249,12 @@ describe('drain and SIGTERM (node side)', function () {
       assert.match(await idle.command('NOOP'), /^421 4\.3\.2 /, 'the node said 421 before closing');
       await node.waitForLog((l) => l.event === 'drain' && /closing them with 421/.test(String(l.msg)), 5000);
       idle.close();
+      // a reload (a scale event rewrites every ConfigMap) must not open the listener again
+      const reloaded = node.waitForLog((l) => l.event === 'reload' && l.result === 'ok', 10_000);
+      await node.reload({ relayDomains: [DOMAIN, 'other.test'] });
+      await reloaded;
+      assert.ok(await connectRefused(A(3), Number(node.smtp.split(':')[1])));
+      assert.deepEqual([(await q(node)).listening, (await q(node)).drained], [false, true]);
     } finally {
       await node.close();
     }
