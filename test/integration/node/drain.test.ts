@@ -48,6 +48,11 @@ async function send(host: string, port: number, id: string): Promise<string> {
   }
 }
 
+/** POST /drain (the one place that knows how the admin API is called); its HTTP status. */
+async function startDrain(node: MailNode): Promise<number> {
+  return (await node.admin('/drain', { method: 'POST' })).status;
+}
+
 function connectRefused(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
@@ -112,7 +117,7 @@ describe('drain and SIGTERM (node side)', function () {
     await abandoned.command(`RCPT TO:<bob@${DOMAIN}>`);
     assert.match(await abandoned.command('DATA'), /^354/);
 
-    assert.equal((await draining.admin('/drain', { method: 'POST' })).status, 202);
+    assert.equal(await startDrain(draining), 202);
     await waitUntil('the listener closed', async () => (await q(draining)).listening === false, { timeoutMs: 5000 });
     assert.ok(await connectRefused(DRAINING, smtpPort), 'a new connection is refused: the listener is closed');
     let report = await q(draining);
@@ -222,7 +227,7 @@ describe('drain and SIGTERM (node side)', function () {
     const clients = Array.from({ length: 8 }, (_, c) => client(c));
     await new Promise((r) => setTimeout(r, 400));
     const t0 = Date.now();
-    assert.equal((await draining.admin('/drain', { method: 'POST' })).status, 202);
+    assert.equal(await startDrain(draining), 202);
     await Promise.all(clients);
     assert.deepEqual([...new Set(endings)], ['421 4.3.2'], 'every client ended with 421 at its next MAIL FROM');
     await waitUntil('drained', async () => (await q(draining)).drained, { timeoutMs: 30_000 });
@@ -241,7 +246,7 @@ describe('drain and SIGTERM (node side)', function () {
       const idle = await rawSession(A(3), Number(node.smtp.split(':')[1]));
       await idle.command('EHLO idle.test');
       const t0 = Date.now();
-      assert.equal((await node.admin('/drain', { method: 'POST' })).status, 202);
+      assert.equal(await startDrain(node), 202);
       assert.equal((await q(node)).drained, false, 'not drained while a session is open');
       // the client says nothing more; the node ends the session itself after the bound
       await waitUntil('drained', async () => (await q(node)).drained, { timeoutMs: 10_000 });
