@@ -109,7 +109,7 @@ export class MailNode {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
     });
     this.freeSpace = new FreeSpace(spool.dir, this.config.queueMinFree);
-    this.smtp.setStorageCheck(() => this.freeSpace.check());
+    this.smtp.setStorageCheck((need) => this.freeSpace.check(need));
     this.admin = new AdminServer(log.child({ component: 'admin' }));
     this.registerAdminRoutes();
     this.watcher = new DirectoryWatcher(

@@ -43,6 +43,12 @@ function smtpError(code: number, message: string): SmtpError {
   return e;
 }
 
+/** MAIL FROM's SIZE= (RFC 1870; smtp-server checked its syntax and the maxsize), 0 when absent. */
+function declaredSize(args: unknown): number {
+  const size = args && typeof args === 'object' ? (args as { SIZE?: unknown }).SIZE : undefined;
+  return typeof size === 'string' ? Number(size) : 0;
+}
+
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
 
 export class InboundSmtp {
@@ -65,7 +71,7 @@ export class InboundSmtp {
   /** DATA transactions between the DATA command and their reply (a late arrival may still be spooling). */
   private transactions = 0;
   /** Free-space check at MAIL FROM and at the end of DATA (queue-minfree); null: room. */
-  private storageCheck: (() => Promise<string | null>) | null = null;
+  private storageCheck: ((need: number) => Promise<string | null>) | null = null;
 
   constructor(config: NodeConfig, tlsMaterial: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
     this.config = config;
@@ -97,7 +103,7 @@ export class InboundSmtp {
       ...(tlsMaterial ? { key: tlsMaterial.key, cert: tlsMaterial.cert } : {}),
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (address, session, cb) => this.onMailFrom(session, cb),
+      onMailFrom: (address, session, cb) => this.onMailFrom(declaredSize(address.args), session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
       onData: (stream, session, cb) => {
         // counted until answered, or until the client goes away mid-DATA (no answer then)
@@ -253,19 +259,20 @@ export class InboundSmtp {
   }
 
   /** Sets the free-space check (PARAM queue-minfree): a reason when the spool has no room. */
-  setStorageCheck(check: (() => Promise<string | null>) | null): void {
+  setStorageCheck(check: ((need: number) => Promise<string | null>) | null): void {
     this.storageCheck = check;
   }
 
   // A drain answers a new transaction in an open session with 421 (the one under way
-  // finished before); a spool short of space answers 452 before the client sends data.
-  private onMailFrom(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  // finished before); a spool short of space (with the declared SIZE) answers 452 before
+  // the client sends data.
+  private onMailFrom(declaredSize: number, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (!this.accepting) {
       this.metrics.rejected.inc({ reason: 'draining' });
       return cb(smtpError(421, `4.3.2 ${this.config.hostname} Service not available, closing transmission channel`));
     }
     if (!this.storageCheck) return cb();
-    this.storageCheck().then((full) => {
+    this.storageCheck(declaredSize).then((full) => {
       if (!full) return cb();
       this.metrics.rejected.inc({ reason: 'insufficient storage' });
       this.log.warn({ event: 'smtp', result: 'tempfail', session: session.id, client: session.remoteAddress, reason: full }, 'MAIL FROM refused: spool short of space');
@@ -416,7 +423,7 @@ export class InboundSmtp {
       const headerBuf = Buffer.from(header, 'latin1');
       const content = Buffer.concat([headerBuf, ...chunks], headerBuf.length + length);
       // space may have gone while the client sent the data: refuse rather than fill the disk
-      const room = this.storageCheck ? this.storageCheck().then((full) => { if (full) throw Object.assign(new Error(full), { code: 'ENOSPC' }); }) : Promise.resolve();
+      const room = this.storageCheck ? this.storageCheck(0).then((full) => { if (full) throw Object.assign(new Error(full), { code: 'ENOSPC' }); }) : Promise.resolve();
       room.then(() => this.queue.accept(from, rcpts, content, { id, clientAddress: session.remoteAddress })).then(() => {
         this.metrics.received.inc();
         this.log.info({ ...base, result: 'accepted', id, size: content.length }, 'transaction');

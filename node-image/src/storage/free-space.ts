@@ -8,9 +8,13 @@ export function freeBytes(stats: { bavail: number | bigint; bsize: number | bigi
   return Number(stats.bavail) * Number(stats.bsize);
 }
 
-/** Why the spool has no room for a new transaction, or null when it has (pure). */
-export function storageVerdict(free: number, minFree: number): string | null {
-  if (minFree <= 0 || free >= minFree) return null;
+/**
+ * Why the spool has no room for a new transaction, or null when it has (pure). `need`: the
+ * size the client declared (MAIL FROM SIZE=), which must fit above the reserve too.
+ */
+export function storageVerdict(free: number, minFree: number, need = 0): string | null {
+  if (minFree <= 0 || free - need >= minFree) return null;
+  if (need > 0 && free >= minFree) return `${free} bytes free on the spool filesystem: a ${need}-byte message would leave less than queue-minfree ${minFree}`;
   return `${free} bytes free on the spool filesystem, below queue-minfree ${minFree}`;
 }
 
@@ -45,8 +49,8 @@ export class FreeSpace {
     return this.#pending;
   }
 
-  /** A reason when the spool is below its reserve, else null. */
-  async check(): Promise<string | null> {
-    return storageVerdict(await this.free(), this.#minFree);
+  /** A reason when the spool is below its reserve (or `need` more bytes would take it there), else null. */
+  async check(need = 0): Promise<string | null> {
+    return storageVerdict(await this.free(), this.#minFree, need);
   }
 }

@@ -102,6 +102,13 @@ describe('a full spool filesystem (tmpfs)', function () {
       assert.match(r.final, /^250 /);
       acked.set(`ok-${i}`, r.final);
     }
+    // above the reserve, but not with room for the SIZE a client declares
+    fill(mountPoint, fillers() + '-0', 4.5 * MB);
+    const sized = await rawSession(A(1), smtpPort());
+    await sized.command('EHLO client.test');
+    assert.match(await sized.command(`MAIL FROM:<alice@src.test> SIZE=${MB}`), /^452 4\.3\.1 /);
+    assert.match(await sized.command('MAIL FROM:<alice@src.test> SIZE=1000'), /^250 /);
+    sized.close();
     // below the reserve, not yet full
     fill(mountPoint, fillers() + '-1', 2 * MB);
     assert.ok(freeOn(mountPoint) < 4 * MB);
@@ -122,6 +129,7 @@ describe('a full spool filesystem (tmpfs)', function () {
 
     // a crash while full, then space returns and the destination comes up
     await node.kill9();
+    rmSync(fillers() + '-0');
     rmSync(fillers() + '-1');
     rmSync(fillers() + '-2');
     await node.reload({ extraSmtpserverLines: [`PARAM queue-minfree ${4 * MB}`] });

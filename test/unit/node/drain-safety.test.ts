@@ -44,6 +44,10 @@ describe('free-space reserve (PARAM queue-minfree)', () => {
     assert.equal(storageVerdict(10 ** 12, 4096), null);
     assert.match(storageVerdict(4095, 4096)!, /4095 bytes free .* below queue-minfree 4096/);
     assert.equal(storageVerdict(0, 0), null);
+    // a declared SIZE must fit above the reserve too
+    assert.equal(storageVerdict(10_000, 4096, 5904), null);
+    assert.match(storageVerdict(10_000, 4096, 5905)!, /a 5905-byte message would leave less than queue-minfree 4096/);
+    assert.equal(storageVerdict(10_000, 0, 20_000), null, 'reserve off: no check');
     assert.equal(freeBytes({ bavail: 10n, bsize: 4096n }), 40960);
     assert.equal(freeBytes({ bavail: 3, bsize: 512 }), 1536);
   });
