@@ -139,7 +139,9 @@ export class Drainer {
     // 3. what can be delivered now is delivered now
     this.#state = 'delivering';
     for (const domain of Object.keys(queue.summary().domains)) queue.flush({ domain, subdomains: false });
-    await this.#settle(this.#bound(this.#options.flushWaitMs));
+    // (within a SIGTERM at most a third of the grace: a slow destination must not eat the hand-off's time)
+    const third = this.#deadline === Infinity ? Infinity : Date.now() + (this.#deadline - Date.now()) / 3;
+    await this.#settle(Math.min(this.#bound(this.#options.flushWaitMs), third));
     // 4. no new attempts from here on: what is still queued, late arrivals included, goes to a peer
     queue.pause();
     let announced = false;
