@@ -22,6 +22,9 @@ import { InboundSmtp } from './smtp/server.ts';
 import { attachEtrn } from './etrn/attach.ts';
 import { attachDrain } from './drain/drainer.ts';
 import { Spool } from './spool/spool.ts';
+import { FreeSpace } from './storage/free-space.ts';
+import { queueReport } from './admin/queue-report.ts';
+import type { QueueObservation } from './admin/queue-report.ts';
 
 export interface NodeOptions {
   env?: Env;
@@ -33,7 +36,7 @@ export interface NodeOptions {
   /** Connect/greeting and socket timeouts of outbound SMTP (ms). */
   deliveryConnectTimeoutMs?: number;
   deliverySocketTimeoutMs?: number;
-  /** Handle SIGHUP (reload) and SIGTERM/SIGINT (stop). */
+  /** Handle SIGHUP (reload) and SIGTERM/SIGINT (drain within the grace period, then stop). */
   signals?: boolean;
 }
 
@@ -73,6 +76,8 @@ export class MailNode {
   readonly smtp: InboundSmtp;
   /** Admin HTTP: route(method, path, handler). */
   readonly admin: AdminServer;
+  /** Free space of the spool filesystem against PARAM queue-minfree. */
+  readonly freeSpace: FreeSpace;
   private watcher: DirectoryWatcher;
   private readonly env: Env;
   private readonly transportTimeouts: { connect: number; socket: number };
@@ -115,6 +120,8 @@ export class MailNode {
     this.smtp = new InboundSmtp(this.config, this.tlsMaterial, this.queue, log.child({ component: 'smtp' }), this.metrics, {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
     });
+    this.freeSpace = new FreeSpace(spool.dir, this.config.queueMinFree);
+    this.smtp.setStorageCheck((need) => this.freeSpace.check(need));
     this.admin = new AdminServer(log.child({ component: 'admin' }));
     this.admin.setAdminCredential(() => this.config.security.adminTokenSha256);
     this.registerAdminRoutes();
@@ -146,12 +153,24 @@ export class MailNode {
     node.listening = true;
     if (opts.signals) {
       process.on('SIGHUP', () => { void node.reload('SIGHUP'); });
+      // SIGTERM (a pod's deletion; terminationGracePeriodSeconds 60): drain as POST /drain
+      // does, bounded by the grace period, then stop. Mail not handed off stays on the
+      // spool for the next start. A second signal stops at once (same outcome, sooner).
+      const graceMs = numberEnv(env, 'MAILCLUSTER_TERM_GRACE_MS') ?? 50_000;
+      let signals = 0;
       const stop = (sig: string) => {
-        log.info({ event: 'stop', signal: sig }, 'stopping');
-        node.stop().then(() => process.exit(0), () => process.exit(1));
+        if (++signals > 1) { log.info({ event: 'stop', signal: sig }, 'second signal: stopping now'); return; }
+        log.info({ event: 'stop', signal: sig, graceMs }, 'draining, then stopping');
+        const deadline = Date.now() + graceMs;
+        drainer.drainUntil(deadline, () => signals > 1)
+          .then((drained) => {
+            log.info({ event: 'stop', drained, queued: node.spool.messages.size }, drained ? 'drained, stopping' : 'stopping; what is queued stays on the spool');
+            return node.stop(Math.max(2000, deadline - Date.now()));
+          })
+          .then(() => process.exit(0), () => process.exit(1));
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
     }
     return node;
   }
@@ -187,8 +206,24 @@ export class MailNode {
       sendText(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
     });
     this.admin.route('GET', '/queue', (_req, res) => {
-      sendJson(res, 200, { ...this.queue.summary(), draining: this.draining, accepting: this.smtp.isAccepting });
+      sendJson(res, 200, { ...this.queue.summary(), accepting: this.smtp.isAccepting, ...queueReport(this.queueObservation(), Date.now()) });
     });
+  }
+
+  /** What GET /queue and the drain decide on (BRIEF contract 2). */
+  queueObservation(): QueueObservation {
+    const summary = this.queue.summary();
+    return {
+      total: summary.total,
+      deferred: summary.deferred,
+      active: this.queue.inFlightCount,
+      held: (summary as { held?: number }).held ?? 0, // holds come with the queue operations
+      oldestReceivedAt: summary.oldest === null ? null : Date.parse(summary.oldest),
+      draining: this.draining,
+      listening: this.smtp.isListening,
+      sessions: this.smtp.sessionCount,
+      transactions: this.smtp.transactionsInFlight,
+    };
   }
 
   /** Ready: listeners up and not draining (and every registered check passes). */
@@ -259,6 +294,7 @@ export class MailNode {
     this.transports.configure(this.transportSettings(c));
     this.queue.configure(queueSettings(c));
     this.smtp.configure(c, loaded.tlsMaterial);
+    this.freeSpace.minFree = c.queueMinFree;
     try {
       await this.smtp.listen(c.bindSmtp);
       await this.admin.listen(c.bindAdmin);

@@ -102,6 +102,7 @@ export function loadConfigDir(configDir: string, env: Env = process.env): Loaded
   const bindSmtp = bindAddress(s.bindSmtp, 25, env);
   const outboundAddress = env.MAILCLUSTER_BIND_ADDRESS || (isWildcard(bindSmtp.address) ? undefined : bindSmtp.address);
   const retryInterval = s.retryInterval ?? 60;
+  const maxSize = s.maxSize ?? 10 * 1024 * 1024;
 
   const config: NodeConfig = {
     configDir,
@@ -109,7 +110,7 @@ export function loadConfigDir(configDir: string, env: Env = process.env): Loaded
     bindSmtp,
     bindMailq: bindAddress(s.bindMailq, 174, env),
     bindAdmin: bindAddress(s.bindAdmin, 8025, env),
-    maxSize: s.maxSize ?? 10 * 1024 * 1024,
+    maxSize,
     tls: tlsFiles,
     etrnCluster,
     relayDomains: s.relayDomains,
@@ -129,6 +130,7 @@ export function loadConfigDir(configDir: string, env: Env = process.env): Loaded
     maxConnections: s.maxConnections ?? 1000,
     deliveryConcurrency: s.deliveryConcurrency ?? 20,
     security: loadSecurity(s.security, (p) => resolveUnderRoot(p, env), smtpFile, extraFiles),
+    queueMinFree: s.queueMinFree ?? 4 * maxSize,
   };
   return { config, tlsMaterial, extraFiles };
 }

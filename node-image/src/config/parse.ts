@@ -42,6 +42,7 @@ export interface SmtpserverSettings {
   deliveryConcurrency?: number;
   /** The issue-10 PARAMs (config/security.ts). */
   security: SecurityParams;
+  queueMinFree?: number;
 }
 
 const HOSTNAME_RE = /^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
@@ -76,6 +77,13 @@ function parseBindAddress(text: string, fail: (msg: string) => never): string {
   const a = m ? m[1] : text;
   if (net.isIP(a) === 0) fail(`bad listen address ${JSON.stringify(text)} (an IP address, 0.0.0.0 or ::)`);
   return a;
+}
+
+/** A byte count that may be 0 (queue-minfree 0 turns the reserve off). */
+function nonNegativeInteger(text: string | undefined, what: string, fail: (msg: string) => never): number {
+  const n = Number(text);
+  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(n)) fail(`${what} must be a whole number of bytes >= 0, got ${JSON.stringify(text)}`);
+  return n;
 }
 
 function positiveNumber(text: string | undefined, what: string, fail: (msg: string) => never, integer = true): number {
@@ -192,6 +200,7 @@ export function parseSmtpserverConf(text: string, file: string): SmtpserverSetti
       case 'max-recipients': need(1, '<n>'); s.maxRecipients = positiveNumber(args[0], 'max-recipients', fail); break;
       case 'max-connections': need(1, '<n>'); s.maxConnections = positiveNumber(args[0], 'max-connections', fail); break;
       case 'delivery-concurrency': need(1, '<n>'); s.deliveryConcurrency = positiveNumber(args[0], 'delivery-concurrency', fail); break;
+      case 'queue-minfree': need(1, '<bytes>'); s.queueMinFree = nonNegativeInteger(args[0], 'queue-minfree', fail); break;
       default:
         if (parseSecurityParam(name, args, s.security, lineNo, fail)) break;
         fail(`unknown PARAM ${JSON.stringify(w[1])}`);

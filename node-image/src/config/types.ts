@@ -51,6 +51,8 @@ export interface NodeConfig {
   deliveryConcurrency: number;
   /** Issue-10 settings: admin credential, SMTP AUTH, early talkers, rates, peer and outbound TLS (config/security.ts). */
   security: SecurityConfig;
+  /** Free bytes the spool filesystem must keep (PARAM queue-minfree; default 4 × maxsize): below it MAIL FROM gets 452 4.3.1. */
+  queueMinFree: number;
 }
 
 /** A configuration error that names the file and line (line 0: the file as a whole). */

@@ -221,6 +221,22 @@ export class DeliveryQueue {
     await this.finishOrUpdate(m.meta);
   }
 
+  /**
+   * Finishes messages that have no open recipient left but are still queued (a DSN that
+   * could not be queued before): bounces and removes them now. For a drain, whose paused
+   * queue makes no attempts; each waits for its retry time. Returns how many still wait.
+   */
+  async retryFinished(): Promise<number> {
+    let waiting = 0;
+    for (const { meta } of [...this.spool.messages.values()]) {
+      if (this.inFlight.has(meta.id) || meta.rcpts.some((r) => OPEN.has(r.status))) continue;
+      if (meta.nextAttempt > Date.now()) { waiting++; continue; }
+      await this.finishOrUpdate(meta);
+      if (this.spool.messages.has(meta.id)) waiting++;
+    }
+    return waiting;
+  }
+
   /** Stops starting new attempts (running ones finish). */
   pause(): void { this.paused = true; }
   resume(): void { this.paused = false; this.pump(); }
@@ -342,16 +358,23 @@ export class DeliveryQueue {
       return;
     }
     const failed = meta.rcpts.filter((r) => r.status === 'failed');
-    if (failed.length > 0) await this.bounce(meta, failed, content);
+    if (failed.length > 0 && !(await this.bounce(meta, failed, content))) {
+      // the DSN is not on disk: the original stays queued and its bounce is tried again later
+      meta.nextAttempt = Date.now() + backoffMs(meta.attempts + 1, this.settings.retryIntervalMs, this.settings.maxRetryIntervalMs);
+      await this.spool.update(meta.id);
+      this.schedule(meta.id, meta.nextAttempt);
+      return;
+    }
     this.dropHot(meta.id);
     await this.spool.remove(meta.id);
     this.updateGauge();
   }
 
-  private async bounce(meta: MessageMeta, failed: RecipientState[], content?: Buffer): Promise<void> {
+  /** Queues the DSN for failed recipients; false when it could not be queued (the original must stay). */
+  private async bounce(meta: MessageMeta, failed: RecipientState[], content?: Buffer): Promise<boolean> {
     if (meta.from === '' || meta.bounce) {
       this.log.warn({ event: 'bounce', id: meta.id, skipped: meta.from === '' ? 'null sender' : 'bounce of a bounce', recipients: failed.map((r) => r.address) }, 'no DSN sent');
-      return;
+      return true;
     }
     const body = content ?? await this.spool.readContent(meta.id).catch(() => Buffer.alloc(0));
     const report: FailedRecipient[] = failed.map((r) => ({
@@ -367,8 +390,10 @@ export class DeliveryQueue {
       // durable before the original goes away
       const id = await this.accept('', [meta.from], dsn, { bounce: true });
       this.log.info({ event: 'bounce', id: meta.id, dsn: id, to: meta.from, recipients: failed.map((r) => r.address) }, 'DSN queued');
+      return true;
     } catch (err) {
-      this.log.error({ event: 'bounce', id: meta.id, err: (err as Error).message }, 'could not queue DSN');
+      this.log.error({ event: 'bounce', id: meta.id, err: (err as Error).message }, 'could not queue DSN, keeping the message to bounce it later');
+      return false;
     }
   }
 

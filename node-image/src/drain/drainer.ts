@@ -1,11 +1,17 @@
-// Drain (POST /drain): stop accepting, deliver what can be delivered (one flush of
-// everything), then hand every message still held to a live etrn-cluster peer over SMTP
-// with its envelope (sender and pending recipients) and its content unchanged. The local
-// copy is marked done only after the peer's 250, so a node killed mid-hand-off loses
-// nothing and duplicates at most the messages in flight. The peer, not draining, keeps
+// Drain (POST /drain, and SIGTERM): close the SMTP listener; in open sessions answer a new
+// transaction (MAIL FROM) with 421 once the one under way is done; deliver what can be
+// delivered now while those sessions end (bounded wait, then they are closed with 421);
+// then hand every message still held, late arrivals included, to a live etrn-cluster peer
+// over SMTP with its envelope (sender and pending recipients) and its content unchanged.
+// The local copy is marked done only after the peer's 250, so a node killed mid-hand-off
+// loses nothing and duplicates at most the messages in flight. The hand-off loop never ends
+// while anything is queued (only stop() ends it, and then the mail stays on the spool).
+// The node is drained (GET /queue `drained`) only when the listener is closed, no session
+// is open, nothing is being spooled and the queue is empty. The peer, not draining, keeps
 // the mail under its own routing and never hands it back.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from '../admin/server.ts';
+import { isDrained } from '../admin/queue-report.ts';
 import { etrnSettings } from '../etrn/attach.ts';
 import type { MailNode } from '../node.ts';
 import type { QueuedMessageInfo } from '../delivery/queue.ts';
@@ -16,6 +22,8 @@ import type { DrainProgress, DrainState, HandoffTarget } from './plan.ts';
 export interface DrainOptions {
   /** Bound on waiting for the delivery flush to settle (default 60 s). */
   flushWaitMs?: number;
+  /** Bound on waiting for open SMTP sessions to end before closing them with 421 (default 30 s). */
+  sessionWaitMs?: number;
   /** Hand-offs at once (default 8). */
   concurrency?: number;
   /** Pause after a round that moved nothing (default 2 s). */
@@ -42,11 +50,15 @@ export class Drainer {
   #stopped = false;
   #job: Promise<void> | null = null;
   #wake: (() => void) | null = null;
+  /** A SIGTERM's grace period: every bounded wait ends by then. */
+  #deadline = Infinity;
+  /** Sessions ended and the flush settled, and no peer is configured: nothing more can move. */
+  #nowhereToGo = false;
   readonly #sender: HandoffSender;
 
   constructor(node: MailNode, options: DrainOptions = {}) {
     this.#node = node;
-    this.#options = { flushWaitMs: 60_000, concurrency: 8, retryDelayMs: 2000, peerRestMs: 5000, connectTimeoutMs: 10_000, ...definedOnly(options) };
+    this.#options = { flushWaitMs: 60_000, sessionWaitMs: 30_000, concurrency: 8, retryDelayMs: 2000, peerRestMs: 5000, connectTimeoutMs: 10_000, ...definedOnly(options) };
     this.#sender = new HandoffSender(() => ({
       hostname: node.config.hostname,
       localAddress: node.config.outboundAddress,
@@ -61,14 +73,33 @@ export class Drainer {
     if (!this.#job) {
       this.#startedAt = new Date();
       this.#node.setDraining(true);
+      // from here a new transaction in an open session gets 421
       this.#node.smtp.setAccepting(false);
-      this.#node.log.info({ event: 'drain', queued: this.#node.queue.list().length }, 'drain started');
+      this.#node.log.info({ event: 'drain', queued: this.#node.queue.list().length, sessions: this.#node.smtp.sessionCount }, 'drain started');
       this.#job = this.#run().catch((err: Error) => {
         this.#lastError = err.message;
         this.#node.log.error({ event: 'drain', err: err.message }, 'drain failed');
       });
     }
     return this.progress();
+  }
+
+  /** True once the node may be deleted: listener closed, no session, nothing queued. */
+  get drained(): boolean {
+    return this.#job !== null && isDrained(this.#node.queueObservation());
+  }
+
+  /**
+   * Drains until drained, until nothing more can move (no peer to hand to), or until
+   * `deadline` (SIGTERM's grace period), whichever comes first; `abort` ends the wait early.
+   * What is not handed off stays on the spool for the next start.
+   */
+  async drainUntil(deadline: number, abort: () => boolean = () => false): Promise<boolean> {
+    this.#deadline = Math.min(this.#deadline, deadline);
+    this.start();
+    this.#wake?.();
+    while (!this.drained && !this.#nowhereToGo && !abort() && Date.now() < this.#deadline && !this.#stopped) await sleep(100);
+    return this.drained;
   }
 
   progress(): DrainProgress {
@@ -81,10 +112,13 @@ export class Drainer {
       handoffFailures: this.#failures,
       peers: { ...this.#peers },
       lastError: this.#lastError,
+      drained: this.drained,
+      sessions: this.#node.smtp.sessionCount,
+      listening: this.#node.smtp.isListening,
     };
   }
 
-  /** Ends the hand-off loop (the node is stopping). */
+  /** Ends the hand-off loop (the node is stopping); what is still queued stays on the spool. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#wake?.();
@@ -92,37 +126,72 @@ export class Drainer {
     this.#sender.close();
   }
 
+  #bound(ms: number): number {
+    return Math.min(Date.now() + ms, this.#deadline);
+  }
+
   async #run(): Promise<void> {
-    const { queue } = this.#node;
-    // 1. one flush of everything: what can be delivered now is delivered now
+    const { queue, smtp } = this.#node;
+    // 1. no new connection
+    smtp.stopListening();
+    // 2. open sessions finish their transactions (bounded), alongside everything below;
+    // what they spool late is handed off by the loop, which runs until the node is drained
+    void this.#endSessions();
+    // 3. what can be delivered now is delivered now
     this.#state = 'delivering';
     for (const domain of Object.keys(queue.summary().domains)) queue.flush({ domain, subdomains: false });
-    await this.#settle(this.#options.flushWaitMs);
-    // 2. no new attempts from here on: what is still queued is held, and goes to a peer
+    // (within a SIGTERM at most a third of the grace: a slow destination must not eat the hand-off's time)
+    const third = this.#deadline === Infinity ? Infinity : Date.now() + (this.#deadline - Date.now()) / 3;
+    await this.#settle(Math.min(this.#bound(this.#options.flushWaitMs), third));
+    // 4. no new attempts from here on: what is still queued, late arrivals included, goes to a peer
     queue.pause();
-    await queue.waitIdle();
+    let announced = false;
     while (!this.#stopped) {
+      await queue.retryFinished(); // a DSN that could not be queued before: the original waits for it
       const held = queue.list().filter((m) => !m.inFlight && m.recipients.length > 0);
       if (held.length === 0) {
-        if (this.#state !== 'drained') this.#node.log.info({ event: 'drain', handedOff: this.#handedOff }, 'drain complete: queue empty');
-        this.#state = 'drained';
-        await this.#pause(1000); // late arrivals from sessions that were open when the drain began
+        if (this.drained) {
+          this.#state = 'drained';
+          if (!announced) this.#node.log.info({ event: 'drain', handedOff: this.#handedOff }, 'drain complete: listener closed, no session, queue empty');
+          announced = true;
+        }
+        // a delivery still running, a transaction still spooling, or a DSN still to queue
+        await this.#pause(this.drained ? 1000 : 200);
         continue;
       }
       this.#state = 'handing-off';
+      this.#nowhereToGo = this.#targets().length === 0;
       const moved = await this.#handOffAll(held);
+      // no pooled connection outlives a round: an idle one would hold the peer's own drain open
+      this.#sender.close();
       if (moved === 0) await this.#pause(this.#options.retryDelayMs);
     }
   }
 
   // waits until no delivery attempt has run for a moment, or the bound passes
-  async #settle(boundMs: number): Promise<void> {
-    const until = Date.now() + boundMs;
+  async #settle(until: number): Promise<void> {
     let quiet = 0;
     while (Date.now() < until && quiet < 3 && !this.#stopped) {
       quiet = this.#node.queue.inFlightCount === 0 ? quiet + 1 : 0;
       await sleep(100);
     }
+  }
+
+  // waits for open sessions to end; past the bound (within a SIGTERM, half the grace left)
+  // closes the rest with 421: nothing they have not been answered 250 for is ours
+  async #endSessions(): Promise<void> {
+    const { smtp } = this.#node;
+    const halfGrace = this.#deadline === Infinity ? Infinity : Date.now() + (this.#deadline - Date.now()) / 2;
+    await this.#waitSessions(Math.min(Date.now() + this.#options.sessionWaitMs, halfGrace));
+    if (smtp.sessionCount > 0 && !this.#stopped) {
+      this.#node.log.warn({ event: 'drain', sessions: smtp.sessionCount }, 'sessions still open after the wait: closing them with 421');
+      smtp.closeSessions();
+    }
+  }
+
+  async #waitSessions(until: number): Promise<void> {
+    const { smtp } = this.#node;
+    while (Date.now() < until && (smtp.sessionCount > 0 || smtp.transactionsInFlight > 0) && !this.#stopped) await sleep(100);
   }
 
   async #pause(ms: number): Promise<void> {
@@ -132,6 +201,11 @@ export class Drainer {
       this.#wake = () => { clearTimeout(t); resolve(); };
     });
     this.#wake = null;
+  }
+
+  #targets(): HandoffTarget[] {
+    const config = this.#node.config;
+    return handoffTargets(config.etrnCluster, etrnSettings(config, config.bindMailq.port).self, config.bindSmtp.port);
   }
 
   async #handOffAll(messages: QueuedMessageInfo[]): Promise<number> {
@@ -149,8 +223,7 @@ export class Drainer {
 
   async #handOff(message: QueuedMessageInfo): Promise<boolean> {
     const node = this.#node;
-    const config = node.config;
-    const targets = handoffTargets(config.etrnCluster, etrnSettings(config, config.bindMailq.port).self, config.bindSmtp.port);
+    const targets = this.#targets();
     if (targets.length === 0) {
       this.#lastError = 'no etrn-cluster peer to hand the mail to';
       return false;
@@ -163,9 +236,7 @@ export class Drainer {
     try {
       const content = await node.queue.readContent(message.id);
       const result = await this.#sender.send(target, message.sender, message.recipients, content);
-      if (result.accepted.length > 0) {
-        await node.queue.markRecipientsDone(message.id, result.accepted, `handed off to ${key}`);
-      }
+      // counted as soon as the peer has it (the progress never lags the queue count)
       const complete = result.rejected.length === 0;
       if (complete) {
         this.#handedOff++;
@@ -178,6 +249,12 @@ export class Drainer {
         { event: 'handoff', id: message.id, peer: key, from: message.sender, accepted: result.accepted, rejected: result.rejected, response: result.response },
         'message handed off to a peer',
       );
+      if (result.accepted.length > 0) {
+        await node.queue.markRecipientsDone(message.id, result.accepted, `handed off to ${key}`).catch((err: Error) => {
+          // the peer has it; here it stays and may go out twice (never lost)
+          node.log.error({ event: 'handoff', id: message.id, peer: key, err: err.message }, 'handed off, but could not be marked done here');
+        });
+      }
       return complete;
     } catch (err) {
       const e = err as Error & { responseCode?: number };
@@ -205,6 +282,7 @@ export function attachDrain(node: MailNode): Drainer {
   const drainer = new Drainer(node, {
     flushWaitMs: envNumber('MAILCLUSTER_DRAIN_FLUSH_WAIT_MS'),
     concurrency: envNumber('MAILCLUSTER_DRAIN_CONCURRENCY'),
+    sessionWaitMs: envNumber('MAILCLUSTER_DRAIN_SESSION_WAIT_MS'),
     retryDelayMs: envNumber('MAILCLUSTER_DRAIN_RETRY_MS'),
     peerRestMs: envNumber('MAILCLUSTER_DRAIN_PEER_REST_MS'),
     connectTimeoutMs: envNumber('MAILCLUSTER_DRAIN_CONNECT_TIMEOUT_MS'),

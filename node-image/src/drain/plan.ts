@@ -57,4 +57,10 @@ export interface DrainProgress {
   /** Peers that took messages, with counts. */
   peers: Record<string, number>;
   lastError: string | null;
+  /** Listener closed, no session, nothing queued (as GET /queue `drained`). */
+  drained: boolean;
+  /** Open inbound SMTP sessions. */
+  sessions: number;
+  /** The inbound SMTP listener is open. */
+  listening: boolean;
 }

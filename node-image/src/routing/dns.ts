@@ -28,13 +28,20 @@ export class MxRouter {
     this.cache.clear();
   }
 
+  /**
+   * A and AAAA of a host. "No such name" and "no such record" are answers (no address);
+   * a timeout, SERVFAIL or refusal is not, and when neither family gave an address it
+   * throws TemporaryDnsError: the mail waits for the resolver, it does not bounce.
+   */
   private async addresses(host: string): Promise<string[]> {
     if (net.isIP(host)) return [host];
-    const [v4, v6] = await Promise.all([
-      this.resolver.resolve4(host).catch(() => [] as string[]),
-      this.resolver.resolve6(host).catch(() => [] as string[]),
-    ]);
-    return [...v4, ...v6];
+    const results = await Promise.allSettled([this.resolver.resolve4(host), this.resolver.resolve6(host)]);
+    const found = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+    if (found.length > 0) return found;
+    const temporary = results.map((r) => (r.status === 'rejected' ? String((r.reason as NodeJS.ErrnoException).code ?? (r.reason as Error).message) : ''))
+      .find((code) => code !== '' && !NO_DATA.has(code));
+    if (temporary) throw new TemporaryDnsError(`address lookup for ${host} failed: ${temporary}`);
+    return [];
   }
 
   /** MX records with addresses; throws TemporaryDnsError for lookups that may work later. */
@@ -46,7 +53,8 @@ export class MxRouter {
     let records: MxCandidate[] | { fail: string };
     try {
       const mx = await this.resolver.resolveMx(domain);
-      records = await Promise.all(mx.map(async (r) => ({ exchange: r.exchange, priority: r.priority, addresses: r.exchange ? await this.addresses(r.exchange) : [] })));
+      // an MX host whose address lookup failed for now has no address this time (another MX may be usable; none: defer)
+      records = await Promise.all(mx.map(async (r) => ({ exchange: r.exchange, priority: r.priority, addresses: r.exchange ? await this.addresses(r.exchange).catch(() => []) : [] })));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (!NO_DATA.has(code)) throw new TemporaryDnsError(`MX lookup for ${domain} failed: ${code || (err as Error).message}`);

@@ -49,6 +49,12 @@ function smtpError(code: number, message: string): SmtpError {
   return e;
 }
 
+/** MAIL FROM's SIZE= (RFC 1870; smtp-server checked its syntax and the maxsize), 0 when absent. */
+function declaredSize(args: unknown): number {
+  const size = args && typeof args === 'object' ? (args as { SIZE?: unknown }).SIZE : undefined;
+  return typeof size === 'string' ? Number(size) : 0;
+}
+
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
 
 export class InboundSmtp {
@@ -69,6 +75,12 @@ export class InboundSmtp {
   private peerContext: { name: string; context: tls.SecureContext } | null;
   private connectionRate: { window: number; counter: WindowCounter };
   private authFailures: { window: number; counter: WindowCounter };
+  /** Closed for good by a drain: a reload must not open it again. */
+  private listenerClosed = false;
+  /** DATA transactions between the DATA command and their reply (a late arrival may still be spooling). */
+  private transactions = 0;
+  /** Free-space check at MAIL FROM and at the end of DATA (queue-minfree); null: room. */
+  private storageCheck: ((need: number) => Promise<string | null>) | null = null;
 
   constructor(config: NodeConfig, publicTls: TlsMaterial | null, queue: DeliveryQueue, log: Logger, metrics: Metrics, opts: InboundOptions = {}) {
     const tlsMaterial = effectiveTls(publicTls, config);
@@ -108,9 +120,16 @@ export class InboundSmtp {
         cb(null, this.peerContext && servername === this.peerContext.name ? this.peerContext.context : undefined),
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (address, session, cb) => cb(),
+      onMailFrom: (address, session, cb) => this.onMailFrom(declaredSize(address.args), session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address as RcptAddress, session, cb),
-      onData: (stream, session, cb) => this.onData(stream, session, cb),
+      onData: (stream, session, cb) => {
+        // counted until answered, or until the client goes away mid-DATA (no answer then)
+        this.transactions++;
+        let counted = true;
+        const done = () => { if (counted) { counted = false; this.transactions--; } };
+        stream.once('close', () => { if (!stream.readableEnded) done(); });
+        this.onData(stream, session, (err, message) => { done(); cb(err, message); });
+      },
     };
     this.server = new SMTPServer(options);
     this.server.on('error', (err: Error) => this.log.debug({ err: err.message }, 'smtp connection error'));
@@ -203,6 +222,7 @@ export class InboundSmtp {
 
   /** Listens (or moves the listener to a new address; open connections stay). */
   async listen(bind: { address: string; port: number }): Promise<void> {
+    if (this.listenerClosed) return;
     if (this.bound && this.bound.address === bind.address && this.bound.port === bind.port) return;
     const next = net.createServer((socket) => this.handleSocket(socket));
     await new Promise<void>((resolve, reject) => {
@@ -227,6 +247,59 @@ export class InboundSmtp {
 
   get isAccepting(): boolean {
     return this.accepting;
+  }
+
+  /** Closes the listener for good (drain): no new connection; open sessions continue. */
+  stopListening(): void {
+    if (this.listenerClosed) return;
+    this.listenerClosed = true;
+    // close() stops accepting at once; its callback would wait for every open session
+    this.listener.close();
+    this.log.info({ event: 'listen', service: 'smtp', listening: false }, 'SMTP listener closed');
+  }
+
+  get isListening(): boolean {
+    return !this.listenerClosed && this.listener.listening;
+  }
+
+  /** Open client connections. */
+  get sessionCount(): number {
+    return this.sockets.size;
+  }
+
+  /** DATA transactions not yet answered. */
+  get transactionsInFlight(): number {
+    return this.transactions;
+  }
+
+  /** Ends every open session with a 421 (a drain's wait for sessions ran out). */
+  closeSessions(): void {
+    for (const socket of this.sockets) {
+      socket.end(`421 4.3.2 ${this.config.hostname} Service shutting down, closing transmission channel\r\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }
+  }
+
+  /** Sets the free-space check (PARAM queue-minfree): a reason when the spool has no room. */
+  setStorageCheck(check: ((need: number) => Promise<string | null>) | null): void {
+    this.storageCheck = check;
+  }
+
+  // A drain answers a new transaction in an open session with 421 (the one under way
+  // finished before); a spool short of space (with the declared SIZE) answers 452 before
+  // the client sends data.
+  private onMailFrom(declaredSize: number, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (!this.accepting) {
+      this.metrics.rejected.inc({ reason: 'draining' });
+      return cb(smtpError(421, `4.3.2 ${this.config.hostname} Service not available, closing transmission channel`));
+    }
+    if (!this.storageCheck) return cb();
+    this.storageCheck(declaredSize).then((full) => {
+      if (!full) return cb();
+      this.metrics.rejected.inc({ reason: 'insufficient storage' });
+      this.log.warn({ event: 'smtp', result: 'tempfail', session: session.id, client: session.remoteAddress, reason: full }, 'MAIL FROM refused: spool short of space');
+      cb(smtpError(452, '4.3.1 Insufficient system storage'));
+    }, () => cb());
   }
 
   private handleSocket(socket: Socket): void {
@@ -446,13 +519,15 @@ export class InboundSmtp {
       });
       const headerBuf = Buffer.from(header, 'latin1');
       const content = Buffer.concat([headerBuf, ...chunks], headerBuf.length + length);
-      this.queue.accept(from, rcpts, content, { id, clientAddress: session.remoteAddress }).then(() => {
+      // space may have gone while the client sent the data: refuse rather than fill the disk
+      const room = this.storageCheck ? this.storageCheck(0).then((full) => { if (full) throw Object.assign(new Error(full), { code: 'ENOSPC' }); }) : Promise.resolve();
+      room.then(() => this.queue.accept(from, rcpts, content, { id, clientAddress: session.remoteAddress })).then(() => {
         this.metrics.received.inc();
         this.log.info({ ...base, result: 'accepted', id, size: content.length }, 'transaction');
         cb(null, `2.0.0 Ok: queued as ${id}`);
-      }, (err: Error) => {
+      }, (err: NodeJS.ErrnoException) => {
         this.log.error({ ...base, result: 'tempfail', err: err.message }, 'transaction');
-        cb(smtpError(451, '4.3.0 Local error: could not queue the message'));
+        cb(err.code === 'ENOSPC' ? smtpError(452, '4.3.1 Insufficient system storage') : smtpError(451, '4.3.0 Local error: could not queue the message'));
       });
     });
   }
