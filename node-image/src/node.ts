@@ -123,6 +123,7 @@ export class MailNode {
     this.queue = new DeliveryQueue(spool, this.router, this.transports, queueSettings(this.config), log.child({ component: 'delivery' }), this.metrics);
     this.smtp = new InboundSmtp(this.config, this.tlsMaterial, this.queue, log.child({ component: 'smtp' }), this.metrics, {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
+      blobThresholdBytes: numberEnv(this.env, 'MAILCLUSTER_BLOB_THRESHOLD_BYTES'),
     });
     this.admin = new AdminServer(log.child({ component: 'admin' }));
     this.registerAdminRoutes();
