@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
+import fc from 'fast-check';
 import { Spool } from '../../../node-image/src/spool/spool.ts';
 import type { MessageMeta } from '../../../node-image/src/spool/records.ts';
 
@@ -56,5 +57,72 @@ describe('spool on disk', () => {
     assert.deepEqual([...r.messages.keys()], ['keep']);
     assert.equal((await r.readContent('keep')).toString(), 'k'.repeat(500));
     await r.close();
+  });
+
+  it('model check: random adds (inline and blob), updates, removals, compactions and crashes keep every message exactly once with its latest state', async () => {
+    type Op = { op: 'add'; size: number; blob: boolean } | { op: 'update'; k: number } | { op: 'remove'; k: number } | { op: 'maintain' } | { op: 'crash' };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ op: fc.constant('add' as const), size: fc.integer({ min: 1, max: 300 }), blob: fc.boolean() }) },
+      { weight: 3, arbitrary: fc.record({ op: fc.constant('update' as const), k: fc.nat() }) },
+      { weight: 3, arbitrary: fc.record({ op: fc.constant('remove' as const), k: fc.nat() }) },
+      { weight: 2, arbitrary: fc.constant({ op: 'maintain' as const }) },
+      { weight: 1, arbitrary: fc.constant({ op: 'crash' as const }) },
+    );
+    await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 120 }), async (ops) => {
+      const d = makeTempDir('spool-model');
+      const opts = { segmentBytes: 400, compactIntervalMs: 1e9, compaction: { budgetBytesPerHour: 1e12 } };
+      let s = await Spool.open(d, opts);
+      const model = new Map<string, { content: string; attempts: number }>();
+      let n = 0;
+      const check = async () => {
+        assert.deepEqual([...s.messages.keys()].sort(), [...model.keys()].sort());
+        for (const [id, want] of model) {
+          assert.equal(s.messages.get(id)!.meta.attempts, want.attempts, `${id} state`);
+          assert.equal((await s.readContent(id)).toString(), want.content, `${id} content`);
+        }
+      };
+      try {
+        for (const o of ops) {
+          const ids = [...model.keys()];
+          if (o.op === 'add') {
+            const id = `M${n++}`;
+            const content = `${id}:`.padEnd(o.size, String.fromCharCode(97 + (n % 26)));
+            if (o.blob) {
+              const w = await s.createBlob(id);
+              await w.write(Buffer.from(content));
+              await s.addBlob(meta(id), await w.finish());
+            } else {
+              await s.add(meta(id), Buffer.from(content));
+            }
+            model.set(id, { content, attempts: 0 });
+          } else if (o.op === 'update' && ids.length) {
+            const id = ids[o.k % ids.length];
+            const m = s.messages.get(id)!;
+            m.meta.attempts++;
+            model.get(id)!.attempts = m.meta.attempts;
+            await s.update(id);
+          } else if (o.op === 'remove' && ids.length) {
+            const id = ids[o.k % ids.length];
+            model.delete(id);
+            await s.remove(id);
+          } else if (o.op === 'maintain') {
+            await s.maintain();
+          } else if (o.op === 'crash') {
+            // nothing pending (every call above was awaited): the new instance sees what a kill -9 leaves
+            s = await Spool.open(d, opts);
+            await check();
+          }
+        }
+        await s.maintain();
+        s = await Spool.open(d, opts);
+        await check();
+        assert.equal(s.stats.quarantined, 0);
+        const blobs = readdirSync(join(d, 'queue', 'blob')).length;
+        assert.equal(blobs, [...s.messages.values()].filter((m) => m.meta.blob).length, 'no orphan blob');
+      } finally {
+        await s.close();
+        removeTempDir(d);
+      }
+    }), { numRuns: 40 });
   });
 });
