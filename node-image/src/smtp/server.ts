@@ -46,6 +46,8 @@ function smtpError(code: number, message: string): SmtpError {
   return e;
 }
 
+const BLOB_STEP = 64 * 1024;
+
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
 
 export class InboundSmtp {
@@ -375,7 +377,8 @@ export class InboundSmtp {
       if (stream.sizeExceeded || discarded) { discard(); return; }
       chunks.push(c);
       length += c.length;
-      if (length - spilled >= this.blobThreshold) spill();
+      // past the threshold: written on in steps of BLOB_STEP (one step in memory per session)
+      if (length - spilled >= (spilled ? BLOB_STEP : this.blobThreshold)) spill();
     });
     stream.once('close', () => { if (!ended) discard(); }); // the client went away mid-DATA
     stream.on('end', () => {

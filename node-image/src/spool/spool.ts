@@ -167,6 +167,8 @@ export class Spool {
   private resolveTail: Promise<void> = Promise.resolve();
   private compacting = false;
   private quarantinedBlobs = new Set<string>();
+  /** The next batch starts a new segment (compaction output gets segments of its own). */
+  private rotateAsked = false;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly segmentBytes: number;
@@ -397,7 +399,9 @@ export class Spool {
     this.forming = true;
     try {
       while (this.pending.length > 0 && this.flights < this.maxFlights) {
-        if (this.current.size >= this.segmentBytes || this.current.failedAt !== undefined) await this.rotate(this.current.seq + 1);
+        const rotateAsked = this.rotateAsked;
+        this.rotateAsked = false;
+        if (this.current.size >= this.segmentBytes || this.current.failedAt !== undefined || (rotateAsked && this.current.size > 0)) await this.rotate(this.current.seq + 1);
         const batch = this.pending.splice(0);
         const seg = this.current;
         const fh = seg.fh!;
@@ -573,19 +577,32 @@ export class Spool {
     return this.segments.map((s) => ({ seq: s.seq, size: s.size, liveBytes: s.liveBytes + this.neededTombBytes(s), current: s === this.current || s.inflight > 0 }));
   }
 
-  /** Deletes segments nothing needs; copies live records out of one segment when the policy says it pays. */
+  /**
+   * Deletes segments nothing needs; copies live records out of sparse segments when the
+   * policy says it pays. The copies go into a segment of their own (rotated before and
+   * after), so long-held mail sits together, fully live, and is not copied again with
+   * every new segment of passing traffic (generational, as in log-structured stores).
+   */
   async maintain(): Promise<void> {
     if (this.closed || this.compacting) return;
     this.compacting = true;
     try {
       await this.dropDeadSegments();
       this.budget = refill(this.budget, this.now(), this.settings);
-      const decision = decideCompaction(this.segmentViews(), this.budget, this.freeBytes(), this.settings);
-      this.stats.lastDecision = decision;
-      if (decision.compact) {
+      const free = this.freeBytes();
+      const done = new Set<number>();
+      for (let i = 0; i < 8; i++) {
+        const decision = decideCompaction(this.segmentViews().filter((v) => !done.has(v.seq)), this.budget, free, this.settings);
+        this.stats.lastDecision = decision;
+        if (!decision.compact) break;
+        if (done.size === 0) this.rotateAsked = true;
+        done.add(decision.seq);
         const copied = await this.compact(this.bySeq.get(decision.seq)!);
         this.budget = { ...this.budget, tokens: this.budget.tokens - copied };
         this.stats.compactions++;
+      }
+      if (done.size > 0) {
+        this.rotateAsked = true;
         await this.dropDeadSegments();
       }
     } catch (err) {
