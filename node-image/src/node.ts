@@ -66,6 +66,8 @@ function spoolTuning(env: Env): SpoolOptions {
   if (low !== undefined) compaction.lowSpaceBytes = low;
   return {
     compaction,
+    // benchmark baseline only: acceptance without fdatasync (a 250 would then not be durable)
+    ...(env.MAILCLUSTER_SPOOL_FSYNC === '0' ? { fsync: false } : {}),
     segmentBytes: numberEnv(env, 'MAILCLUSTER_SPOOL_SEGMENT_BYTES'),
     compactIntervalMs: numberEnv(env, 'MAILCLUSTER_SPOOL_COMPACT_INTERVAL_MS'),
     ...(scale !== undefined ? { now: () => started + (Date.now() - started) * scale } : {}),
