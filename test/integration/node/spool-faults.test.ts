@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import net from 'node:net';
 import nodemailer from 'nodemailer';
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { startMailNode, type MailNode } from '../../support/mail-node.ts';
@@ -55,10 +56,10 @@ describe('spool faults on a real node', function () {
     await held.stop();
   });
 
-  const startNode = async (env: Record<string, string> = {}) => {
+  const startNode = async (env: Record<string, string> = {}, maxsize = 20 * 1024 * 1024) => {
     node = await startMailNode({
       hostname: 'spool.cluster.test', address: nodeIp, relayNetworks: [`${A(0)}/24`], dnsServer: dns.server, deliveryPort: dest.port,
-      selfAddresses: [nodeIp], retryInterval: 0.3, maxRetryInterval: 1, deliveryConcurrency: 10, maxsize: 20 * 1024 * 1024,
+      selfAddresses: [nodeIp], retryInterval: 0.3, maxRetryInterval: 1, deliveryConcurrency: 10, maxsize,
     }, { env });
     return node;
   };
@@ -137,6 +138,41 @@ describe('spool faults on a real node', function () {
     }
     await waitUntil('blob files removed', () => readdirSync(blobDir).length === 0, { timeoutMs: 10000 });
     assert.ok(existsSync(blobDir));
+  });
+
+  it('leaves no blob behind when a client goes away mid-DATA or sends too much', async () => {
+    const n = await startNode({}, 1024 * 1024);
+    const blobDir = join(n.config.postoffice, 'queue', 'blob');
+    const chunk = Buffer.from(`${'z'.repeat(98)}\r\n`.repeat(1000)); // 100 KB
+    const session = (chunks: number, finish: boolean) => new Promise<string>((resolve, reject) => {
+      const s = net.connect({ host: nodeIp, port: n.config.smtpPort, localAddress: A(60) });
+      const script = ['EHLO client.test', 'MAIL FROM:<a@client.test>', 'RCPT TO:<x@dest.test>', 'DATA'];
+      let buf = '';
+      let step = 0;
+      s.on('error', reject);
+      s.on('data', (d) => {
+        buf += d.toString('latin1');
+        let m: RegExpExecArray | null;
+        while ((m = /^(\d{3})([ -])[^\r\n]*\r\n/.exec(buf))) {
+          buf = buf.slice(m[0].length);
+          if (m[2] === '-') continue;
+          if (step < script.length) { s.write(script[step++] + '\r\n'); continue; }
+          if (step === script.length) {
+            step++;
+            for (let i = 0; i < chunks; i++) s.write(chunk);
+            if (finish) s.write('\r\n.\r\n');
+            else setTimeout(() => { s.destroy(); resolve(''); }, 300);
+            continue;
+          }
+          s.destroy();
+          resolve(m[0]);
+        }
+      });
+    });
+    await session(6, false); // 600 KB then gone: past the threshold, so a blob was started
+    assert.match(await session(15, true), /^552/); // 1.5 MB > maxsize
+    await waitUntil('no blob left', () => readdirSync(blobDir).length === 0, { timeoutMs: 5000 });
+    assert.equal((await n.queue()).total, 0);
   });
 
   it('keeps every message exactly once through kill -9 at random points during compaction', async () => {
