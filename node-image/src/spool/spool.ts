@@ -38,6 +38,11 @@ export interface SpoolOptions {
   now?: () => number;
   /** Free bytes on the spool's filesystem; default statfs. */
   freeBytes?: () => number;
+  /**
+   * A batch of nothing but state updates waits up to this long (ms) for company, so a
+   * backlog's deferrals cost few small commits (a lost update only means a retry). Default 1000.
+   */
+  updateDelayMs?: number;
   /** false skips fdatasync: only for the benchmark's fsync-free baseline. */
   fsync?: boolean;
   /** Called for problems that do not stop the spool (a torn tail, a quarantined record, a failed compaction). */
@@ -92,6 +97,9 @@ interface WriteHooks {
 }
 
 interface PendingWrite extends WriteHooks {
+  /** A state update: may wait for company (see updateDelayMs). */
+  lazy?: boolean;
+  at: number;
   /** The record's bytes, in parts (a message's content is not copied). */
   parts: Buffer[];
   length: number;
@@ -176,6 +184,9 @@ export class Spool {
   private readonly now: () => number;
   private readonly freeBytes: () => number;
   private readonly fsync: boolean;
+  private readonly updateDelayMs: number;
+  private lazyTimer: NodeJS.Timeout | null = null;
+  private flushing = false;
   private budget: Budget;
   private readonly warn: NonNullable<SpoolOptions['warn']>;
   /** Counters for the benchmark note and metrics. */
@@ -206,6 +217,7 @@ export class Spool {
       return s.bavail * s.bsize;
     });
     this.fsync = opts.fsync ?? true;
+    this.updateDelayMs = opts.updateDelayMs ?? 1000;
     this.budget = { tokens: this.settings.budgetBytesPerHour, at: this.now() };
     this.warn = opts.warn ?? (() => {});
   }
@@ -379,10 +391,10 @@ export class Spool {
     return seg.fh;
   }
 
-  private enqueue(parts: Buffer[], length: number, reason: WriteReason, hooks: WriteHooks = {}): Promise<{ seg: number; offset: number }> {
+  private enqueue(parts: Buffer[], length: number, reason: WriteReason, hooks: WriteHooks = {}, lazy = false): Promise<{ seg: number; offset: number }> {
     if (this.closed) return Promise.reject(new Error('spool is closed'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ parts, length, reason, ...hooks, resolve, reject });
+      this.pending.push({ parts, length, reason, ...hooks, lazy, at: Date.now(), resolve, reject });
       void this.pump();
     });
   }
@@ -399,6 +411,13 @@ export class Spool {
     this.forming = true;
     try {
       while (this.pending.length > 0 && this.flights < this.maxFlights) {
+        if (!this.flushing && this.pending.every((p) => p.lazy)) {
+          const wait = this.pending[0].at + this.updateDelayMs - Date.now();
+          if (wait > 0) {
+            this.lazyTimer ??= setTimeout(() => { this.lazyTimer = null; void this.pump(); }, wait);
+            break;
+          }
+        }
         const rotateAsked = this.rotateAsked;
         this.rotateAsked = false;
         if (this.current.size >= this.segmentBytes || this.current.failedAt !== undefined || (rotateAsked && this.current.size > 0)) await this.rotate(this.current.seq + 1);
@@ -516,7 +535,7 @@ export class Spool {
     const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt });
     return this.enqueue([rec], rec.length, 'metadata', {
       durable: (seq) => { if (!m.removed) this.setState(m, seq, rec.length); },
-    }).then(() => {}, (err) => {
+    }, true).then(() => {}, (err) => {
       this.warn('spool update failed', { id, err: (err as Error).message });
     });
   }
@@ -684,6 +703,8 @@ export class Spool {
   /** Waits for pending writes, then closes every file. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.flushing = true;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
     while (this.forming || this.flights > 0 || this.pending.length > 0) {
       void this.pump();
       await new Promise((r) => setTimeout(r, 5));

@@ -70,7 +70,7 @@ describe('spool on disk', () => {
     );
     await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 120 }), async (ops) => {
       const d = makeTempDir('spool-model');
-      const opts = { segmentBytes: 400, compactIntervalMs: 1e9, compaction: { budgetBytesPerHour: 1e12 } };
+      const opts = { segmentBytes: 400, compactIntervalMs: 1e9, updateDelayMs: 0, compaction: { budgetBytesPerHour: 1e12 } };
       let s = await Spool.open(d, opts);
       const model = new Map<string, { content: string; attempts: number }>();
       let n = 0;
