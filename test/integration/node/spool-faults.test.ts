@@ -187,7 +187,12 @@ describe('spool faults on a real node', function () {
       const msgs = Array.from({ length: 60 }, (_, i) => ({ seq: `r${round}-${i}`, to: i % 4 === 0 ? `h${i}@held.test` : `d${i}@dest.test`, body: `round ${round} message ${i}\r\n`.repeat(20 + (i % 7) * 10) }));
       const sending = send(n, msgs, 6);
       await sleep(100 + Math.floor(Math.random() * 400));
-      compacted += await n.metric('mailcluster_spool_bytes_written_total', { reason: 'compaction' }).catch(() => 0);
+      const copiedNow = () => n.metric('mailcluster_spool_bytes_written_total', { reason: 'compaction' }).catch(() => 0);
+      if (round % 2 === 1) {
+        // kill right when a compaction has written something (it is usually still copying)
+        await waitUntil('a compaction', async () => (await copiedNow()) > 0, { timeoutMs: 15000, intervalMs: 5 });
+      }
+      compacted += await copiedNow();
       await n.kill9();
       kills++;
       const acked = await sending;
