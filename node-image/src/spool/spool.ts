@@ -467,6 +467,8 @@ export class Spool {
     } finally {
       this.forming = false;
     }
+    // a lazy timer that fired while this pass was busy found it forming: go on now
+    if (this.pending.length > 0 && this.flights < this.maxFlights && !this.lazyTimer) setImmediate(() => { void this.pump(); });
   }
 
   /** Stores a new message durably; resolves once envelope and content are fsync'd. */
@@ -527,17 +529,40 @@ export class Spool {
     await this.add({ ...meta, size: blob.length, blob }, Buffer.alloc(0));
   }
 
-  /** Records the message's current recipient states (not awaited by callers that can afford a retry). */
+  /**
+   * Records the message's current recipient states. Resolves once the record is queued, not
+   * when it is durable: it may wait up to updateDelayMs for company, and a lost state
+   * update only means a retry, so a delivery attempt never waits for it.
+   */
   update(id: string): Promise<void> {
+    void this.writeUpdate(id, true);
+    return Promise.resolve();
+  }
+
+  /** The update record; resolves once durable (or failed, with a warning). */
+  private writeUpdate(id: string, lazy: boolean): Promise<void> {
     const m = this.messages.get(id);
     if (!m) return Promise.resolve();
     const { rcpts, attempts, nextAttempt } = m.meta;
     const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt });
     return this.enqueue([rec], rec.length, 'metadata', {
       durable: (seq) => { if (!m.removed) this.setState(m, seq, rec.length); },
-    }, true).then(() => {}, (err) => {
+    }, lazy).then(() => {}, (err) => {
       this.warn('spool update failed', { id, err: (err as Error).message });
     });
+  }
+
+  /** Resolves once every record queued so far is durable (or failed); waiting updates go out now. */
+  async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.forming || this.flights > 0 || this.pending.length > 0) {
+        void this.pump();
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    } finally {
+      this.flushing = this.closed;
+    }
   }
 
   /** Removes a message whose recipients are all done. */
@@ -654,7 +679,7 @@ export class Spool {
         }));
       } else if (m.stateSeg === seg.seq) {
         bytes += m.stateLength;
-        writes.push(this.update(m.meta.id));
+        writes.push(this.writeUpdate(m.meta.id, false));
       }
     }
     for (const t of seg.tombs) {

@@ -70,7 +70,7 @@ describe('spool on disk', () => {
     );
     await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 120 }), async (ops) => {
       const d = makeTempDir('spool-model');
-      const opts = { segmentBytes: 400, compactIntervalMs: 1e9, updateDelayMs: 0, compaction: { budgetBytesPerHour: 1e12 } };
+      const opts = { segmentBytes: 400, compactIntervalMs: 1e9, updateDelayMs: 3, compaction: { budgetBytesPerHour: 1e12 } };
       let s = await Spool.open(d, opts);
       const model = new Map<string, { content: string; attempts: number }>();
       let n = 0;
@@ -108,12 +108,14 @@ describe('spool on disk', () => {
           } else if (o.op === 'maintain') {
             await s.maintain();
           } else if (o.op === 'crash') {
-            // nothing pending (every call above was awaited): the new instance sees what a kill -9 leaves
+            // nothing pending: the new instance sees what a kill -9 leaves
+            await s.flush();
             s = await Spool.open(d, opts);
             await check();
           }
         }
         await s.maintain();
+        await s.flush();
         s = await Spool.open(d, opts);
         await check();
         assert.equal(s.stats.quarantined, 0);
