@@ -11,7 +11,7 @@
 //
 //   npm run bench:spool                       # all three; (a) with a 1 GB backlog
 //   npm run bench:spool -- --only a --backlog-mb 256 --idle-s 120
-//   options: --only a|b|c --backlog-mb N --message-kb N --idle-s N --scale N --day-msg-kb N
+//   options: --only a|b|c --backlog-mb N --message-kb N --idle-s N --scale N --day-msg-kb N --c-sizes 1024,102400
 //
 // Addresses: 127.50.112.0/24 (node .2, dnsmasq .53, clients .100-.119).
 import { readFileSync, statSync } from 'node:fs';
@@ -25,7 +25,7 @@ import { smtpSource } from '../../support/smtp-source.ts';
 import { Spool } from '../../../node-image/src/spool/spool.ts';
 import type { MessageMeta } from '../../../node-image/src/spool/records.ts';
 
-const flags = parseFlags(process.argv.slice(2), { only: 'value', 'backlog-mb': 'value', 'message-kb': 'value', 'idle-s': 'value', scale: 'value', 'day-msg-kb': 'value' });
+const flags = parseFlags(process.argv.slice(2), { only: 'value', 'backlog-mb': 'value', 'message-kb': 'value', 'idle-s': 'value', scale: 'value', 'day-msg-kb': 'value', 'c-sizes': 'value' });
 const only = flags.get('only');
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 takeLock('bench-spool');
@@ -176,7 +176,8 @@ async function nodeAcceptRate(fsync: boolean, count: number, size: number): Prom
 
 async function durability(): Promise<void> {
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[1];
-  for (const size of [1024, 100 * 1024]) {
+  const sizes = (flags.get('c-sizes') ?? '1024,102400').split(',').map(Number);
+  for (const size of sizes) {
     const count = size > 10_000 ? 3000 : 10000;
     const rates = { durable: [] as number[], free: [] as number[] };
     for (let run = 0; run < 3; run++) {
@@ -185,7 +186,7 @@ async function durability(): Promise<void> {
     }
     log(`(c) node over SMTP, ${size / 1024} KB, 20 sessions, ${count} messages, medians of 3: durable ${med(rates.durable).toFixed(0)} msg/s, fsync-free ${med(rates.free).toFixed(0)} msg/s, ratio ${(med(rates.durable) / med(rates.free)).toFixed(2)}   goal ≥ 0.7`);
   }
-  for (const size of [1024, 100 * 1024]) {
+  for (const size of sizes) {
     const count = size > 10_000 ? 5000 : 20000;
     const rates = { durable: [] as number[], free: [] as number[] };
     for (let run = 0; run < 3; run++) {

@@ -2,6 +2,7 @@
 // large messages streamed to blob files across kill -9, and kill -9 at random points while
 // compaction copies messages. Addresses: 127.10.111.0/24.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import net from 'node:net';
 import nodemailer from 'nodemailer';
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { startMailNode, type MailNode } from '../../support/mail-node.ts';
-import { sleep, waitUntil } from '../../support/processes.ts';
+import { makeTempDir, removeTempDir, sleep, waitUntil } from '../../support/processes.ts';
 import type { CaptureServer } from '../../support/capture-server.ts';
 import { commonPort, header, nodeTestAddress, startCaptures } from './helpers.ts';
 
@@ -173,6 +174,33 @@ describe('spool faults on a real node', function () {
     assert.match(await session(15, true), /^552/); // 1.5 MB > maxsize
     await waitUntil('no blob left', () => readdirSync(blobDir).length === 0, { timeoutMs: 5000 });
     assert.equal((await n.queue()).total, 0);
+  });
+
+  it('a large message on a full filesystem gets 451, leaves no blob behind, and the node goes on accepting', async () => {
+    const mnt = makeTempDir('spool-tmpfs');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
+    try {
+      node = await startMailNode({
+        hostname: 'spool.cluster.test', address: nodeIp, relayNetworks: [`${A(0)}/24`], dnsServer: dns.server, deliveryPort: dest.port,
+        selfAddresses: [nodeIp], retryInterval: 0.3, maxRetryInterval: 1, maxsize: 20 * 1024 * 1024, postoffice: join(mnt, 'spool'),
+      });
+      await dest.stop();
+      const n = node;
+      const t = nodemailer.createTransport({ host: nodeIp, port: n.config.smtpPort, localAddress: A(70), secure: false, ignoreTLS: true });
+      const body = `${'f'.repeat(98)}\r\n`.repeat(50_000); // 5 MB > the 3 MB filesystem
+      await assert.rejects(t.sendMail({ envelope: { from: 'a@client.test', to: ['full@dest.test'] }, raw: `X-Seq: full\r\n\r\n${body}` }), (err: Error & { responseCode?: number }) => err.responseCode === 451);
+      await waitUntil('the partial blob removed', () => readdirSync(join(mnt, 'spool', 'queue', 'blob')).length === 0, { timeoutMs: 5000 });
+      const ok = await t.sendMail({ envelope: { from: 'a@client.test', to: ['small@dest.test'] }, raw: 'X-Seq: small\r\n\r\nsmall\r\n' });
+      assert.match(ok.response, /^250/);
+      t.close();
+      await dest.start();
+      await waitUntil('the small one delivered', () => delivered(dest).includes('small'), { timeoutMs: 15000 });
+    } finally {
+      await node?.close();
+      node = undefined;
+      execFileSync('umount', [mnt]);
+      removeTempDir(mnt);
+    }
   });
 
   it('keeps every message exactly once through kill -9 at random points during compaction', async () => {
