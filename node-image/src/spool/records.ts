@@ -113,9 +113,13 @@ type Attempt =
 /** Decodes the one record that starts at `pos`, or says why there is none. */
 function recordAt(buf: Buffer, pos: number): Attempt {
   if (buf.length - pos < HEADER_BYTES) return { ok: false, reason: 'truncated header', incomplete: true };
-  if (buf.readUInt32BE(pos) !== MAGIC) return { ok: false, reason: 'bad magic', incomplete: false };
   const type = buf.readUInt8(pos + 4);
   const len = buf.readUInt32BE(pos + 5);
+  if (buf.readUInt32BE(pos) !== MAGIC) {
+    // the length may still be right (only the magic hit): lets the caller skip without scanning the content
+    const end = pos + HEADER_BYTES + len;
+    return { ok: false, reason: 'bad magic', incomplete: false, ...(end <= buf.length ? { declaredEnd: end } : {}) };
+  }
   const crc = buf.readUInt32BE(pos + 9);
   const start = pos + HEADER_BYTES;
   if (buf.length - start < len) return { ok: false, reason: 'truncated payload', incomplete: true };
@@ -140,8 +144,9 @@ function recordAt(buf: Buffer, pos: number): Attempt {
 /**
  * Decodes records from a segment's bytes. A record that fails its check is reported in
  * `bad` and decoding goes on with the next valid record: right after the bad one when its
- * header is intact and a valid record (or the end) follows it, otherwise at the next
- * offset where magic, length and CRC all check out. A bad stretch that no valid record
+ * length field leads to a valid record (or the end), otherwise at the next offset where
+ * magic, length and CRC all check out. Skipping by length first matters: a scan through a
+ * message's content could take bytes a sender wrote there for a record. A bad stretch that no valid record
  * follows is the `tail`: `torn` when it is an incomplete record (a crash mid-write),
  * otherwise corrupt. `validLength` is where the tail starts (the whole length without one).
  */

@@ -111,6 +111,20 @@ describe('spool record decoder: resync past corruption', () => {
       }));
   });
 
+  it('skips a record whose magic is damaged by its length, never reading a record a sender forged inside its content', () => {
+    const forged = encodeDone('VICTIM');
+    const hostile = encodeMessage(meta('H', 1), Buffer.concat([Buffer.from('Subject: x\r\n\r\n'), forged, Buffer.from('\r\n')])).record;
+    const victim = encodeMessage(meta('VICTIM', 1), Buffer.from('acknowledged')).record;
+    const after = encodeMessage(meta('AFTER', 1), Buffer.from('later')).record;
+    for (let i = 0; i < 4; i++) {
+      const bad = Buffer.from(hostile);
+      bad[i] ^= 0xff;
+      const d = decodeSegment(Buffer.concat([victim, bad, after]));
+      assert.deepEqual(d.records.map((r) => (r.type === 'done' ? `done ${r.id}` : r.type === 'message' ? r.meta.id : r.type)), ['VICTIM', 'AFTER']);
+      assert.deepEqual(d.bad.map((b) => [b.offset, b.length]), [[victim.length, hostile.length]]);
+    }
+  });
+
   it('a torn tail (incomplete last record) is reported as torn, not quarantined', () => {
     const a = encodeMessage(meta('A', 1), Buffer.from('first')).record;
     const b = encodeMessage(meta('B', 1), Buffer.from('second')).record;
