@@ -12,6 +12,9 @@ export interface SegmentView {
   size: number;
   /** Bytes a compaction would copy: live message records, latest state records, needed removal records. */
   liveBytes: number;
+  /** Bytes of message records written to the segment, and of those still live (state records excluded). */
+  contentBytes?: number;
+  liveContentBytes?: number;
   /** The segment being appended to (never compacted). */
   current: boolean;
 }
@@ -49,6 +52,18 @@ export function refill(budget: Budget, now: number, settings: CompactionSettings
   return { tokens, at: Math.max(budget.at, now) };
 }
 
+/**
+ * The live share that decides. A segment holding live messages counts only message records:
+ * state updates superseded by later ones never make a message's content worth copying
+ * (deferrals must not force content copies). A segment without live messages counts all its
+ * bytes (copying its few live state records is cheap). A short disk counts all bytes too.
+ */
+export function liveShare(s: SegmentView, short: boolean): number {
+  const liveContent = s.liveContentBytes ?? 0;
+  if (!short && liveContent > 0 && (s.contentBytes ?? 0) > 0) return liveContent / s.contentBytes!;
+  return s.liveBytes / s.size;
+}
+
 export type CompactionDecision =
   | { compact: false; why: 'nothing-sparse' | 'over-budget' }
   | { compact: true; seq: number; reason: 'sparse' | 'disk-short'; copyBytes: number };
@@ -65,7 +80,7 @@ export function decideCompaction(segments: SegmentView[], budget: Budget, freeBy
   let overBudget = false;
   for (const s of segments) {
     if (s.current || s.liveBytes <= 0 || s.size <= 0) continue;
-    const share = s.liveBytes / s.size;
+    const share = liveShare(s, short);
     const eligible = share < settings.minLiveShare || (short && 1 - share >= settings.minFreedShareWhenShort);
     if (!eligible) continue;
     if (!short && s.liveBytes > budget.tokens) { overBudget = true; continue; }

@@ -67,6 +67,9 @@ interface Segment {
   size: number;
   /** Bytes of live message records and latest state records in this segment. */
   liveBytes: number;
+  /** Bytes of message records written here, and of those still live. */
+  contentBytes: number;
+  liveContentBytes: number;
   /** Records placed here whose commit has not finished. */
   inflight: number;
   tombs: Tombstone[];
@@ -245,7 +248,7 @@ export class Spool {
     seqs.sort((a, b) => a - b);
     for (const seq of seqs) {
       const file = path.join(this.dir, segmentName(seq));
-      const seg: Segment = { seq, file, fh: undefined, size: 0, liveBytes: 0, inflight: 0, tombs: [] };
+      const seg: Segment = { seq, file, fh: undefined, size: 0, liveBytes: 0, contentBytes: 0, liveContentBytes: 0, inflight: 0, tombs: [] };
       this.segments.push(seg);
       this.bySeq.set(seq, seg);
       let buf: Buffer = await readFile(file);
@@ -272,7 +275,7 @@ export class Spool {
           if (prev) this.forget(prev);
           const m: StoredMessage = { meta: r.meta, seg: seq, contentPos: r.contentOffset, contentLength: r.contentLength, recordLength: r.length, recordSegs: [...(prev?.recordSegs ?? []), seq], stateLength: 0 };
           this.messages.set(r.meta.id, m);
-          this.addLive(seq, r.length);
+          this.placeContent(seq, r.length);
         } else if (r.type === 'update') {
           const m = this.messages.get(r.update.id);
           if (m) {
@@ -352,6 +355,15 @@ export class Spool {
     if (s) s.liveBytes += delta;
   }
 
+  /** A message record became live in `seq` (written, copied, or found at recovery). */
+  private placeContent(seq: number, length: number): void {
+    const s = this.bySeq.get(seq);
+    if (!s) return;
+    s.liveBytes += length;
+    s.contentBytes += length;
+    s.liveContentBytes += length;
+  }
+
   private setState(m: StoredMessage, seq: number, length: number): void {
     if (m.stateSeg !== undefined) this.addLive(m.stateSeg, -m.stateLength);
     m.stateSeg = seq;
@@ -362,6 +374,8 @@ export class Spool {
   /** Takes a message's records out of the live counts. */
   private forget(m: StoredMessage): void {
     this.addLive(m.seg, -m.recordLength);
+    const s = this.bySeq.get(m.seg);
+    if (s) s.liveContentBytes -= m.recordLength;
     if (m.stateSeg !== undefined) this.addLive(m.stateSeg, -m.stateLength);
     m.stateSeg = undefined;
     m.stateLength = 0;
@@ -379,7 +393,7 @@ export class Spool {
     const file = path.join(this.dir, segmentName(seq));
     const fh = await open(file, 'wx+');
     fsyncDir(this.dir); // the new directory entry must survive a crash too
-    const seg: Segment = { seq, file, fh, size: 0, liveBytes: 0, inflight: 0, tombs: [] };
+    const seg: Segment = { seq, file, fh, size: 0, liveBytes: 0, contentBytes: 0, liveContentBytes: 0, inflight: 0, tombs: [] };
     this.segments.push(seg);
     this.bySeq.set(seq, seg);
     this.current = seg;
@@ -481,7 +495,7 @@ export class Spool {
         m.seg = seq;
         m.contentPos = offset + contentOffset;
         this.messages.set(meta.id, m);
-        this.addLive(seq, length);
+        this.placeContent(seq, length);
       },
     });
   }
@@ -618,7 +632,10 @@ export class Spool {
 
   /** What a compaction of each segment would copy (for the policy). */
   segmentViews(): SegmentView[] {
-    return this.segments.map((s) => ({ seq: s.seq, size: s.size, liveBytes: s.liveBytes + this.neededTombBytes(s), current: s === this.current || s.inflight > 0 }));
+    return this.segments.map((s) => ({
+      seq: s.seq, size: s.size, liveBytes: s.liveBytes + this.neededTombBytes(s), contentBytes: s.contentBytes, liveContentBytes: s.liveContentBytes,
+      current: s === this.current || s.inflight > 0,
+    }));
   }
 
   /**
@@ -674,7 +691,7 @@ export class Spool {
             m.seg = seq;
             m.contentPos = offset + contentOffset;
             m.recordLength = length;
-            this.addLive(seq, length);
+            this.placeContent(seq, length);
           },
         }));
       } else if (m.stateSeg === seg.seq) {

@@ -59,6 +59,32 @@ describe('spool on disk', () => {
     await r.close();
   });
 
+  it('deferral updates never copy content: a held backlog costs only its state records, and old state records are reclaimed', async () => {
+    const s = await Spool.open(dir, { segmentBytes: 4000, compactIntervalMs: 1e9, updateDelayMs: 0 });
+    for (let i = 0; i < 24; i++) await s.add(meta(`H${i}`), Buffer.from('h'.repeat(500)));
+    const contentSegments = segments(dir).slice(0, 3);
+    const accepted = s.stats.bytesWritten.accept;
+    for (let round = 1; round <= 60; round++) {
+      for (let i = 0; i < 24; i++) {
+        const m = s.messages.get(`H${i}`)!;
+        m.meta.attempts = round;
+        m.meta.rcpts[0] = { ...m.meta.rcpts[0], status: 'deferred', error: `451 try ${round}` };
+        await s.update(`H${i}`);
+      }
+      await s.flush();
+      await s.maintain();
+    }
+    assert.equal(s.stats.bytesWritten.compaction, 0, 'no message content copied');
+    assert.equal(s.stats.bytesWritten.accept, accepted);
+    for (const f of contentSegments) assert.ok(segments(dir).includes(f), `${f} (fully live) kept as it is`);
+    assert.ok(s.segmentCount <= 12, `superseded state records reclaimed: ${s.segmentCount} segments`);
+    await s.close();
+    const r = await Spool.open(dir);
+    assert.equal(r.messages.size, 24);
+    assert.ok([...r.messages.values()].every((m) => m.meta.attempts === 60));
+    await r.close();
+  });
+
   it('model check: random adds (inline and blob), updates, removals, compactions and crashes keep every message exactly once with its latest state', async () => {
     type Op = { op: 'add'; size: number; blob: boolean } | { op: 'update'; k: number } | { op: 'remove'; k: number } | { op: 'maintain' } | { op: 'crash' };
     const opArb: fc.Arbitrary<Op> = fc.oneof(

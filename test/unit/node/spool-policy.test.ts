@@ -2,15 +2,23 @@
 // resync past a corrupted record.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decideCompaction, defaultCompactionSettings, refill } from '../../../node-image/src/spool/compaction-policy.ts';
+import { decideCompaction, defaultCompactionSettings, liveShare, refill } from '../../../node-image/src/spool/compaction-policy.ts';
 import type { Budget, CompactionSettings, SegmentView } from '../../../node-image/src/spool/compaction-policy.ts';
 import { decodeSegment, encodeDone, encodeMessage, encodeUpdate, HEADER_BYTES } from '../../../node-image/src/spool/records.ts';
 import type { MessageMeta } from '../../../node-image/src/spool/records.ts';
 
 const settings: CompactionSettings = { ...defaultCompactionSettings, budgetBytesPerHour: 1_000_000, lowSpaceBytes: 1000 };
 
-const segmentArb = fc.record({ size: fc.integer({ min: 0, max: 100_000 }), liveShare: fc.double({ min: 0, max: 1, noNaN: true }), current: fc.boolean() })
-  .map(({ size, liveShare, current }) => ({ size, liveBytes: Math.floor(size * liveShare), current }));
+// segments with message records (content) and state records; some without the content split
+const segmentArb = fc.record({
+  size: fc.integer({ min: 0, max: 100_000 }), contentShare: fc.double({ min: 0, max: 1, noNaN: true }), liveContent: fc.double({ min: 0, max: 1, noNaN: true }),
+  liveMeta: fc.double({ min: 0, max: 1, noNaN: true }), split: fc.boolean(), current: fc.boolean(),
+}).map(({ size, contentShare, liveContent, liveMeta, split, current }) => {
+  const contentBytes = Math.floor(size * contentShare);
+  const liveContentBytes = Math.floor(contentBytes * liveContent);
+  const liveBytes = liveContentBytes + Math.floor((size - contentBytes) * liveMeta);
+  return split ? { size, liveBytes, contentBytes, liveContentBytes, current } : { size, liveBytes, current };
+});
 const segmentsArb = fc.array(segmentArb, { maxLength: 12 }).map((xs) => xs.map((s, i): SegmentView => ({ seq: i + 1, ...s })));
 
 describe('spool compaction policy', () => {
@@ -23,7 +31,8 @@ describe('spool compaction policy', () => {
       assert.equal(d.copyBytes, s.liveBytes);
       const short = free < settings.lowSpaceBytes;
       if (!short) {
-        assert.ok(s.liveBytes / s.size < settings.minLiveShare, 'a roomy disk rewrites only a sparse segment');
+        assert.ok(liveShare(s, false) < settings.minLiveShare, 'a roomy disk rewrites only a sparse segment');
+        if ((s.liveContentBytes ?? 0) > 0) assert.ok(s.liveContentBytes! / s.contentBytes! < settings.minLiveShare, 'messages are copied only when most message bytes are dead');
         assert.ok(s.liveBytes <= tokens, 'within the budget');
       } else {
         assert.ok(1 - s.liveBytes / s.size >= settings.minFreedShareWhenShort, 'a short disk rewrites only where it frees space');
@@ -31,16 +40,16 @@ describe('spool compaction policy', () => {
       // the chosen one is the sparsest eligible one
       for (const o of segs) {
         if (o.current || o.liveBytes <= 0 || o.size <= 0) continue;
-        const oShare = o.liveBytes / o.size;
+        const oShare = liveShare(o, short);
         const eligible = (oShare < settings.minLiveShare || (short && 1 - oShare >= settings.minFreedShareWhenShort)) && (short || o.liveBytes <= tokens);
-        if (eligible) assert.ok(s.liveBytes / s.size <= oShare);
+        if (eligible) assert.ok(liveShare(s, short) <= oShare);
       }
     }));
   });
 
   it('compacts something whenever a sparse segment fits the budget', () => {
     fc.assert(fc.property(segmentsArb, (segs) => {
-      const fits = segs.some((s) => !s.current && s.liveBytes > 0 && s.liveBytes / s.size < 0.5);
+      const fits = segs.some((s) => !s.current && s.liveBytes > 0 && s.size > 0 && liveShare(s, false) < 0.5);
       assert.equal(decideCompaction(segs, { tokens: Infinity, at: 0 }, 1e12, settings).compact, fits);
     }));
   });
