@@ -27,6 +27,12 @@ export interface CompactionSettings {
   lowSpaceBytes: number;
   /** On a short disk, rewrite only a segment that frees at least this share of its size. */
   minFreedShareWhenShort: number;
+  /**
+   * Start compacting (on a roomy disk) only once the sparse segments together hold at least
+   * this many dead bytes, so that each run frees about a segment or more and the segments it
+   * writes stay few and full. The spool sets it to its segment size.
+   */
+  minReclaimBytes: number;
 }
 
 export const defaultCompactionSettings: CompactionSettings = {
@@ -34,6 +40,7 @@ export const defaultCompactionSettings: CompactionSettings = {
   budgetBytesPerHour: 4 * 1024 ** 3,
   lowSpaceBytes: 512 * 1024 ** 2,
   minFreedShareWhenShort: 0.1,
+  minReclaimBytes: 0,
 };
 
 export interface Budget {
@@ -65,7 +72,7 @@ export function liveShare(s: SegmentView, short: boolean): number {
 }
 
 export type CompactionDecision =
-  | { compact: false; why: 'nothing-sparse' | 'over-budget' }
+  | { compact: false; why: 'nothing-sparse' | 'over-budget' | 'too-little-to-reclaim' }
   | { compact: true; seq: number; reason: 'sparse' | 'disk-short'; copyBytes: number };
 
 /**
@@ -78,14 +85,17 @@ export function decideCompaction(segments: SegmentView[], budget: Budget, freeBy
   let best: SegmentView | undefined;
   let bestShare = Infinity;
   let overBudget = false;
+  let reclaimable = 0;
   for (const s of segments) {
     if (s.current || s.liveBytes <= 0 || s.size <= 0) continue;
     const share = liveShare(s, short);
     const eligible = share < settings.minLiveShare || (short && 1 - share >= settings.minFreedShareWhenShort);
     if (!eligible) continue;
     if (!short && s.liveBytes > budget.tokens) { overBudget = true; continue; }
+    reclaimable += s.size - s.liveBytes;
     if (share < bestShare) { best = s; bestShare = share; }
   }
   if (!best) return { compact: false, why: overBudget ? 'over-budget' : 'nothing-sparse' };
+  if (!short && reclaimable < settings.minReclaimBytes) return { compact: false, why: 'too-little-to-reclaim' };
   return { compact: true, seq: best.seq, reason: bestShare < settings.minLiveShare ? 'sparse' : 'disk-short', copyBytes: best.liveBytes };
 }

@@ -213,7 +213,7 @@ export class Spool {
     this.blobDir = path.join(this.dir, BLOB_DIR);
     this.segmentBytes = opts.segmentBytes ?? 32 * 1024 * 1024;
     this.maxFlights = opts.commitConcurrency ?? 4;
-    this.settings = { ...defaultCompactionSettings, ...opts.compaction };
+    this.settings = { ...defaultCompactionSettings, minReclaimBytes: this.segmentBytes, ...opts.compaction };
     this.now = opts.now ?? Date.now;
     this.freeBytes = opts.freeBytes ?? (() => {
       const s = statfsSync(this.dir);
@@ -653,7 +653,9 @@ export class Spool {
       const free = this.freeBytes();
       const done = new Set<number>();
       for (let i = 0; i < 8; i++) {
-        const decision = decideCompaction(this.segmentViews().filter((v) => !done.has(v.seq)), this.budget, free, this.settings);
+        // a run starts only when it frees enough (minReclaimBytes); once started it takes every sparse segment it may (up to 8)
+        const settings = done.size === 0 ? this.settings : { ...this.settings, minReclaimBytes: 0 };
+        const decision = decideCompaction(this.segmentViews().filter((v) => !done.has(v.seq)), this.budget, free, settings);
         this.stats.lastDecision = decision;
         if (!decision.compact) break;
         if (done.size === 0) this.rotateAsked = true;

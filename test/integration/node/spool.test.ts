@@ -44,7 +44,7 @@ describe('spool on disk', () => {
   });
 
   it('rotates segments, deletes dead ones oldest first, and compacts a long-lived message forward', async () => {
-    const s = await Spool.open(dir, { segmentBytes: 2000, compactIntervalMs: 20 });
+    const s = await Spool.open(dir, { segmentBytes: 2000, compactIntervalMs: 20, compaction: { minReclaimBytes: 0 } });
     await s.add(meta('keep'), Buffer.from('k'.repeat(500)));
     const first = segments(dir)[0];
     for (let i = 0; i < 20; i++) await s.add(meta(`T${i}`), Buffer.from('t'.repeat(500)));

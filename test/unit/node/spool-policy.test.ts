@@ -72,6 +72,15 @@ describe('spool compaction policy', () => {
     }));
   });
 
+  it('on a roomy disk, starts only when the sparse segments hold minReclaimBytes of dead bytes', () => {
+    const withMin = { ...settings, minReclaimBytes: 50_000 };
+    fc.assert(fc.property(segmentsArb, (segs) => {
+      const d = decideCompaction(segs, { tokens: Infinity, at: 0 }, 1e12, withMin);
+      const dead = segs.filter((s) => !s.current && s.liveBytes > 0 && s.size > 0 && liveShare(s, false) < 0.5).reduce((n, s) => n + s.size - s.liveBytes, 0);
+      assert.equal(d.compact, dead >= withMin.minReclaimBytes);
+    }));
+  });
+
   it('a held backlog (every segment fully live) is never rewritten, however long it waits', () => {
     fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 1e8 }), { maxLength: 40 }), (sizes) => {
       const segs = sizes.map((size, i) => ({ seq: i + 1, size, liveBytes: size, current: i === sizes.length - 1 }));
