@@ -141,6 +141,29 @@ describe('spool faults on a real node', function () {
     assert.ok(existsSync(blobDir));
   });
 
+  it('a corrupted blob file is quarantined and never delivered as is; other mail flows', async () => {
+    const n = await startNode();
+    await dest.stop();
+    const big = `${'c'.repeat(98)}\r\n`.repeat(5000); // 500 KB: a blob
+    const acked = await send(n, [{ seq: 'cb-big', to: 'big@dest.test', body: big }, { seq: 'cb-small', to: 'small@dest.test', body: 'small\r\n' }], 2);
+    assert.equal(acked.size, 2);
+    await n.kill9();
+    const blobDir = join(n.config.postoffice, 'queue', 'blob');
+    const [name] = readdirSync(blobDir);
+    const file = join(blobDir, name);
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1] ^= 0x20;
+    writeFileSync(file, bytes);
+    await n.start();
+    await dest.start();
+    await waitUntil('the small one delivered', () => delivered(dest).includes('cb-small'), { timeoutMs: 15000 });
+    await waitUntil('the blob quarantined', async () => (await n.metric('mailcluster_spool_quarantined_total')) === 1, { timeoutMs: 15000 });
+    assert.ok(readdirSync(join(n.config.postoffice, 'quarantine')).some((f) => f.startsWith(name)));
+    await sleep(1500);
+    assert.ok(!delivered(dest).includes('cb-big'), 'corrupt content is not delivered');
+    assert.equal((await n.queue()).total, 1, 'the message stays queued (an operator decides)');
+  });
+
   it('leaves no blob behind when a client goes away mid-DATA or sends too much', async () => {
     const n = await startNode({}, 1024 * 1024);
     const blobDir = join(n.config.postoffice, 'queue', 'blob');
