@@ -23,7 +23,7 @@ export interface CompactionSettings {
   /** Rewrite a segment whose live share is below this (0..1). */
   minLiveShare: number;
   budgetBytesPerHour: number;
-  /** Free bytes on the spool's filesystem below which the disk counts as short. */
+  /** Free bytes on the spool's filesystem below which the disk counts as short (the spool's default: a tenth of the filesystem, at least two segments). */
   lowSpaceBytes: number;
   /** On a short disk, rewrite only a segment that frees at least this share of its size. */
   minFreedShareWhenShort: number;

@@ -183,7 +183,7 @@ export class Spool {
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly segmentBytes: number;
-  private readonly settings: CompactionSettings;
+  private settings: CompactionSettings;
   private readonly now: () => number;
   private readonly freeBytes: () => number;
   private readonly fsync: boolean;
@@ -229,6 +229,11 @@ export class Spool {
   static async open(postOffice: string, opts: SpoolOptions = {}): Promise<Spool> {
     const spool = new Spool(postOffice, opts);
     mkdirSync(spool.blobDir, { recursive: true });
+    if (opts.compaction?.lowSpaceBytes === undefined && !opts.freeBytes) {
+      // short of space: below a tenth of the filesystem (a fixed mark would be most of a small volume)
+      const fs = statfsSync(spool.dir);
+      spool.settings.lowSpaceBytes = Math.max(2 * spool.segmentBytes, Math.floor(fs.blocks * fs.bsize * 0.1));
+    }
     await spool.recover();
     const interval = opts.compactIntervalMs ?? 1000;
     spool.timer = setInterval(() => { void spool.maintain(); }, interval);
