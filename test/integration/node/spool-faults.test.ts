@@ -226,6 +226,28 @@ describe('spool faults on a real node', function () {
     }
   });
 
+  it('rewrites a mostly-live segment only when the disk is short of space, and keeps every message', async () => {
+    const tiny = { MAILCLUSTER_SPOOL_SEGMENT_BYTES: String(64 * 1024), MAILCLUSTER_SPOOL_COMPACT_INTERVAL_MS: '20' };
+    const run = async (short: boolean) => {
+      const n = await startNode(short ? { ...tiny, MAILCLUSTER_SPOOL_LOW_SPACE_BYTES: String(1e15) } : tiny);
+      // 3 of 5 held, 2 of 5 delivered: every segment stays about 60% live
+      const msgs = Array.from({ length: 150 }, (_, i) => ({ seq: `${short ? 's' : 'r'}-${i}`, to: i % 5 < 3 ? `h${i}@held.test` : `d${i}@dest.test`, body: `mostly live ${i}\r\n`.repeat(100) }));
+      const acked = await send(n, msgs, 1);
+      assert.equal(acked.size, 150);
+      await waitUntil('the deliverable ones delivered', async () => (await n.queue()).total === 90, { timeoutMs: 20000 });
+      await sleep(1500);
+      const copied = await n.metric('mailcluster_spool_bytes_written_total', { reason: 'compaction' });
+      await n.kill9();
+      await n.start();
+      assert.equal((await n.queue()).total, 90);
+      await n.close();
+      node = undefined;
+      return copied;
+    };
+    assert.equal(await run(false), 0, 'a roomy disk never rewrites a mostly-live segment');
+    assert.ok(await run(true) > 0, 'a short disk does');
+  });
+
   it('keeps every message exactly once through kill -9 at random points during compaction', async () => {
     // small segments and a fast maintenance loop: compaction runs all the time
     const env = { MAILCLUSTER_SPOOL_SEGMENT_BYTES: String(48 * 1024), MAILCLUSTER_SPOOL_COMPACT_INTERVAL_MS: '20' };
