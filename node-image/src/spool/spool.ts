@@ -18,7 +18,7 @@
 // is copied to POSTOFFICE/quarantine/ and cut out of the segment, and recovery goes on
 // with the next valid record.
 import { mkdirSync, readdirSync, openSync, fsyncSync, closeSync, statfsSync, existsSync } from 'node:fs';
-import { open, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, truncate, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
