@@ -3,7 +3,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { AdminServer, sendJson, sendText } from './admin/server.ts';
-import { createMetrics } from './admin/metrics.ts';
+import { createMetrics, registerSpoolMetrics } from './admin/metrics.ts';
 import type { Metrics } from './admin/metrics.ts';
 import { loadConfigDir, resolveUnderRoot } from './config/load.ts';
 import type { Env, LoadedConfig, TlsMaterial } from './config/load.ts';
@@ -25,6 +25,7 @@ import { Spool } from './spool/spool.ts';
 import { FreeSpace } from './storage/free-space.ts';
 import { queueReport } from './admin/queue-report.ts';
 import type { QueueObservation } from './admin/queue-report.ts';
+import type { SpoolOptions } from './spool/spool.ts';
 
 export interface NodeOptions {
   env?: Env;
@@ -58,6 +59,27 @@ function mtaStsSettings(c: NodeConfig) {
 function numberEnv(env: Env, key: string): number | undefined {
   const v = env[key];
   return v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined;
+}
+
+// Spool knobs for tests and benchmarks (defaults suit production): the compaction
+// budget, the low-space mark, segment size, and a clock scale that compresses the
+// policy's hours into minutes.
+function spoolTuning(env: Env): SpoolOptions {
+  const scale = numberEnv(env, 'MAILCLUSTER_SPOOL_CLOCK_SCALE');
+  const started = Date.now();
+  const compaction: SpoolOptions['compaction'] = {};
+  const budget = numberEnv(env, 'MAILCLUSTER_SPOOL_COMPACT_BYTES_PER_HOUR');
+  const low = numberEnv(env, 'MAILCLUSTER_SPOOL_LOW_SPACE_BYTES');
+  if (budget !== undefined) compaction.budgetBytesPerHour = budget;
+  if (low !== undefined) compaction.lowSpaceBytes = low;
+  return {
+    compaction,
+    // benchmark baseline only: acceptance without fdatasync (a 250 would then not be durable)
+    ...(env.MAILCLUSTER_SPOOL_FSYNC === '0' ? { fsync: false } : {}),
+    segmentBytes: numberEnv(env, 'MAILCLUSTER_SPOOL_SEGMENT_BYTES'),
+    compactIntervalMs: numberEnv(env, 'MAILCLUSTER_SPOOL_COMPACT_INTERVAL_MS'),
+    ...(scale !== undefined ? { now: () => started + (Date.now() - started) * scale } : {}),
+  };
 }
 
 export class MailNode {
@@ -96,6 +118,7 @@ export class MailNode {
     this.log = log;
     this.metrics = createMetrics();
     this.spool = spool;
+    registerSpoolMetrics(this.metrics.registry, spool);
     spool.onCommit = (records, seconds) => {
       this.metrics.spoolFsyncs.inc();
       this.metrics.spoolCommit.observe(seconds);
@@ -119,6 +142,7 @@ export class MailNode {
     this.queue = new DeliveryQueue(spool, this.router, this.transports, queueSettings(this.config), log.child({ component: 'delivery' }), this.metrics);
     this.smtp = new InboundSmtp(this.config, this.tlsMaterial, this.queue, log.child({ component: 'smtp' }), this.metrics, {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
+      blobThresholdBytes: numberEnv(this.env, 'MAILCLUSTER_BLOB_THRESHOLD_BYTES'),
     });
     this.freeSpace = new FreeSpace(spool.dir, this.config.queueMinFree);
     this.smtp.setStorageCheck((need) => this.freeSpace.check(need));
@@ -140,6 +164,7 @@ export class MailNode {
     const loaded = loadConfigDir(configDir, env);
     const spool = await Spool.open(loaded.config.postOffice, {
       commitConcurrency: numberEnv(env, 'MAILCLUSTER_COMMIT_CONCURRENCY'),
+      ...spoolTuning(env),
       warn: (msg, details) => log.warn({ event: 'spool', ...details }, msg),
     });
     const node = new MailNode(loaded, spool, opts, log);

@@ -38,4 +38,29 @@ export function createMetrics() {
   };
 }
 
+/** What the spool metrics read at scrape time (the Spool, in practice). */
+export interface SpoolGauges {
+  stats: { quarantined: number; bytesWritten: Record<'accept' | 'compaction' | 'metadata', number> };
+  liveBytes: number;
+  segmentCount: number;
+}
+
+/** The spool's counters and gauges, read from the spool when scraped. */
+export function registerSpoolMetrics(registry: Registry, spool: SpoolGauges): void {
+  const r = [registry];
+  new Counter({
+    name: 'mailcluster_spool_quarantined_total', help: 'Spool records (or blob files) that failed their check and were moved to POSTOFFICE/quarantine.', registers: r,
+    collect() { this.reset(); this.inc(spool.stats.quarantined); },
+  });
+  new Counter({
+    name: 'mailcluster_spool_bytes_written_total', help: 'Bytes the spool wrote, by reason: accept (new messages), compaction (copies of live messages), metadata (state and removal records).', labelNames: ['reason'], registers: r,
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(spool.stats.bytesWritten)) this.inc({ reason }, n);
+    },
+  });
+  new Gauge({ name: 'mailcluster_spool_live_bytes', help: 'Bytes of queued messages in the spool (records and blob files).', registers: r, collect() { this.set(spool.liveBytes); } });
+  new Gauge({ name: 'mailcluster_spool_segments', help: 'Segment files of the spool log.', registers: r, collect() { this.set(spool.segmentCount); } });
+}
+
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -7,7 +7,7 @@ import type { Metrics } from '../admin/metrics.ts';
 import type { MxRouter } from '../routing/dns.ts';
 import { domainOf } from '../routing/route.ts';
 import type { MessageMeta, RecipientState } from '../spool/records.ts';
-import type { Spool } from '../spool/spool.ts';
+import type { BlobWriter, Spool } from '../spool/spool.ts';
 import { buildDsn, headerSection, statusFromDiagnostic } from './dsn.ts';
 import type { FailedRecipient } from './dsn.ts';
 import { backoffMs, classifySendError, domainMatches } from './policy.ts';
@@ -155,6 +155,30 @@ export class DeliveryQueue {
       this.hot.set(meta.id, content);
       this.hotBytes += content.length;
     }
+    this.updateGauge();
+    this.schedule(meta.id, now);
+    return meta.id;
+  }
+
+  /** A file in the spool for a large message's content, written while DATA arrives (see acceptBlob). */
+  createBlob(id: string): Promise<BlobWriter> {
+    return this.spool.createBlob(id);
+  }
+
+  /** Spools the envelope of a message whose content is a finished blob, and schedules it; resolves once durable (then 250). */
+  async acceptBlob(from: string, rcpts: string[], blob: { length: number; crc: number }, extra: { id: string; clientAddress?: string }): Promise<string> {
+    const now = Date.now();
+    const meta: MessageMeta = {
+      id: extra.id,
+      from,
+      rcpts: rcpts.map((address) => ({ address, status: 'pending' })),
+      receivedAt: now,
+      attempts: 0,
+      nextAttempt: now,
+      size: blob.length,
+      ...(extra.clientAddress !== undefined ? { clientAddress: extra.clientAddress } : {}),
+    };
+    await this.spool.addBlob(meta, blob);
     this.updateGauge();
     this.schedule(meta.id, now);
     return meta.id;

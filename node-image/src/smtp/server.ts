@@ -14,6 +14,7 @@ import type { NodeConfig } from '../config/types.ts';
 import { cidrMatcher, normalizeIp } from '../net/cidr.ts';
 import { parseProxyHeader, startsLikeProxyHeader } from '../proxy/parse.ts';
 import type { DeliveryQueue } from '../delivery/queue.ts';
+import type { BlobWriter } from '../spool/spool.ts';
 import { newMessageId } from '../delivery/queue.ts';
 import { countReceivedHeaders, receivedHeader, relayRefusal, relayVerdict, transmissionProtocol } from './policy.ts';
 import { authCommands, effectiveTls, hasRelayRight, hideAuthBeforeTls, keepRecipientPaths, peerContext, rateWindow } from './security-hooks.ts';
@@ -30,6 +31,8 @@ export interface InboundOptions {
   /** How long a trusted (proxy-protocol) peer may take to send its PROXY header. */
   proxyHeaderTimeoutMs?: number;
   socketTimeoutMs?: number;
+  /** Messages larger than this are streamed into their own spool file instead of held in memory (default 256 KiB). */
+  blobThresholdBytes?: number;
 }
 
 /** An smtp-server connection object, as far as hooks need it (see onConnection). */
@@ -55,6 +58,8 @@ function declaredSize(args: unknown): number {
   return typeof size === 'string' ? Number(size) : 0;
 }
 
+const BLOB_STEP = 64 * 1024;
+
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
 
 export class InboundSmtp {
@@ -69,6 +74,7 @@ export class InboundSmtp {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly proxyTimeoutMs: number;
+  private readonly blobThreshold: number;
   private hooks: Array<(c: SmtpConnection) => void> = [];
   private sockets = new Set<Socket>();
   private bound: { address: string; port: number } | null = null;
@@ -90,6 +96,7 @@ export class InboundSmtp {
     this.log = log;
     this.metrics = metrics;
     this.proxyTimeoutMs = opts.proxyHeaderTimeoutMs ?? 5000;
+    this.blobThreshold = opts.blobThresholdBytes ?? 256 * 1024;
     this.policy = this.buildPolicy(config);
     this.isProxyPeer = cidrMatcher(config.proxyProtocol);
     this.connectionRate = rateWindow(config.security.smtpClientConnectionRateTime);
@@ -485,45 +492,101 @@ export class InboundSmtp {
     cb();
   }
 
+  // DATA: a message's first `blobThreshold` bytes are held in memory; a small message goes
+  // to the spool's group commit as one record. A larger one is streamed into its own blob
+  // file as it arrives (the socket waits while a write is pending), so a session holds at
+  // most about the threshold however large its message. Either way the 250 comes only
+  // after fdatasync (blob file, its directory entry, then the envelope record).
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
-    const chunks: Buffer[] = [];
+    const id = newMessageId();
+    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    const headerBuf = Buffer.from(receivedHeader({
+      helo: session.hostNameAppearsAs || 'unknown',
+      clientIp: session.remoteAddress,
+      hostname: this.config.hostname,
+      protocol: transmissionProtocol(session.openingCommand !== 'HELO', !!session.secure, !!session.user),
+      id,
+      recipient: rcpts.length === 1 ? rcpts[0] : undefined,
+      date: new Date(),
+    }), 'latin1');
+    let chunks: Buffer[] = [];
     let length = 0;
+    let hops = -1;
+    let blob: BlobWriter | null = null;
+    let spilled = 0;
+    let spilling: Promise<void> = Promise.resolve();
+    let blobError: Error | null = null;
+    let ended = false;
+    const countHops = () => {
+      // the hop count needs only the header section, which is at the start of the first chunks
+      if (hops < 0) hops = countReceivedHeaders(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks.slice(0, 4)));
+    };
+    const spill = () => {
+      countHops();
+      const out = chunks;
+      chunks = [];
+      spilled += out.reduce((n, c) => n + c.length, 0);
+      stream.pause();
+      spilling = spilling.then(async () => {
+        if (blobError) return;
+        if (!blob) {
+          blob = await this.queue.createBlob(id);
+          await blob.write(headerBuf);
+        }
+        for (const c of out) await blob.write(c);
+      }).catch((err: Error) => { blobError = err; }).finally(() => { if (!ended) stream.resume(); });
+    };
+    let discarded = false;
+    const discard = () => {
+      if (discarded) return;
+      discarded = true;
+      chunks = [];
+      void spilling.then(() => blob?.abort());
+    };
     stream.on('data', (c: Buffer) => {
-      if (!stream.sizeExceeded) { chunks.push(c); length += c.length; }
+      if (stream.sizeExceeded || discarded) { discard(); return; }
+      chunks.push(c);
+      length += c.length;
+      // past the threshold: written on in steps of BLOB_STEP (one step in memory per session)
+      if (length - spilled >= (spilled ? BLOB_STEP : this.blobThreshold)) spill();
     });
+    stream.once('close', () => { if (!ended) discard(); }); // the client went away mid-DATA
     stream.on('end', () => {
+      ended = true;
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      const rcpts = session.envelope.rcptTo.map((r) => r.address);
       const base = { event: 'smtp', session: session.id, client: session.remoteAddress, tls: !!session.secure, from, rcpts };
       if (stream.sizeExceeded) {
+        discard();
         this.metrics.rejected.inc({ reason: 'too big' });
         this.log.info({ ...base, result: 'rejected', reason: 'message too big', size: stream.byteLength }, 'transaction');
         return cb(smtpError(552, '5.3.4 Message too big'));
       }
-      // the hop count needs only the header section, which is at the start of the first chunks
-      const hops = countReceivedHeaders(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks.slice(0, 4)));
+      countHops();
       if (hops >= this.config.maxReceivedHeaders) {
+        discard();
         this.metrics.rejected.inc({ reason: 'loop' });
         this.log.info({ ...base, result: 'rejected', reason: 'too many Received headers', hops }, 'transaction');
         return cb(smtpError(554, `5.4.6 Too many hops (${hops} Received headers): mail loop`));
       }
-      const id = newMessageId();
-      const header = receivedHeader({
-        helo: session.hostNameAppearsAs || 'unknown',
-        clientIp: session.remoteAddress,
-        hostname: this.config.hostname,
-        protocol: transmissionProtocol(session.openingCommand !== 'HELO', !!session.secure, !!session.user),
-        id,
-        recipient: rcpts.length === 1 ? rcpts[0] : undefined,
-        date: new Date(),
-      });
-      const headerBuf = Buffer.from(header, 'latin1');
-      const content = Buffer.concat([headerBuf, ...chunks], headerBuf.length + length);
+      const size = headerBuf.length + length;
       // space may have gone while the client sent the data: refuse rather than fill the disk
       const room = this.storageCheck ? this.storageCheck(0).then((full) => { if (full) throw Object.assign(new Error(full), { code: 'ENOSPC' }); }) : Promise.resolve();
-      room.then(() => this.queue.accept(from, rcpts, content, { id, clientAddress: session.remoteAddress })).then(() => {
+      let stored: Promise<unknown>;
+      if (spilled === 0) {
+        stored = room.then(() => this.queue.accept(from, rcpts, Buffer.concat([headerBuf, ...chunks], size), { id, clientAddress: session.remoteAddress }));
+      } else {
+        spill();
+        stored = room.then(() => spilling).then(async () => {
+          if (blobError || !blob) throw blobError ?? new Error('no blob');
+          const done = await blob.finish();
+          if (done.length !== size) throw new Error(`blob holds ${done.length} of ${size} bytes`);
+          return this.queue.acceptBlob(from, rcpts, done, { id, clientAddress: session.remoteAddress });
+        });
+        stored.catch(() => discard());
+      }
+      stored.then(() => {
         this.metrics.received.inc();
-        this.log.info({ ...base, result: 'accepted', id, size: content.length }, 'transaction');
+        this.log.info({ ...base, result: 'accepted', id, size, streamed: spilled > 0 }, 'transaction');
         cb(null, `2.0.0 Ok: queued as ${id}`);
       }, (err: NodeJS.ErrnoException) => {
         this.log.error({ ...base, result: 'tempfail', err: err.message }, 'transaction');

@@ -1,7 +1,10 @@
 // The spool's on-disk record format, pure (bytes <-> records). A segment file is a
-// sequence of records; a torn tail (crash mid-write) fails the length/CRC check and ends
-// the segment: everything acknowledged was fsync'd before it.
+// sequence of records:
 //   u32 magic 'MCL1' | u8 type | u32 payload length | u32 crc32(payload) | payload
+// A torn tail (crash mid-write) is an incomplete last record: nothing in it was
+// acknowledged. A record that fails its check in the middle (a corrupted disk block) is
+// skipped, and decoding resyncs on the next valid record, so one bad record never takes
+// the acknowledged records behind it down with it.
 import { crc32 } from 'node:zlib';
 
 export const MAGIC = 0x4d434c31;
@@ -34,6 +37,11 @@ export interface MessageMeta {
   clientAddress?: string;
   /** The message is a DSN we generated (never bounced again). */
   bounce?: boolean;
+  /**
+   * The content lives in its own blob file (large messages streamed to disk), not in the
+   * record; its length and CRC are here, covered by the record's CRC.
+   */
+  blob?: { length: number; crc: number };
 }
 
 export interface UpdateRecord {
@@ -89,39 +97,80 @@ export type DecodedRecord =
   | { type: 'update'; update: UpdateRecord; offset: number; length: number }
   | { type: 'done'; id: string; offset: number; length: number };
 
+/** A byte range of a segment that is not a valid record. */
+export interface BadRegion {
+  offset: number;
+  length: number;
+  reason: string;
+}
+
+const MAGIC_BYTES = Buffer.from([0x4d, 0x43, 0x4c, 0x31]);
+
+type Attempt =
+  | { ok: true; record: DecodedRecord; end: number }
+  | { ok: false; reason: string; incomplete: boolean; declaredEnd?: number };
+
+/** Decodes the one record that starts at `pos`, or says why there is none. */
+function recordAt(buf: Buffer, pos: number): Attempt {
+  if (buf.length - pos < HEADER_BYTES) return { ok: false, reason: 'truncated header', incomplete: true };
+  const type = buf.readUInt8(pos + 4);
+  const len = buf.readUInt32BE(pos + 5);
+  if (buf.readUInt32BE(pos) !== MAGIC) {
+    // the length may still be right (only the magic hit): lets the caller skip without scanning the content
+    const end = pos + HEADER_BYTES + len;
+    return { ok: false, reason: 'bad magic', incomplete: false, ...(end <= buf.length ? { declaredEnd: end } : {}) };
+  }
+  const crc = buf.readUInt32BE(pos + 9);
+  const start = pos + HEADER_BYTES;
+  if (buf.length - start < len) return { ok: false, reason: 'truncated payload', incomplete: true };
+  const end = start + len;
+  const payload = buf.subarray(start, end);
+  if (crc32(payload) !== crc) return { ok: false, reason: 'checksum mismatch', incomplete: false, declaredEnd: end };
+  try {
+    if (type === TYPE_MESSAGE) {
+      const jl = payload.readUInt32BE(0);
+      if (4 + jl > len) throw new Error('envelope longer than the record');
+      const meta = JSON.parse(payload.subarray(4, 4 + jl).toString()) as MessageMeta;
+      return { ok: true, end, record: { type: 'message', meta, contentOffset: start + 4 + jl, contentLength: len - 4 - jl, offset: pos, length: HEADER_BYTES + len } };
+    }
+    if (type === TYPE_UPDATE) return { ok: true, end, record: { type: 'update', update: JSON.parse(payload.toString()) as UpdateRecord, offset: pos, length: HEADER_BYTES + len } };
+    if (type === TYPE_DONE) return { ok: true, end, record: { type: 'done', id: (JSON.parse(payload.toString()) as { id: string }).id, offset: pos, length: HEADER_BYTES + len } };
+    return { ok: false, reason: `unknown record type ${type}`, incomplete: false, declaredEnd: end };
+  } catch (err) {
+    return { ok: false, reason: `bad record: ${(err as Error).message}`, incomplete: false, declaredEnd: end };
+  }
+}
+
 /**
- * Decodes records from a segment's bytes. Stops at the first incomplete or corrupt record
- * and reports where the valid part ends (`validLength`).
+ * Decodes records from a segment's bytes. A record that fails its check is reported in
+ * `bad` and decoding goes on with the next valid record: right after the bad one when its
+ * length field leads to a valid record (or the end), otherwise at the next offset where
+ * magic, length and CRC all check out. Skipping by length first matters: a scan through a
+ * message's content could take bytes a sender wrote there for a record. A bad stretch that no valid record
+ * follows is the `tail`: `torn` when it is an incomplete record (a crash mid-write),
+ * otherwise corrupt. `validLength` is where the tail starts (the whole length without one).
  */
-export function decodeSegment(buf: Buffer): { records: DecodedRecord[]; validLength: number; error?: string } {
+export function decodeSegment(buf: Buffer): { records: DecodedRecord[]; validLength: number; bad: BadRegion[]; tail?: BadRegion & { torn: boolean }; error?: string } {
   const records: DecodedRecord[] = [];
+  const bad: BadRegion[] = [];
   let pos = 0;
   while (pos < buf.length) {
-    if (buf.length - pos < HEADER_BYTES) return { records, validLength: pos, error: 'truncated header' };
-    if (buf.readUInt32BE(pos) !== MAGIC) return { records, validLength: pos, error: 'bad magic' };
-    const type = buf.readUInt8(pos + 4);
-    const len = buf.readUInt32BE(pos + 5);
-    const crc = buf.readUInt32BE(pos + 9);
-    const start = pos + HEADER_BYTES;
-    if (buf.length - start < len) return { records, validLength: pos, error: 'truncated payload' };
-    const payload = buf.subarray(start, start + len);
-    if (crc32(payload) !== crc) return { records, validLength: pos, error: 'checksum mismatch' };
-    try {
-      if (type === TYPE_MESSAGE) {
-        const jl = payload.readUInt32BE(0);
-        const meta = JSON.parse(payload.subarray(4, 4 + jl).toString()) as MessageMeta;
-        records.push({ type: 'message', meta, contentOffset: start + 4 + jl, contentLength: len - 4 - jl, offset: pos, length: HEADER_BYTES + len });
-      } else if (type === TYPE_UPDATE) {
-        records.push({ type: 'update', update: JSON.parse(payload.toString()) as UpdateRecord, offset: pos, length: HEADER_BYTES + len });
-      } else if (type === TYPE_DONE) {
-        records.push({ type: 'done', id: (JSON.parse(payload.toString()) as { id: string }).id, offset: pos, length: HEADER_BYTES + len });
-      } else {
-        return { records, validLength: pos, error: `unknown record type ${type}` };
+    const a = recordAt(buf, pos);
+    if (a.ok) { records.push(a.record); pos = a.end; continue; }
+    let next = -1;
+    if (a.declaredEnd !== undefined && (a.declaredEnd === buf.length || recordAt(buf, a.declaredEnd).ok)) {
+      next = a.declaredEnd;
+    } else {
+      for (let q = buf.indexOf(MAGIC_BYTES, pos + 1); q !== -1; q = buf.indexOf(MAGIC_BYTES, q + 1)) {
+        if (recordAt(buf, q).ok) { next = q; break; }
       }
-    } catch (err) {
-      return { records, validLength: pos, error: `bad record: ${(err as Error).message}` };
     }
-    pos = start + len;
+    if (next === -1 || next === buf.length) {
+      const tail = { offset: pos, length: buf.length - pos, reason: a.reason, torn: a.incomplete && next === -1 };
+      return { records, validLength: pos, bad, tail, error: a.reason };
+    }
+    bad.push({ offset: pos, length: next - pos, reason: a.reason });
+    pos = next;
   }
-  return { records, validLength: pos };
+  return { records, validLength: pos, bad };
 }
