@@ -5,7 +5,7 @@
 // down the whole time, so every message waits on some node's spool; then the MX comes up, one
 // ETRN goes to Addr[0], and every acknowledged message must arrive at least once.
 // Replay a run with MAILCLUSTER_CHAOS_SEED; bound it with MAILCLUSTER_CHAOS_ROUNDS and _SECONDS.
-// This suite's own servers (DNS, the customer's MX) use 127.45.0.0/16.
+// This suite's own servers (DNS, the customer's MX) use 127.49.0.0/16.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { Ledger, ledgerIdOf, seededRandom, sendOne } from './ledger.ts';
 
 type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
 
-const CHAOS_RANGE = '127.45.0.0/16';
+const CHAOS_RANGE = '127.49.0.0/16';
 const NS = `chaos-${randomBytes(3).toString('hex')}`;
 const MC = 'chaos';
 const SMTP_PORT = 2525;
