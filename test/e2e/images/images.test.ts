@@ -1,0 +1,157 @@
+// The images `npm run images` makes (podman, local Debian base, OCI archives), run as a
+// kubelet would run them under the chart's pod spec: read-only root without podman's
+// helper tmpfs mounts, uid/gid 10001, the config directory mounted read-only, a spool the
+// user owns. The node answers /healthz and takes mail for a relay domain with a 250; the
+// image holds no devDependency and no compiler; the operator image starts its CLI.
+// Binds only 127.46.0.0/16. Run under the e2e lock:
+//   flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/images/images.test.ts
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { ensureImages, loadImage, repoRoot, type BuiltImage } from '../../../local/src/images/build.ts';
+import { podman, podmanRun, PODMAN_ULIMITS, podmanStore } from '../../../local/src/images/podman.ts';
+import { defaultImagesCacheRoot } from '../../../local/src/images/build.ts';
+import { ensureDebianPackages, imageTools } from '../../../scripts/prerequisites.ts';
+import { addressIn, freePort } from '../../support/addresses.ts';
+import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
+import { swaks } from '../../support/swaks.ts';
+
+const IMAGE_TESTS = '127.46.0.0/16';
+const UID = 10001;
+const store = podmanStore(defaultImagesCacheRoot());
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+
+describe('images: node and operator built with podman, run as the pod spec runs them', function () {
+  // a cold build debootstraps Debian (1-3 min) and builds both images
+  this.timeout(15 * 60_000);
+  let images: BuiltImage[];
+  const containers: string[] = [];
+  const dirs: string[] = [];
+  const image = (name: string) => images.find((i) => i.name === name)!;
+
+  /** podman run with this machine's limits; the container is removed in after(). */
+  async function runDetached(name: string, args: string[]): Promise<string> {
+    const fullName = `mailcluster-images-test-${name}-${process.pid}`;
+    containers.push(fullName);
+    await podmanRun(store, ['rm', '-f', fullName]);
+    return (await podman(store, ['run', '-d', '--name', fullName, '--pull=never', ...PODMAN_ULIMITS, ...args])).trim();
+  }
+
+  /** A one-shot command in the image (entrypoint replaced), as uid 10001 on a read-only root. */
+  async function runOnce(ref: string, entrypoint: string, args: string[]): Promise<{ code: number; out: string }> {
+    const r = await podmanRun(store, ['run', '--rm', '--pull=never', ...PODMAN_ULIMITS, '--network', 'none', '--read-only', '--read-only-tmpfs=false',
+      '--user', `${UID}:${UID}`, '--entrypoint', entrypoint, ref, ...args]);
+    return { code: r.code, out: r.stdout + r.stderr };
+  }
+
+  before(async function () {
+    ensureDebianPackages((line) => console.error(line), imageTools);
+    images = await ensureImages();
+    for (const i of images) {
+      console.log(`      ${i.ref}: ${i.source}, image ${(i.sizeBytes / 2 ** 20).toFixed(1)} MiB, archive ${(i.archiveBytes / 2 ** 20).toFixed(1)} MiB`);
+      await loadImage(i, store);
+    }
+  });
+
+  after(async function () {
+    for (const c of containers) await podmanRun(store, ['rm', '-f', '-t', '2', c]);
+    for (const d of dirs) removeTempDir(d);
+  });
+
+  it('saves each image as an OCI archive that names it', function () {
+    for (const i of images) {
+      const index = JSON.parse(execFileSync('tar', ['-xOf', i.archive, 'index.json'], { encoding: 'utf8' }));
+      assert.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], i.ref);
+      assert.match(execFileSync('tar', ['-xOf', i.archive, 'oci-layout'], { encoding: 'utf8' }), /imageLayoutVersion/);
+    }
+  });
+
+  it('runs the node read-only as 10001: /healthz answers, a relay domain gets a 250, the spool holds the message', async function () {
+    const address = addressIn(IMAGE_TESTS, 1);
+    const [smtp, mailq, admin] = [await freePort(address), await freePort(address), await freePort(address)];
+    const dir = makeTempDir('images');
+    dirs.push(dir);
+    const config = join(dir, 'config');
+    const spool = join(dir, 'spool');
+    mkdirSync(config);
+    mkdirSync(spool);
+    // what the pod gets: a config dir it may read, a spool it owns (fsGroup in the pod spec)
+    writeFileSync(join(config, 'smtpserver.conf'), [
+      'PARAM hostname images-test.mailcluster.test',
+      `PARAM BindSmtp 0.0.0.0 ${smtp}`,
+      `PARAM BindMailq 0.0.0.0 ${mailq}`,
+      `PARAM BindAdmin 0.0.0.0 ${admin}`,
+      'PARAM relay-domain relay.test',
+      // nothing answers here: the message stays queued, deferred
+      `PARAM dns-server ${address}:${await freePort(address, { udp: true })}`,
+      '',
+    ].join('\n'));
+    writeFileSync(join(config, 'zmailer.conf'), `SELFADDRESSES=${address}\nPOSTOFFICE=/var/spool/mailcluster\n`);
+    chmodSync(dir, 0o755);
+    chmodSync(config, 0o755);
+    chownSync(spool, UID, UID);
+
+    const id = await runDetached('node', [
+      '--read-only', '--read-only-tmpfs=false', '--user', `${UID}:${UID}`, '--network', 'host',
+      '-e', `MAILCLUSTER_BIND_ADDRESS=${address}`,
+      '-v', `${config}:/etc/mailcluster:ro`, '-v', `${spool}:/var/spool/mailcluster`,
+      image('node').ref,
+    ]);
+    const logs = async () => (await podmanRun(store, ['logs', id])).stdout + (await podmanRun(store, ['logs', id])).stderr;
+    await waitUntil('the node in its container to answer /healthz', async () => (await fetch(`http://${address}:${admin}/healthz`)).status === 200, {
+      timeoutMs: 30_000, intervalMs: 200,
+    }).catch(async (err) => { throw new Error(`${(err as Error).message}\ncontainer output:\n${await logs()}`); });
+
+    const pid = Number((await podman(store, ['inspect', '--format', '{{.State.Pid}}', id])).trim());
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(status, /^Uid:\s+10001\s+10001\s+10001\s+10001$/m);
+    assert.match(status, /^Gid:\s+10001\s+10001\s+10001\s+10001$/m);
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '), /^node bin\/mailcluster\.js node --config-dir \/etc\/mailcluster/);
+
+    const sent = await swaks({ server: `${address}:${smtp}`, from: 'a@client.test', to: 'someone@relay.test', body: 'from the image test\r\n' });
+    assert.equal(sent.lastCode, 250, sent.transcript);
+    const refused = await swaks({ server: `${address}:${smtp}`, from: 'a@client.test', to: 'someone@elsewhere.test', quitAfter: 'rcpt' });
+    assert.equal(refused.lastCode, 550, refused.transcript);
+
+    const queue = await (await fetch(`http://${address}:${admin}/queue`)).json() as { total: number };
+    assert.equal(queue.total, 1, JSON.stringify(queue));
+    // the 250 means on disk: in the spool the container's user owns, on the host
+    assert.ok(existsSync(join(spool, 'queue')), 'spool queue directory');
+    const log = await logs();
+    assert.match(log, /"level":/, 'pino JSON lines on stdout');
+  });
+
+  it('holds no devDependency and no compiler', async function () {
+    for (const name of ['node', 'operator']) {
+      const check = `
+        const fs = require('node:fs');
+        const pkg = ${JSON.stringify({ dev: Object.keys(pkg.devDependencies), prod: Object.keys(pkg.dependencies) })};
+        const has = (n) => fs.existsSync('/app/node_modules/' + n);
+        const bins = ['gcc', 'cc', 'g++', 'make', 'tsc', 'mocha', 'npm', 'npx'].filter((b) =>
+          ['/usr/bin/', '/usr/local/bin/', '/bin/', '/app/node_modules/.bin/'].some((d) => fs.existsSync(d + b)));
+        console.log(JSON.stringify({ dev: pkg.dev.filter(has), missing: pkg.prod.filter((n) => !has(n)), bins, uid: process.getuid(), gid: process.getgid(), version: process.version }));`;
+      const r = await runOnce(image(name).ref, 'node', ['-e', check]);
+      assert.equal(r.code, 0, r.out);
+      const found = JSON.parse(r.out.trim().split('\n').pop()!);
+      assert.deepEqual(found.dev, [], `${name}: devDependencies in the image`);
+      assert.deepEqual(found.missing, [], `${name}: dependencies missing from the image`);
+      assert.deepEqual(found.bins, [], `${name}: compiler or dev tools in the image`);
+      assert.equal(found.uid, UID);
+      assert.match(found.version, /^v24\./);
+    }
+  });
+
+  it('declares USER 10001:10001 in both images', async function () {
+    for (const i of images) {
+      assert.equal((await podman(store, ['image', 'inspect', '--format', '{{.Config.User}}', i.ref])).trim(), `${UID}:${UID}`, i.ref);
+    }
+  });
+
+  it('starts the operator image: its entrypoint prints the usage for --help', async function () {
+    const r = await podmanRun(store, ['run', '--rm', '--pull=never', ...PODMAN_ULIMITS, '--network', 'none', '--read-only', '--read-only-tmpfs=false',
+      '--user', `${UID}:${UID}`, image('operator').ref, '--help']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /--leader-elect/);
+  });
+});
