@@ -9,10 +9,11 @@
 // context (ARG DEPS=staged).
 import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acquireBuildLock } from '../controlplane/build.ts';
-import { baseContainerfile, contentKey, DEBIAN_SUITE, DEBIAN_VARIANT, IMAGE_SPECS, imageCacheDirName, imageRef, ROOTFS_TRIM, type ImageName, type KeyedFile } from './keys.ts';
+import { bareImports, dependencyClosure, type LockPackage } from './deps.ts';
+import { baseContainerfile, contentKey, DEBIAN_SUITE, DEBIAN_VARIANT, IMAGE_SPECS, imageCacheDirName, imageRef, ROOTFS_TRIM, type ImageName, type ImageSpec, type KeyedFile } from './keys.ts';
 import { imageExists, podman, PODMAN_ULIMITS, podmanStore, type PodmanStore } from './podman.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -90,7 +91,7 @@ function plan(root: string, cacheRoot: string, env: NodeJS.ProcessEnv): Plan {
   const baseKey = contentKey({ debianRef, containerfile: baseContainerfile(debianRef) }, [{ path: 'node', content: readFileSync(node.path) }]).slice(0, 16);
   const baseRef = `localhost/mailcluster/base:node${node.version}-${baseKey}`;
   const images = IMAGE_SPECS.map((spec) => {
-    const key = contentKey({ baseRef, deps: 'staged', image: spec.name, version }, readInputs(root, [spec.dockerfile, ...spec.inputs]));
+    const key = contentKey({ baseRef, deps: 'staged-pruned', image: spec.name, version }, readInputs(root, [spec.dockerfile, ...spec.inputs]));
     return { name: spec.name, dockerfile: spec.dockerfile, ref: imageRef(spec.name, version), key, dir: join(cacheRoot, imageCacheDirName(spec.name, version, key)) };
   });
   return { version, node, debianKey, baseKey, baseRef, debianRef, images };
@@ -130,19 +131,24 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Buil
     const store = podmanStore(cacheRoot, env);
     mkdirSync(store.root, { recursive: true });
     await ensureBase(store, cacheRoot, p, env, log);
-    const staging = join(cacheRoot, `context.tmp-${process.pid}`);
-    rmSync(staging, { recursive: true, force: true });
-    try {
-      await stageContext(root, cacheRoot, staging, log);
-      const result: BuiltImage[] = [];
-      for (const [i, image] of p.images.entries()) {
-        const hit = found[i];
-        result.push(hit && !opts.force ? hit : await buildImage(store, staging, p, image, log));
+    const modules = await ensureProductionModules(root, cacheRoot, log);
+    const result: BuiltImage[] = [];
+    for (const [i, image] of p.images.entries()) {
+      const hit = found[i];
+      if (hit && !opts.force) {
+        result.push(hit);
+        continue;
       }
-      return result;
-    } finally {
+      const staging = join(cacheRoot, `context-${image.name}.tmp-${process.pid}`);
       rmSync(staging, { recursive: true, force: true });
+      try {
+        stageContext(root, modules, staging, IMAGE_SPECS.find((s) => s.name === image.name)!, log);
+        result.push(await buildImage(store, staging, p, image, log));
+      } finally {
+        rmSync(staging, { recursive: true, force: true });
+      }
     }
+    return result;
   } finally {
     lock.release();
   }
@@ -168,20 +174,47 @@ async function buildImage(store: PodmanStore, context: string, p: Plan, image: P
   }, null, 2) + '\n');
   rmSync(image.dir, { recursive: true, force: true });
   renameSync(tmp, image.dir);
+  removeSuperseded(image.dir, image.name);
+  // the replaced image's layers (now untagged) leave podman's store too
+  await podman(store, ['image', 'prune', '-f']);
   const archive = join(image.dir, 'image.oci.tar');
   log(`built ${image.ref} in ${buildSeconds} s: ${archive}`);
   return { name: image.name, ref: image.ref, archive, key: image.key, sizeBytes, archiveBytes: statSync(archive).size, buildSeconds, source: 'built' };
 }
 
-/** The build context: only what the Dockerfiles COPY, plus .staged/node_modules. */
-async function stageContext(root: string, cacheRoot: string, staging: string, log: (l: string) => void): Promise<void> {
-  const modules = await ensureProductionModules(root, cacheRoot, log);
+/** One archive per image: an older content's directory goes when a new one is built. */
+function removeSuperseded(current: string, name: ImageName): void {
+  const parent = dirname(current);
+  for (const entry of readdirSync(parent)) {
+    if (entry.startsWith(`${name}-`) && !entry.includes('.tmp-') && join(parent, entry) !== current) rmSync(join(parent, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * One image's build context: only what its Dockerfile COPYs, plus .staged/node_modules
+ * holding just the installed packages its sources import and what those need.
+ */
+function stageContext(root: string, modules: string, staging: string, spec: ImageSpec, log: (l: string) => void): void {
   mkdirSync(staging, { recursive: true });
-  const paths = new Set(IMAGE_SPECS.flatMap((s) => [s.dockerfile, ...s.inputs]));
-  for (const p of paths) cpSync(join(root, p), join(staging, p), { recursive: true });
-  mkdirSync(join(staging, '.staged'));
-  // hard links: the context is read once by the build and removed afterwards
-  await run('cp', ['-al', modules, join(staging, '.staged', 'node_modules')], log);
+  for (const p of [spec.dockerfile, ...spec.inputs]) cpSync(join(root, p), join(staging, p), { recursive: true });
+  const sources = readInputs(root, spec.inputs).filter((f) => /\.(ts|js|mjs|cjs)$/.test(f.path));
+  const roots = [...new Set(sources.flatMap((f) => bareImports(Buffer.from(f.content).toString('utf8'))))];
+  const packages = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')).packages as Record<string, LockPackage>;
+  const needed = dependencyClosure(packages, roots);
+  const devOnly = needed.filter((p) => packages[p].dev);
+  if (devOnly.length > 0) throw new Error(`the ${spec.name} image's sources need dev-only packages (${devOnly.join(', ')}): make them dependencies or stop importing them`);
+  const target = join(staging, '.staged');
+  for (const path of needed) {
+    const from = join(modules, '..', path);
+    if (!existsSync(from)) {
+      if (packages[path].optional) continue; // an optional package npm did not install here
+      throw new Error(`${path} is in the lock but not installed in ${modules}`);
+    }
+    // the package without its nested node_modules: those are copied only when needed
+    const nested = join(from, 'node_modules');
+    cpSync(from, join(target, path), { recursive: true, filter: (src) => src !== nested && !src.startsWith(`${nested}/`) });
+  }
+  log(`${spec.name}: ${needed.length} packages for ${roots.join(', ')}`);
 }
 
 /** `npm ci --omit=dev` of this lock file, once (cached by the lock's hash). */
