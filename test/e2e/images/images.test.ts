@@ -68,11 +68,18 @@ describe('images: node and operator built with podman, run as the pod spec runs 
     for (const d of dirs) removeTempDir(d);
   });
 
-  it('saves each image as an OCI archive that names it', function () {
+  it('saves each image as an OCI archive that names it and loads whole into an empty store', async function () {
+    // a store that never saw the build (vfs: plain copies, no mounts left behind)
+    const dir = makeTempDir('images-store');
+    dirs.push(dir);
+    const fresh = { root: join(dir, 'root'), runroot: join(dir, 'run'), driver: 'vfs' };
     for (const i of images) {
       const index = JSON.parse(execFileSync('tar', ['-xOf', i.archive, 'index.json'], { encoding: 'utf8' }));
       assert.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], i.ref);
       assert.match(execFileSync('tar', ['-xOf', i.archive, 'oci-layout'], { encoding: 'utf8' }), /imageLayoutVersion/);
+      await podman(fresh, ['load', '-i', i.archive]);
+      const format = '{{.Config.User}} {{json .Config.Entrypoint}} {{index .Labels "io.mailcluster.content-key"}}';
+      assert.equal(await podman(fresh, ['image', 'inspect', '--format', format, i.ref]), await podman(store, ['image', 'inspect', '--format', format, i.ref]));
     }
   });
 
