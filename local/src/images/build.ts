@@ -122,7 +122,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Buil
   let found = fromCache();
   if (!opts.force && found.every(Boolean)) return found as BuiltImage[];
 
-  const lock = await acquireBuildLock(join(cacheRoot, 'build.lock'), log);
+  const lock = await acquireBuildLock(join(cacheRoot, 'build.lock'), log, 'the images');
   try {
     // another process may have built the same content while we waited
     p = plan(root, cacheRoot, env);
