@@ -128,6 +128,7 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Buil
     p = plan(root, cacheRoot, env);
     found = fromCache();
     if (!opts.force && found.every(Boolean)) return found as BuiltImage[];
+    removeAbandoned(cacheRoot);
     const store = podmanStore(cacheRoot, env);
     mkdirSync(store.root, { recursive: true });
     await ensureBase(store, cacheRoot, p, env, log);
@@ -180,6 +181,13 @@ async function buildImage(store: PodmanStore, context: string, p: Plan, image: P
   const archive = join(image.dir, 'image.oci.tar');
   log(`built ${image.ref} in ${buildSeconds} s: ${archive}`);
   return { name: image.name, ref: image.ref, archive, key: image.key, sizeBytes, archiveBytes: statSync(archive).size, buildSeconds, source: 'built' };
+}
+
+/** Staging left by a build that was killed; holding the lock, none is in use. */
+function removeAbandoned(cacheRoot: string): void {
+  for (const entry of readdirSync(cacheRoot)) {
+    if (entry.includes('.tmp-')) rmSync(join(cacheRoot, entry), { recursive: true, force: true });
+  }
 }
 
 /** One archive per image: an older content's directory goes when a new one is built. */
