@@ -15,11 +15,10 @@ import { defaultImagesCacheRoot, readInputs } from '../../../local/src/images/bu
 import { bareImports } from '../../../local/src/images/deps.ts';
 import { IMAGE_SPECS } from '../../../local/src/images/keys.ts';
 import { ensureDebianPackages, imageTools } from '../../../scripts/prerequisites.ts';
-import { addressIn, freePort } from '../../support/addresses.ts';
+import { addressIn, freePort, ranges } from '../../support/addresses.ts';
 import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
 import { swaks } from '../../support/swaks.ts';
 
-const IMAGE_TESTS = '127.46.0.0/16';
 const UID = 10001;
 const store = podmanStore(defaultImagesCacheRoot());
 // every package the lock marks dev-only (mocha, typescript, the node binary package and
@@ -84,7 +83,7 @@ describe('images: node and operator built with podman, run as the pod spec runs 
   });
 
   it('runs the node read-only as 10001: /healthz answers, a relay domain gets a 250, the spool holds the message', async function () {
-    const address = addressIn(IMAGE_TESTS, 1);
+    const address = addressIn(ranges.imageTests, 1);
     const [smtp, mailq, admin] = [await freePort(address), await freePort(address), await freePort(address)];
     const dir = makeTempDir('images');
     dirs.push(dir);
