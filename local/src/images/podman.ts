@@ -29,7 +29,9 @@ export function podmanStore(cacheRoot: string, env: NodeJS.ProcessEnv = process.
 
 /** The global flags that select the store; they come before the podman subcommand. */
 export function podmanGlobalArgs(store: PodmanStore): string[] {
-  return ['--root', store.root, '--runroot', store.runroot, '--storage-driver', store.driver, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  // --tmpdir: libpod's own state (alive file, events, exit codes) would go to /run/libpod
+  return ['--root', store.root, '--runroot', store.runroot, '--tmpdir', `${store.runroot}/libpod`, '--storage-driver', store.driver,
+    '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
 }
 
 export interface PodmanResult { stdout: string; stderr: string; code: number }
