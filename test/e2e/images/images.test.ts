@@ -1,8 +1,10 @@
 // The images `npm run images` makes (podman, local Debian base, OCI archives), run as a
 // kubelet would run them under the chart's pod spec: read-only root without podman's
 // helper tmpfs mounts, uid/gid 10001, the config directory mounted read-only, a spool the
-// user owns. The node answers /healthz and takes mail for a relay domain with a 250; the
-// image holds no devDependency and no compiler; the operator image starts its CLI.
+// user owns. The node answers /healthz, takes mail for a relay domain with a 250, refuses
+// a stranger's relay attempt and delivers out of the container to a real smtp-sink (the MX
+// a real dnsmasq names); the image holds no dev-only package and no compiler; the operator
+// image starts its CLI.
 // Binds only 127.46.0.0/16. Run under the e2e lock:
 //   flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/images/images.test.ts
 import assert from 'node:assert/strict';
@@ -18,6 +20,8 @@ import { ensureDebianPackages, imageTools } from '../../../scripts/prerequisites
 import { addressIn, freePort, ranges } from '../../support/addresses.ts';
 import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
 import { swaks } from '../../support/swaks.ts';
+import { startSmtpSink } from '../../support/smtp-sink.ts';
+import { startDns } from '../../support/dnsmasq.ts';
 
 const UID = 10001;
 const store = podmanStore(defaultImagesCacheRoot());
@@ -36,6 +40,7 @@ describe('images: node and operator built with podman, run as the pod spec runs 
   let images: BuiltImage[];
   const containers: string[] = [];
   const dirs: string[] = [];
+  const stops: Array<() => Promise<void>> = [];
   const image = (name: string) => images.find((i) => i.name === name)!;
 
   /** podman run with this machine's limits; the container is removed in after(). */
@@ -64,6 +69,7 @@ describe('images: node and operator built with podman, run as the pod spec runs 
 
   after(async function () {
     for (const c of containers) await podmanRun(store, ['rm', '-f', '-t', '2', c]);
+    for (const stop of stops) await stop();
     for (const d of dirs) removeTempDir(d);
   });
 
@@ -82,9 +88,21 @@ describe('images: node and operator built with podman, run as the pod spec runs 
     }
   });
 
-  it('runs the node read-only as 10001: /healthz answers, a relay domain gets a 250, the spool holds the message', async function () {
-    const address = addressIn(ranges.imageTests, 1);
+  it('runs the node read-only as 10001: /healthz, 250 in, 550 for a stranger, delivered out to smtp-sink', async function () {
+    const ip = (i: number) => addressIn(ranges.imageTests, i);
+    const address = ip(1);
+    const trustedClient = ip(4);
+    const stranger = ip(5);
     const [smtp, mailq, admin] = [await freePort(address), await freePort(address), await freePort(address)];
+    // real peers on the host: a sink as the MX of both domains, dnsmasq saying so
+    const sink = await startSmtpSink({ address: ip(3) });
+    stops.push(() => sink.stop());
+    const dns = await startDns({
+      address: ip(2),
+      mx: [{ domain: 'relay.test', host: 'mx.sink.test', preference: 10 }, { domain: 'out.test', host: 'mx.sink.test', preference: 10 }],
+      a: [{ name: 'mx.sink.test', ip: sink.address }],
+    });
+    stops.push(() => dns.stop());
     const dir = makeTempDir('images');
     dirs.push(dir);
     const config = join(dir, 'config');
@@ -98,8 +116,9 @@ describe('images: node and operator built with podman, run as the pod spec runs 
       `PARAM BindMailq 0.0.0.0 ${mailq}`,
       `PARAM BindAdmin 0.0.0.0 ${admin}`,
       'PARAM relay-domain relay.test',
-      // nothing answers here: the message stays queued, deferred
-      `PARAM dns-server ${address}:${await freePort(address, { udp: true })}`,
+      `PARAM relay-network ${trustedClient}/32`,
+      `PARAM dns-server ${dns.server}`,
+      `PARAM smtp-port ${sink.port}`,
       '',
     ].join('\n'));
     writeFileSync(join(config, 'zmailer.conf'), `SELFADDRESSES=${address}\nPOSTOFFICE=/var/spool/mailcluster\n`);
@@ -113,7 +132,10 @@ describe('images: node and operator built with podman, run as the pod spec runs 
       '-v', `${config}:/etc/mailcluster:ro`, '-v', `${spool}:/var/spool/mailcluster`,
       image('node').ref,
     ]);
-    const logs = async () => (await podmanRun(store, ['logs', id])).stdout + (await podmanRun(store, ['logs', id])).stderr;
+    const logs = async () => {
+      const r = await podmanRun(store, ['logs', id]);
+      return r.stdout + r.stderr;
+    };
     await waitUntil('the node in its container to answer /healthz', async () => (await fetch(`http://${address}:${admin}/healthz`)).status === 200, {
       timeoutMs: 30_000, intervalMs: 200,
     }).catch(async (err) => { throw new Error(`${(err as Error).message}\ncontainer output:\n${await logs()}`); });
@@ -124,17 +146,21 @@ describe('images: node and operator built with podman, run as the pod spec runs 
     assert.match(status, /^Gid:\s+10001\s+10001\s+10001\s+10001$/m);
     assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '), /^node bin\/mailcluster\.js node --config-dir \/etc\/mailcluster/);
 
-    const sent = await swaks({ server: `${address}:${smtp}`, from: 'a@client.test', to: 'someone@relay.test', body: 'from the image test\r\n' });
-    assert.equal(sent.lastCode, 250, sent.transcript);
-    const refused = await swaks({ server: `${address}:${smtp}`, from: 'a@client.test', to: 'someone@elsewhere.test', quitAfter: 'rcpt' });
+    const server = `${address}:${smtp}`;
+    const inbound = await swaks({ server, localAddress: stranger, from: 'a@client.test', to: 'someone@relay.test', body: 'for a relay domain\r\n' });
+    assert.equal(inbound.lastCode, 250, inbound.transcript);
+    const refused = await swaks({ server, localAddress: stranger, from: 'a@client.test', to: 'someone@out.test', quitAfter: 'rcpt' });
     assert.equal(refused.lastCode, 550, refused.transcript);
+    const relayed = await swaks({ server, localAddress: trustedClient, from: 'a@client.test', to: 'someone@out.test', body: 'from a relay network\r\n' });
+    assert.equal(relayed.lastCode, 250, relayed.transcript);
 
-    const queue = await (await fetch(`http://${address}:${admin}/queue`)).json() as { total: number };
-    assert.equal(queue.total, 1, JSON.stringify(queue));
-    // the 250 means on disk: in the spool the container's user owns, on the host
+    // out of the container through its delivery thread, to the MX dnsmasq named
+    await sink.waitForCount(2, 30_000);
+    await waitUntil('the queue to empty', async () => ((await (await fetch(`http://${address}:${admin}/queue`)).json()) as { total: number }).total === 0, { timeoutMs: 10_000 });
+    assert.equal(sink.count(), 2);
+    // the spool is on the volume the container's user owns, the only place it writes
     assert.ok(existsSync(join(spool, 'queue')), 'spool queue directory');
-    const log = await logs();
-    assert.match(log, /"level":/, 'pino JSON lines on stdout');
+    assert.match(await logs(), /"level":/, 'pino JSON lines');
   });
 
   it('holds no devDependency and no compiler', async function () {
