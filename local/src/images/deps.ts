@@ -12,15 +12,27 @@ export interface LockPackage {
   peerDependencies?: Record<string, string>;
 }
 
+// Import forms, each anchored so that ordinary code (`rename(obj, 'from', '_from')`) never
+// matches: a statement that starts a line (`import … from 'x'`, `export … from 'x'`, also
+// over several lines, `import 'x'`), a dynamic `import('x')`, `require('x')`, `require.resolve('x')`.
+const IMPORT_FORMS = [
+  /^\s*(?:import|export)\b[^;'"`]*?\bfrom\s*['"]([^'"\n]+)['"]/gm,
+  /^\s*import\s*['"]([^'"\n]+)['"]/gm,
+  /\bimport\s*\(\s*['"]([^'"\n]+)['"]\s*\)/g,
+  /\brequire(?:\.resolve)?\s*\(\s*['"]([^'"\n]+)['"]\s*\)/g,
+];
+const PACKAGE_SPECIFIER = /^(?:@[a-z0-9][\w.~-]*\/)?[a-z0-9][\w.~-]*(?:\/.*)?$/i;
+
 /** The npm package names that TypeScript/JavaScript source text imports (not node:, not relative). */
 export function bareImports(source: string): string[] {
   const names = new Set<string>();
-  const specifiers = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\s*\(\s*)['"]([^'"]+)['"]/g;
-  for (const m of source.matchAll(specifiers)) {
-    const spec = m[1];
-    if (spec.startsWith('.') || spec.startsWith('/') || spec.startsWith('node:')) continue;
-    const parts = spec.split('/');
-    names.add(spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+  for (const form of IMPORT_FORMS) {
+    for (const m of source.matchAll(form)) {
+      const spec = m[1];
+      if (spec.startsWith('node:') || !PACKAGE_SPECIFIER.test(spec)) continue;
+      const parts = spec.split('/');
+      names.add(spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+    }
   }
   return [...names].sort();
 }

@@ -19,8 +19,24 @@ describe('images: dependencies an image needs', function () {
       "import { x } from '../y.ts';",
       "import { readFileSync } from 'node:fs';",
       "import 'prom-client';",
+      'import {',
+      '  one,',
+      '  two,',
+      "} from 'undici';",
+      "const cjs = require.resolve('nodemailer');",
     ].join('\n');
-    assert.deepEqual(bareImports(src), ['@kubernetes/client-node', 'js-yaml', 'pino', 'prom-client', 'smtp-server']);
+    assert.deepEqual(bareImports(src), ['@kubernetes/client-node', 'js-yaml', 'nodemailer', 'pino', 'prom-client', 'smtp-server', 'undici']);
+  });
+
+  it('does not take ordinary code or text for an import', function () {
+    const src = [
+      "export const toClientModel = (obj) => renameInRules(obj, 'from', '_from');",
+      "const msg = `copied from ${'x'}`; log('moved from ' + 'there');",
+      "// import something from 'a-comment' is not at a line start here: x = 1; import('./local.ts');",
+      "throw new Error(`cannot import from 'nowhere'`);",
+      "const s = 'import x from \\'quoted\\'';",
+    ].join('\n');
+    assert.deepEqual(bareImports(src), []);
   });
 
   const lock: Record<string, LockPackage> = {
