@@ -18,6 +18,9 @@ import { imageExists, podman, PODMAN_ULIMITS, podmanStore, type PodmanStore } fr
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** The files that decide how an image's context is staged: part of every image's key. */
+const BUILD_PROCEDURE = ['local/src/images/build.ts', 'local/src/images/deps.ts', 'local/src/images/keys.ts'];
+
 export interface BuiltImage {
   name: ImageName;
   /** e.g. docker.io/mailcluster/node:0.1.0 */
@@ -91,7 +94,8 @@ function plan(root: string, cacheRoot: string, env: NodeJS.ProcessEnv): Plan {
   const baseKey = contentKey({ debianRef, containerfile: baseContainerfile(debianRef) }, [{ path: 'node', content: readFileSync(node.path) }]).slice(0, 16);
   const baseRef = `localhost/mailcluster/base:node${node.version}-${baseKey}`;
   const images = IMAGE_SPECS.map((spec) => {
-    const key = contentKey({ baseRef, deps: 'staged-pruned', image: spec.name, version }, readInputs(root, [spec.dockerfile, ...spec.inputs]));
+    // the procedure's own sources too: a change in what gets staged is a change of the image
+    const key = contentKey({ baseRef, deps: 'staged-pruned', image: spec.name, version }, readInputs(root, [spec.dockerfile, ...spec.inputs, ...BUILD_PROCEDURE]));
     return { name: spec.name, dockerfile: spec.dockerfile, ref: imageRef(spec.name, version), key, dir: join(cacheRoot, imageCacheDirName(spec.name, version, key)) };
   });
   return { version, node, debianKey, baseKey, baseRef, debianRef, images };

@@ -161,6 +161,12 @@ describe('images: node and operator built with podman, run as the pod spec runs 
     // the spool is on the volume the container's user owns, the only place it writes
     assert.ok(existsSync(join(spool, 'queue')), 'spool queue directory');
     assert.match(await logs(), /"level":/, 'pino JSON lines');
+
+    // as PID 1 a process without a SIGTERM handler ignores SIGTERM, and a kubelet kills it
+    // at the grace period's end (137): the node must stop on SIGTERM by itself
+    await podman(store, ['stop', '-t', '20', id]);
+    const exit = (await podman(store, ['inspect', '--format', '{{.State.ExitCode}}', id])).trim();
+    assert.equal(exit, '0', `exit code after SIGTERM; output:\n${await logs()}`);
   });
 
   it('holds no devDependency and no compiler', async function () {
