@@ -16,13 +16,20 @@ export const debianTools: DebianTool[] = [
   { binary: '/usr/sbin/haproxy', pkg: 'haproxy' },
 ];
 
+/** What `npm run images` and the image tests need: podman with Debian's runc, and debootstrap for the local base. */
+export const imageTools: DebianTool[] = [
+  { binary: '/usr/bin/podman', pkg: 'podman' },
+  { binary: '/usr/sbin/runc', pkg: 'runc' },
+  { binary: '/usr/sbin/debootstrap', pkg: 'debootstrap' },
+];
+
 export function missingPackages(tools: DebianTool[] = debianTools): string[] {
   return [...new Set(tools.filter((t) => !existsSync(t.binary)).map((t) => t.pkg))];
 }
 
 /** Installs the missing Debian packages, or throws naming them when we cannot. */
-export function ensureDebianPackages(log: (line: string) => void = console.log): void {
-  const missing = missingPackages();
+export function ensureDebianPackages(log: (line: string) => void = console.log, tools: DebianTool[] = debianTools): void {
+  const missing = missingPackages(tools);
   if (missing.length === 0) return;
   const isRoot = process.getuid?.() === 0;
   const hasApt = existsSync('/usr/bin/apt-get');
@@ -39,6 +46,6 @@ export function ensureDebianPackages(log: (line: string) => void = console.log):
   if (update.status !== 0) throw new Error('apt-get update failed');
   const install = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
   if (install.status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed`);
-  const still = missingPackages();
+  const still = missingPackages(tools);
   if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.join(' ')}`);
 }

@@ -14,6 +14,7 @@ export const ranges = {
   testClusterLoadBalancers: '127.41.0.0/16',
   localOwnTestsPods: '127.42.0.0/16',
   localOwnTestsLoadBalancers: '127.43.0.0/16',
+  imageTests: '127.46.0.0/16',
   harnessAndBenchmarks: '127.50.0.0/16',
 } as const;
 

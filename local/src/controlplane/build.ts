@@ -235,7 +235,7 @@ export function runLogged(cmd: string, argv: string[], cwd: string, env: NodeJS.
 }
 
 // One build at a time per cache key, across processes: a lock directory holding the pid.
-export async function acquireBuildLock(path: string, log: (l: string) => void): Promise<{ release(): void }> {
+export async function acquireBuildLock(path: string, log: (l: string) => void, what = 'the control plane'): Promise<{ release(): void }> {
   let announced = false;
   for (;;) {
     try {
@@ -257,7 +257,7 @@ export async function acquireBuildLock(path: string, log: (l: string) => void): 
       continue;
     }
     if (!announced) {
-      log(`another process (pid ${owner}) is building the control plane; waiting for it`);
+      log(`another process (pid ${owner}) is building ${what}; waiting for it`);
       announced = true;
     }
     await new Promise((r) => setTimeout(r, 2000));

@@ -1,0 +1,59 @@
+// The image content keys decide whether `npm run images` builds again: a key that misses an
+// input serves a stale image. Pure checks: the key's framing, and that every COPY source of
+// both Dockerfiles is among the inputs the key reads.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { contentKey, IMAGE_SPECS, imageCacheDirName, imageRef } from '../../../local/src/images/keys.ts';
+import { repoRoot } from '../../../local/src/images/build.ts';
+
+const f = (path: string, text: string) => ({ path, content: Buffer.from(text) });
+
+describe('images: content keys', function () {
+  it('does not depend on the order files are given in', function () {
+    assert.equal(contentKey({ a: '1' }, [f('x', 'one'), f('y', 'two')]), contentKey({ a: '1' }, [f('y', 'two'), f('x', 'one')]));
+  });
+
+  it('changes with a byte, a rename, a byte moved across files, a part, a new empty file', function () {
+    const base = contentKey({ base: 'b' }, [f('a', 'ab'), f('b', 'c')]);
+    const variants = [
+      contentKey({ base: 'b' }, [f('a', 'ac'), f('b', 'c')]),
+      contentKey({ base: 'b' }, [f('a2', 'ab'), f('b', 'c')]),
+      contentKey({ base: 'b' }, [f('a', 'a'), f('b', 'bc')]),
+      contentKey({ base: 'c' }, [f('a', 'ab'), f('b', 'c')]),
+      contentKey({ base: 'b' }, [f('a', 'ab'), f('b', 'c'), f('e', '')]),
+    ];
+    for (const v of variants) assert.notEqual(v, base);
+    assert.equal(new Set(variants).size, variants.length);
+  });
+
+  it('names images as Kubernetes resolves the chart\'s references, and cache dirs readably', function () {
+    assert.equal(imageRef('node', '0.1.0'), 'docker.io/mailcluster/node:0.1.0');
+    assert.equal(imageCacheDirName('operator', '0.1.0', 'ab'.repeat(32)), `operator-0.1.0-${'ab'.repeat(8)}`);
+  });
+});
+
+describe('images: Dockerfiles', function () {
+  for (const spec of IMAGE_SPECS) {
+    const text = readFileSync(join(repoRoot, spec.dockerfile), 'utf8');
+    const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim());
+
+    it(`${spec.dockerfile}: every COPY source is an input of the content key`, function () {
+      const sources = lines.filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))
+        .flatMap((l) => l.split(/\s+/).slice(1, -1))
+        .filter((s) => !s.startsWith('.staged/'));
+      assert.ok(sources.length > 0);
+      for (const s of sources) {
+        const path = s.replace(/\/$/, '');
+        assert.ok(spec.inputs.some((i) => path === i || path.startsWith(`${i}/`)), `${s} is not in ${spec.name}'s inputs ${spec.inputs.join(', ')}`);
+      }
+    });
+
+    it(`${spec.dockerfile}: base from ARG BASE (default node:24-slim), non-root 10001`, function () {
+      assert.ok(lines.includes('ARG BASE=node:24-slim'));
+      const froms = lines.filter((l) => /^FROM\s/i.test(l));
+      assert.equal(froms[froms.length - 1], 'FROM ${BASE}');
+      assert.equal(lines.filter((l) => /^USER\s/i.test(l)).pop(), 'USER 10001:10001');
+    });
+  }
+});
