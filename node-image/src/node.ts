@@ -20,6 +20,8 @@ import { MxRouter } from './routing/dns.ts';
 import { InboundSmtp } from './smtp/server.ts';
 import { attachEtrn } from './etrn/attach.ts';
 import { attachDrain } from './drain/drainer.ts';
+import { attachQueueApi } from './admin/queue-api.ts';
+import { bearerGuard } from './admin/auth.ts';
 import { Spool } from './spool/spool.ts';
 
 export interface NodeOptions {
@@ -129,6 +131,8 @@ export class MailNode {
     // ETRN over SMTP and MAILQv2, and POST /drain (etrn/, mailq/, drain/)
     const etrn = await attachEtrn(node);
     const drainer = attachDrain(node);
+    // queue operations (issue 14), behind the admin credential of contract 1
+    attachQueueApi(node, bearerGuard(() => node.config.adminTokenSha256));
     node.onStop(async () => { await drainer.stop(); await etrn.close(); });
     node.listening = true;
     if (opts.signals) {

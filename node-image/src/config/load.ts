@@ -98,6 +98,20 @@ export function loadConfigDir(configDir: string, env: Env = process.env): Loaded
     }
   }
 
+  let adminTokenSha256: string | null = s.adminTokenSha256?.digest ?? null;
+  if (s.adminTokenSha256?.file !== undefined) {
+    const real = resolveUnderRoot(s.adminTokenSha256.file, env);
+    extraFiles.push(real);
+    let text: string;
+    try {
+      text = readFileSync(real, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(smtpFile, s.adminTokenSha256.line, `admin-token-sha256 file ${s.adminTokenSha256.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new ConfigError(smtpFile, s.adminTokenSha256.line, `admin-token-sha256 file ${s.adminTokenSha256.file} does not hold 64 hex digits`);
+    adminTokenSha256 = text.toLowerCase();
+  }
+
   const bindSmtp = bindAddress(s.bindSmtp, 25, env);
   const outboundAddress = env.MAILCLUSTER_BIND_ADDRESS || (isWildcard(bindSmtp.address) ? undefined : bindSmtp.address);
   const retryInterval = s.retryInterval ?? 60;
@@ -127,6 +141,7 @@ export function loadConfigDir(configDir: string, env: Env = process.env): Loaded
     maxRecipients: s.maxRecipients ?? 100,
     maxConnections: s.maxConnections ?? 1000,
     deliveryConcurrency: s.deliveryConcurrency ?? 20,
+    adminTokenSha256,
   };
   return { config, tlsMaterial, extraFiles };
 }

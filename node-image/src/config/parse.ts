@@ -38,6 +38,8 @@ export interface SmtpserverSettings {
   maxRecipients?: number;
   maxConnections?: number;
   deliveryConcurrency?: number;
+  /** `PARAM admin-token-sha256 <64 hex> | @<path>` (contract 1): the hex digest, or the file holding it. */
+  adminTokenSha256?: { digest?: string; file?: string; line: number };
 }
 
 const HOSTNAME_RE = /^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
@@ -188,6 +190,17 @@ export function parseSmtpserverConf(text: string, file: string): SmtpserverSetti
       case 'max-recipients': need(1, '<n>'); s.maxRecipients = positiveNumber(args[0], 'max-recipients', fail); break;
       case 'max-connections': need(1, '<n>'); s.maxConnections = positiveNumber(args[0], 'max-connections', fail); break;
       case 'delivery-concurrency': need(1, '<n>'); s.deliveryConcurrency = positiveNumber(args[0], 'delivery-concurrency', fail); break;
+      case 'admin-token-sha256': {
+        need(1, '<64 hex digits> | @<path>');
+        if (args[0].startsWith('@')) {
+          if (args[0].length < 2) fail('admin-token-sha256: empty @path');
+          s.adminTokenSha256 = { file: args[0].slice(1), line: lineNo };
+        } else {
+          if (!/^[0-9a-fA-F]{64}$/.test(args[0])) fail('admin-token-sha256 must be 64 hex digits (the SHA-256 of the token) or @<path>');
+          s.adminTokenSha256 = { digest: args[0].toLowerCase(), line: lineNo };
+        }
+        break;
+      }
       default:
         fail(`unknown PARAM ${JSON.stringify(w[1])}`);
     }

@@ -47,6 +47,8 @@ export interface NodeConfig {
   maxRecipients: number;
   maxConnections: number;
   deliveryConcurrency: number;
+  /** SHA-256 (lowercase hex) of the admin token (contract 1); null: credentialed admin endpoints answer 403. */
+  adminTokenSha256: string | null;
 }
 
 /** A configuration error that names the file and line (line 0: the file as a whole). */

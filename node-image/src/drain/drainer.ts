@@ -101,7 +101,15 @@ export class Drainer {
     queue.pause();
     await queue.waitIdle();
     while (!this.#stopped) {
-      const held = queue.list().filter((m) => !m.inFlight && m.recipients.length > 0);
+      // messages on hold stay here (issue 14): the node does not report drained while it holds any
+      const held = queue.list().filter((m) => !m.inFlight && !m.held && m.recipients.length > 0);
+      const onHold = queue.summary().held;
+      if (held.length === 0 && onHold > 0) {
+        this.#state = 'handing-off';
+        this.#lastError = `${onHold} message(s) on hold: release or delete them to finish the drain`;
+        await this.#pause(this.#options.retryDelayMs);
+        continue;
+      }
       if (held.length === 0) {
         if (this.#state !== 'drained') this.#node.log.info({ event: 'drain', handedOff: this.#handedOff }, 'drain complete: queue empty');
         this.#state = 'drained';

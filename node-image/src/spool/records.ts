@@ -34,6 +34,8 @@ export interface MessageMeta {
   clientAddress?: string;
   /** The message is a DSN we generated (never bounced again). */
   bounce?: boolean;
+  /** On hold (admin API): no delivery attempt, ETRN or drain hand-off until released. */
+  held?: boolean;
 }
 
 export interface UpdateRecord {
@@ -41,6 +43,8 @@ export interface UpdateRecord {
   rcpts: RecipientState[];
   attempts: number;
   nextAttempt: number;
+  /** Present once a message was ever held or released (older records lack it). */
+  held?: boolean;
 }
 
 function frame(type: number, payload: Buffer): Buffer {

@@ -161,6 +161,7 @@ export class Spool {
             m.meta.rcpts = r.update.rcpts;
             m.meta.attempts = r.update.attempts;
             m.meta.nextAttempt = r.update.nextAttempt;
+            if (r.update.held !== undefined) m.meta.held = r.update.held;
           }
         } else {
           const m = this.messages.get(r.id);
@@ -277,11 +278,21 @@ export class Spool {
   update(id: string): Promise<void> {
     const m = this.messages.get(id);
     if (!m) return Promise.resolve();
-    const { rcpts, attempts, nextAttempt } = m.meta;
-    const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt });
-    return this.enqueue([rec], rec.length).then(() => {}, (err) => {
+    return this.commitUpdate(id).catch((err) => {
       this.warn('spool update failed', { id, err: (err as Error).message });
     });
+  }
+
+  /**
+   * Records the message's current state and resolves once it is durable; rejects when it
+   * cannot be written (a hold is reported only once it survives a restart).
+   */
+  async commitUpdate(id: string): Promise<void> {
+    const m = this.messages.get(id);
+    if (!m) return;
+    const { rcpts, attempts, nextAttempt, held } = m.meta;
+    const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt, ...(held !== undefined ? { held } : {}) });
+    await this.enqueue([rec], rec.length);
   }
 
   /** Removes a message whose recipients are all done. */
