@@ -1,0 +1,267 @@
+// Queue operations on the admin API (issue 14) against a real node process holding
+// deferred mail: a real DNS server (dnsmasq) and a capture server as the next hop that is
+// down (deferred) and comes back (delivered). Every operation over real HTTP with the
+// Bearer credential of contract 1; holds through an ETRN, timer retries, a SIGTERM restart
+// and a kill -9; release delivers. A ledger accounts for every message sent.
+// Addresses: 127.10.140.0/24.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
+import { swaks } from '../../support/swaks.ts';
+import { makeTempDir, removeTempDir, sleep, waitUntil } from '../../support/processes.ts';
+import { startMailNode, type MailNode } from '../../support/mail-node.ts';
+import type { CaptureServer } from '../../support/capture-server.ts';
+import { commonPort, nodeTestAddress, rawSession, startCaptures } from './helpers.ts';
+
+const A = (h: number) => nodeTestAddress(140, h);
+const TOKEN = 'queue-admin-test-token-' + process.pid;
+const DIGEST = createHash('sha256').update(TOKEN).digest('hex');
+
+interface View { id: string; state: string; sender: string; recipients: string[]; size: number; ageSeconds: number; attempts: number; nextAttempt: string | null; lastError: string | null; held: boolean }
+
+describe('mail node: queue operations on the admin API (issue 14)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let dns: DnsServer;
+  let mx: CaptureServer;
+  let node: MailNode;
+  const client = A(50);
+  /** Ledger: every message sent, by its X-Tag, and what became of it. */
+  const sent = new Map<string, string>();
+  /** Transactions a delivered message makes at the next hop (one per recipient domain). */
+  const copies: Record<string, number> = { a2: 2 };
+
+  const api = async (method: string, path: string, body?: unknown, token: string | null = TOKEN) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(node.adminUrl + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) as Record<string, unknown> : {} };
+  };
+  const list = async (query = '') => ((await api('GET', `/queue/messages${query}`)).json.messages as View[]);
+  const send = async (tag: string, to: string | string[], from = 's@sender.test') => {
+    const r = await swaks({ server: node.smtp, from, to, localAddress: client, headers: [`X-Tag: ${tag}`, `Subject: queue test ${tag}`], body: `body of ${tag}` });
+    assert.equal(r.lastCode, 250, r.transcript);
+    sent.set(tag, 'queued');
+  };
+  const idOf = async (tag: string) => {
+    for (const m of await list()) {
+      const show = await api('GET', `/queue/message?id=${m.id}`);
+      if (String((show.json.message as { headers: string }).headers).includes(`X-Tag: ${tag}`)) return m.id;
+    }
+    throw new Error(`no queued message tagged ${tag}`);
+  };
+  // DSNs (null sender) quote the original headers: they are not deliveries of it
+  const delivered = (tag: string) => mx.messages.filter((m) => m.mailFrom !== '' && m.raw.toString().includes(`X-Tag: ${tag}\r\n`));
+
+  before(async () => {
+    dir = makeTempDir('queue-admin');
+    const port = await commonPort([A(20)]);
+    dns = await startDns({ address: A(53), mx: [
+      { domain: 'cust.test', host: 'mx.next.test', preference: 10 },
+      { domain: 'other.test', host: 'mx.next.test', preference: 10 },
+      { domain: 'sender.test', host: 'mx.next.test', preference: 10 },
+    ], a: [{ name: 'mx.next.test', ip: A(20) }] });
+    [mx] = await startCaptures([A(20)], port);
+    await mx.stop(); // the next hop is down: mail waits deferred
+    mkdirSync(join(dir, 'config'), { recursive: true });
+    node = await startMailNode({
+      hostname: 'qa.cluster.test', address: A(1), relayDomains: ['cust.test', 'other.test'], relayNetworks: [`${client}/32`],
+      dnsServer: dns.server, deliveryPort: port, retryInterval: 3600, maxRetryInterval: 3600, queueLifetime: 86400,
+      selfAddresses: [A(1)],
+      extraFiles: { 'admin-token.sha256': DIGEST + '\n' },
+      extraSmtpserverLines: [`PARAM admin-token-sha256 @${join(dir, 'config', 'admin-token.sha256')}`],
+    }, { dir });
+  });
+
+  after(async () => {
+    await node?.close();
+    await mx?.stop();
+    await dns?.stop();
+    if (dir) removeTempDir(dir);
+  });
+
+  it('answers 401 with WWW-Authenticate without or with a wrong credential, on every queue endpoint', async () => {
+    const endpoints: Array<[string, string, unknown?]> = [
+      ['GET', '/queue/messages'], ['GET', '/queue/message?id=X'], ['GET', '/queue/summary'],
+      ['POST', '/queue/hold', { ids: ['X'] }], ['POST', '/queue/release', { ids: ['X'] }],
+      ['POST', '/queue/retry', { ids: ['X'] }], ['POST', '/queue/delete', { ids: ['X'] }],
+    ];
+    for (const [method, path, body] of endpoints) {
+      for (const token of [null, 'wrong', TOKEN + 'x']) {
+        const r = await api(method, path, body, token);
+        assert.equal(r.status, 401, `${method} ${path} with ${token}`);
+        assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer/);
+      }
+    }
+    // the open endpoint stays open
+    assert.equal((await api('GET', '/queue', undefined, null)).status, 200);
+    // the credential through the pod-proxy header works too (the API server strips Authorization)
+    const res = await fetch(node.adminUrl + '/queue/summary', { headers: { 'x-mailcluster-admin-authorization': `Bearer ${TOKEN}` } });
+    assert.equal(res.status, 200);
+  });
+
+  it('lists deferred mail with mailq fields, filters it, shows one message, summarizes per domain', async () => {
+    await send('a1', 'a1@cust.test');
+    await send('a2', ['a2@cust.test', 'x2@other.test']);
+    await send('o1', 'o1@other.test');
+    await waitUntil('three deferred messages', async () => (await list()).filter((m) => m.state === 'deferred').length === 3, { timeoutMs: 15_000 });
+    const all = await list();
+    assert.equal(all.length, 3);
+    for (const m of all) {
+      assert.equal(m.sender, 's@sender.test');
+      assert.ok(m.size > 0 && m.ageSeconds >= 0 && m.attempts === 1 && m.held === false);
+      assert.ok(m.nextAttempt && Date.parse(m.nextAttempt) > Date.now() + 3000_000, 'next attempt an hour away');
+      assert.match(m.lastError ?? '', /mx\.next\.test/, 'the last error names the next hop');
+    }
+    assert.deepEqual((await list('?domain=other.test')).map((m) => m.recipients.sort().join()).sort(), ['a2@cust.test,x2@other.test', 'o1@other.test']);
+    assert.equal((await list('?domain=cust.test&limit=1')).length, 1);
+    assert.equal((await list('?sender=nobody@x.test')).length, 0);
+    assert.equal((await api('GET', '/queue/messages?bogus=1')).status, 400);
+    assert.equal((await api('GET', '/queue/messages?limit=0')).status, 400);
+
+    const id = await idOf('a2');
+    const show = await api('GET', `/queue/message?id=${id}`);
+    assert.equal(show.status, 200);
+    const msg = show.json.message as { envelope: { from: string; recipients: Array<{ address: string; status: string }>; clientAddress: string }; headers: string };
+    assert.equal(msg.envelope.from, 's@sender.test');
+    assert.deepEqual(msg.envelope.recipients.map((r) => `${r.address}:${r.status}`).sort(), ['a2@cust.test:deferred', 'x2@other.test:deferred']);
+    assert.match(msg.headers, /^Received: from /);
+    assert.match(msg.headers, /Subject: queue test a2/);
+    assert.ok(!msg.headers.includes('body of a2'), 'headers only, no body');
+    assert.equal((await api('GET', '/queue/message?id=NOSUCHID')).status, 404);
+    assert.equal((await api('GET', '/queue/message?id=../../etc')).status, 400);
+
+    const summary = (await api('GET', '/queue/summary')).json as { total: number; deferred: number; domains: Array<{ domain: string; messages: number; recipients: number }> };
+    assert.equal(summary.total, 3);
+    assert.equal(summary.deferred, 3);
+    assert.deepEqual(summary.domains.map((d) => [d.domain, d.messages, d.recipients]), [['cust.test', 2, 2], ['other.test', 2, 2]]);
+  });
+
+  it('a held message stays through an ETRN for its domain while the rest of the domain is delivered', async () => {
+    const held = await idOf('a1');
+    const r = await api('POST', '/queue/hold', { ids: [held] });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal((r.json.results as Array<{ message: View }>)[0].message.state, 'held');
+    assert.equal((await list('?held=true')).map((m) => m.id).join(), held);
+    assert.equal((await list(`?held=true`))[0].nextAttempt, null);
+    // retry now is refused for a held message: release it first
+    assert.equal((await api('POST', '/queue/retry', { ids: [held] })).status, 409);
+    await mx.start();
+    const s = await rawSession(A(1), Number(node.smtp.split(':')[1]), client);
+    await s.command('EHLO client.test');
+    const etrn = await s.command('ETRN cust.test');
+    s.close();
+    assert.match(etrn, /^25[0-3]/, etrn);
+    // a2 goes to two domains: one transaction each, both started by the ETRN (the whole message is flushed)
+    await waitUntil('a2 delivered by the ETRN', () => delivered('a2').length === 2, { timeoutMs: 15_000 });
+    sent.set('a2', 'delivered');
+    await sleep(1000);
+    assert.equal(delivered('a1').length, 0, 'the held message was not delivered by the ETRN');
+    const left = await list();
+    assert.deepEqual(left.map((m) => m.id).sort(), [held, await idOf('o1')].sort());
+    assert.equal((await api('GET', '/queue', undefined, null)).json.held, 1, 'GET /queue counts held mail');
+  });
+
+  it('a hold survives timer retries, a SIGTERM restart and a kill -9', async () => {
+    const held = await idOf('a1');
+    // short retries from now on: every queued message is due again within a second or two
+    await node.reload({ retryInterval: 0.5, maxRetryInterval: 1 });
+    await node.waitForLog((l) => l.event === 'reload' && l.result === 'ok');
+    await api('POST', '/queue/retry', { all: true, held: false });
+    await waitUntil('o1 delivered', () => delivered('o1').length === 1, { timeoutMs: 15_000 });
+    sent.set('o1', 'delivered');
+    await sleep(2500);
+    assert.equal(delivered('a1').length, 0, 'held through timer retries');
+    await node.restart();
+    await sleep(2000);
+    assert.equal(delivered('a1').length, 0, 'held after a restart');
+    assert.deepEqual((await list()).map((m) => [m.id, m.state]), [[held, 'held']]);
+    await node.kill9();
+    await node.start();
+    await sleep(2000);
+    assert.equal(delivered('a1').length, 0, 'held after kill -9');
+    assert.deepEqual((await list()).map((m) => [m.id, m.state]), [[held, 'held']]);
+  });
+
+  it('release lets it go: delivered once, and the queue is empty', async () => {
+    const held = await idOf('a1');
+    const r = await api('POST', '/queue/release', { ids: [held] });
+    assert.equal(r.status, 200);
+    await waitUntil('a1 delivered', () => delivered('a1').length === 1, { timeoutMs: 15_000 });
+    sent.set('a1', 'delivered');
+    await waitUntil('empty queue', async () => (await list()).length === 0, { timeoutMs: 5000 });
+    assert.equal((await api('POST', '/queue/release', { ids: [held] })).status, 404, 'gone now');
+  });
+
+  it('retry now delivers a deferred message at once; hold/release by domain with all:true', async () => {
+    await mx.stop();
+    await node.reload({ retryInterval: 3600, maxRetryInterval: 3600 });
+    await sleep(600);
+    await send('r1', 'r1@other.test');
+    await send('r2', 'r2@cust.test');
+    await waitUntil('two deferred', async () => (await list()).filter((m) => m.state === 'deferred').length === 2, { timeoutMs: 15_000 });
+    await mx.start();
+    const hold = await api('POST', '/queue/hold', { all: true, domain: 'cust.test' });
+    assert.equal(hold.json.count, 1);
+    assert.equal((await api('POST', '/queue/hold', {})).status, 400, 'an empty selection is refused, not "everything"');
+    const retry = await api('POST', '/queue/retry', { ids: [await idOf('r1')] });
+    assert.equal(retry.status, 200);
+    await waitUntil('r1 delivered by retry now', () => delivered('r1').length === 1, { timeoutMs: 10_000 });
+    sent.set('r1', 'delivered');
+    assert.equal(delivered('r2').length, 0);
+    assert.equal((await api('POST', '/queue/release', { all: true, domain: 'cust.test' })).json.count, 1);
+    await waitUntil('r2 delivered after release', () => delivered('r2').length === 1, { timeoutMs: 10_000 });
+    sent.set('r2', 'delivered');
+  });
+
+  it('delete silently removes a message; delete with dsn sends the sender a DSN', async () => {
+    await mx.stop();
+    await send('d1', 'd1@cust.test');
+    await send('d2', 'd2@other.test');
+    await waitUntil('two deferred', async () => (await list()).filter((m) => m.state === 'deferred').length === 2, { timeoutMs: 15_000 });
+    const d1 = await idOf('d1');
+    const d2 = await idOf('d2');
+    assert.equal((await api('POST', '/queue/delete', { ids: [d1] })).status, 200);
+    sent.set('d1', 'deleted');
+    const del = await api('POST', '/queue/delete', { ids: [d2, 'NOSUCHID'], dsn: true });
+    assert.equal(del.status, 409, 'one of two failed: not all ok');
+    assert.deepEqual((del.json.results as Array<{ id: string; ok: boolean; code?: string }>).map((r) => [r.id, r.ok, r.code ?? null]), [[d2, true, null], ['NOSUCHID', false, 'not-found']]);
+    sent.set('d2', 'deleted with DSN');
+    // the DSN is queued (to s@sender.test); once the next hop is back it goes out
+    const left = await list();
+    assert.equal(left.length, 1);
+    assert.equal(left[0].sender, '', 'the DSN has the null sender');
+    await mx.start();
+    await api('POST', '/queue/retry', { all: true });
+    await waitUntil('the DSN delivered', () => mx.messages.some((m) => m.rcptTo.includes('s@sender.test')), { timeoutMs: 10_000 }).catch((e) => {
+      console.log(JSON.stringify(node.logs().filter((l) => ['delivery', 'bounce', 'delete', 'queue-admin'].includes(String(l.event))).slice(-12), null, 1));
+      throw e;
+    });
+    const dsn = mx.messages.find((m) => m.rcptTo.includes('s@sender.test'))!;
+    assert.equal(dsn.mailFrom, '');
+    assert.match(dsn.raw.toString(), /multipart\/report/);
+    assert.match(dsn.raw.toString(), /d2@other\.test/);
+    assert.match(dsn.raw.toString(), /deleted from the queue by the administrator/);
+    assert.equal(delivered('d1').length + delivered('d2').length, 0, 'deleted mail never delivered');
+    await waitUntil('empty queue', async () => (await list()).length === 0, { timeoutMs: 5000 });
+  });
+
+  it('ledger: every message sent is delivered exactly once or deleted on purpose', () => {
+    for (const [tag, outcome] of sent) {
+      const n = delivered(tag).length;
+      if (outcome === 'delivered') assert.equal(n, copies[tag] ?? 1, `${tag} delivered once (per recipient domain)`);
+      else assert.ok(outcome.startsWith('deleted') && n === 0, `${tag}: ${outcome}, delivered ${n}`);
+    }
+    assert.equal(sent.size, 7);
+  });
+
+  it('without PARAM admin-token-sha256 the queue endpoints answer 403 (secure by default)', async () => {
+    await node.reload({ extraSmtpserverLines: [] });
+    await waitUntil('reloaded without the token', async () => (await api('GET', '/queue/summary')).status === 403, { timeoutMs: 10_000 });
+    assert.equal((await api('POST', '/queue/hold', { all: true })).status, 403);
+    assert.equal((await api('GET', '/queue', undefined, null)).status, 200);
+  });
+});
