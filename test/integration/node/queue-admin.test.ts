@@ -231,6 +231,7 @@ describe('mail node: queue operations on the admin API (issue 14)', function () 
     assert.deepEqual((del.json.results as Array<{ id: string; ok: boolean; code?: string }>).map((r) => [r.id, r.ok, r.code ?? null]), [[d2, true, null], ['NOSUCHID', false, 'not-found']]);
     sent.set('d2', 'deleted with DSN');
     // the DSN is queued (to s@sender.test); once the next hop is back it goes out
+    await waitUntil('the DSN deferred (the next hop is down)', async () => (await list()).some((m) => m.sender === '' && m.state === 'deferred'), { timeoutMs: 10_000 });
     const left = await list();
     assert.equal(left.length, 1);
     assert.equal(left[0].sender, '', 'the DSN has the null sender');
