@@ -3,7 +3,9 @@ const usage = `usage:
   mailcluster node --config-dir DIR        run a mail node
   mailcluster operator [flags]             run the operator (see --help)
   mailcluster local up|down|status [--dir D]   the embedded single-machine Kubernetes
-  mailcluster crds                         print the generated MailCluster CRD`;
+  mailcluster crds                         print the generated MailCluster CRD
+  mailcluster queue list|show|hold|release|delete|retry|summary --url URL --token T
+                                           queue operations on one node (see queue --help)`;
 
 const [command, ...rest] = process.argv.slice(2);
 switch (command) {
@@ -24,6 +26,11 @@ switch (command) {
   }
   case 'crds': {
     const { main } = await import('../operator/src/api/crd-cli.ts');
+    await main(rest);
+    break;
+  }
+  case 'queue': {
+    const { main } = await import('../ops/src/queue-cli.ts');
     await main(rest);
     break;
   }

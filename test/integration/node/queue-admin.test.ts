@@ -5,13 +5,14 @@
 // and a kill -9; release delivers. A ledger accounts for every message sent.
 // Addresses: 127.10.140.0/24.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { swaks } from '../../support/swaks.ts';
 import { makeTempDir, removeTempDir, sleep, waitUntil } from '../../support/processes.ts';
-import { startMailNode, type MailNode } from '../../support/mail-node.ts';
+import { node24, repoRoot, startMailNode, type MailNode } from '../../support/mail-node.ts';
 import type { CaptureServer } from '../../support/capture-server.ts';
 import { commonPort, nodeTestAddress, rawSession, startCaptures } from './helpers.ts';
 
@@ -250,13 +251,45 @@ describe('mail node: queue operations on the admin API (issue 14)', function () 
     await waitUntil('empty queue', async () => (await list()).length === 0, { timeoutMs: 5000 });
   });
 
+  it('`mailcluster queue` on the CLI: hold, list (postqueue -p layout), summary -o json, release, bad usage', async () => {
+    await mx.stop();
+    await send('c1', 'c1@cust.test');
+    await waitUntil('c1 deferred', async () => (await list()).some((m) => m.state === 'deferred'), { timeoutMs: 15_000 });
+    const id = await idOf('c1');
+    const cli = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(node24, [join(repoRoot, 'bin', 'mailcluster.js'), 'queue', ...args], { env: { ...process.env, MAILCLUSTER_ADMIN_URL: node.adminUrl, MAILCLUSTER_ADMIN_TOKEN: TOKEN }, timeout: 30_000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+    const hold = await cli('hold', id);
+    assert.equal(hold.code, 0, hold.stderr);
+    assert.match(hold.stdout, new RegExp(`${id}: hold ok \\(held\\)`));
+    const listed = await cli('list');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^-Queue ID-/m);
+    assert.match(listed.stdout, new RegExp(`^${id}!\\s+\\d+ `, 'm'), 'a held message is marked ! as in postqueue -p');
+    assert.match(listed.stdout, /c1@cust\.test/);
+    assert.match(listed.stdout, /-- \d+ Kbytes in 1 Request\./);
+    const summary = await cli('summary', '-o', 'json');
+    assert.equal(JSON.parse(summary.stdout).held, 1);
+    const bad = await cli('hold');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /needs message ids, or --all/);
+    const denied = await new Promise<number>((resolve) => execFile(node24, [join(repoRoot, 'bin', 'mailcluster.js'), 'queue', 'list', '--url', node.adminUrl, '--token', 'wrong'], (err) => resolve(err ? Number((err as { code?: number }).code) : 0)));
+    assert.equal(denied, 1, 'a wrong token is an error');
+    await mx.start();
+    const rel = await cli('release', id);
+    assert.equal(rel.code, 0, rel.stderr);
+    await waitUntil('c1 delivered', () => delivered('c1').length === 1, { timeoutMs: 10_000 });
+    sent.set('c1', 'delivered');
+  });
+
   it('ledger: every message sent is delivered exactly once or deleted on purpose', () => {
     for (const [tag, outcome] of sent) {
       const n = delivered(tag).length;
       if (outcome === 'delivered') assert.equal(n, copies[tag] ?? 1, `${tag} delivered once (per recipient domain)`);
       else assert.ok(outcome.startsWith('deleted') && n === 0, `${tag}: ${outcome}, delivered ${n}`);
     }
-    assert.equal(sent.size, 7);
+    assert.equal(sent.size, 8);
   });
 
   it('without PARAM admin-token-sha256 the queue endpoints answer 403 (secure by default)', async () => {
