@@ -93,7 +93,11 @@ export function parseOperationBody(body: Buffer, allowDsn: boolean): { selection
   const o = v as Record<string, unknown>;
   const known = new Set(['ids', 'all', 'domain', 'subdomains', 'sender', 'held', 'minAgeSeconds', ...(allowDsn ? ['dsn'] : [])]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new BadRequest(`unknown field ${JSON.stringify(k)}`);
-  const dsn = allowDsn ? parseBool('dsn', o.dsn as boolean | undefined) ?? false : false;
+  for (const k of ['dsn', 'held', 'subdomains', 'all']) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new BadRequest(`${k} must be true or false (a JSON boolean)`);
+  }
+  if (o.minAgeSeconds !== undefined && typeof o.minAgeSeconds !== 'number') throw new BadRequest('minAgeSeconds must be a number');
+  const dsn = o.dsn === true;
   if (o.ids !== undefined) {
     if (o.all !== undefined) throw new BadRequest('give either ids or all, not both');
     if (!Array.isArray(o.ids) || o.ids.length === 0 || o.ids.length > 10000) throw new BadRequest('ids must be a non-empty array (at most 10000)');
