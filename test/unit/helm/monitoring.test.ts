@@ -155,3 +155,25 @@ describe('helm chart: PrometheusRule, node PodMonitor, Grafana dashboard (issue 
     await helmOk(helm, ['lint', '--strict', chartDir, '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.nodePodMonitor.enabled=true', '--set', 'metrics.grafanaDashboard.enabled=true']);
   });
 });
+
+describe('examples/keda-scaledobject.yaml (issue 14)', () => {
+  it('targets the MailCluster\'s scale subresource and its query parses and uses exported metrics', () => {
+    const so = yaml.load(readFileSync(`${root}examples/keda-scaledobject.yaml`, 'utf8')) as {
+      apiVersion: string; kind: string;
+      spec: { scaleTargetRef: { apiVersion: string; kind: string; name: string }; minReplicaCount: number; triggers: Array<{ type: string; metadata: { query: string; threshold: string } }> };
+    };
+    assert.equal(so.apiVersion, 'keda.sh/v1alpha1');
+    assert.equal(so.kind, 'ScaledObject');
+    assert.deepEqual(so.spec.scaleTargetRef, { apiVersion: 'mailcluster.io/v1alpha1', kind: 'MailCluster', name: 'smtp' });
+    assert.ok(so.spec.minReplicaCount >= 1, 'never scaled to zero: Addr[0] must answer');
+    const crd = yaml.load(readFileSync(`${root}crds/mailclusters.mailcluster.io.yaml`, 'utf8')) as { spec: { versions: Array<{ name: string; subresources?: { scale?: Record<string, string> } }> } };
+    assert.deepEqual(crd.spec.versions.find((v) => v.name === 'v1alpha1')?.subresources?.scale,
+      { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' });
+    const [trigger] = so.spec.triggers;
+    assert.equal(trigger.type, 'prometheus');
+    assert.deepEqual(promqlErrors(trigger.metadata.query), []);
+    const exported = exportedMetrics();
+    for (const name of metricNames(trigger.metadata.query)) assert.ok(exported.has(name), name);
+    assert.ok(Number(trigger.metadata.threshold) > 0);
+  });
+});
