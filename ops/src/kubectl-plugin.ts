@@ -1,7 +1,8 @@
 // `kubectl mailcluster`: operate every node of a MailCluster at once through the kubeconfig.
-// Nodes are reached through the API server's pod proxy (default; works wherever kubectl
-// works) or directly at their pod IPs (`--via direct`: local mode, or from inside the
-// cluster network). The admin token comes from Secret `<cluster>-admin` key `token`
+// Nodes are reached through the API server's pod proxy (works wherever kubectl works) or
+// directly at their pod IPs (`--via direct`: from inside the cluster network). The default,
+// `--via auto`, is the proxy, except for loopback pod IPs (local mode, 127.x): the API server
+// refuses to proxy to those ("address not allowed"), and they are reachable from this host. The admin token comes from Secret `<cluster>-admin` key `token`
 // (BRIEF contract 1) unless --token is given.
 import { readFileSync } from 'node:fs';
 import type https from 'node:https';
@@ -20,7 +21,7 @@ import { renderQueueAnswer } from './queue-cli.ts';
 const ADMIN_PORT = 8025;
 
 const usage = `usage: kubectl mailcluster [-n NAMESPACE] [-c CLUSTER] [--kubeconfig F] [--context C]
-                          [--via proxy|direct] [--token T] [-o table|json] COMMAND
+                          [--via auto|proxy|direct] [--token T] [-o table|json] COMMAND
   status                       every node: role (serving/draining), phase, queue, held, oldest
 ${QUEUE_USAGE.split('\n').slice(1).join('\n')}
                                (queue operations go to every node at once; --node POD for one)
@@ -32,14 +33,14 @@ interface Context {
   kc: KubeConfig;
   namespace: string;
   cluster: string;
-  via: 'proxy' | 'direct';
+  via: 'proxy' | 'direct' | 'auto';
   token?: string;
   tokenSource: string;
   output: 'table' | 'json';
 }
 
 async function endpointFor(ctx: Context, pod: NodePod): Promise<AdminEndpoint> {
-  if (ctx.via === 'direct') {
+  if (ctx.via === 'direct' || (ctx.via === 'auto' && pod.podIP !== null && isLoopback(pod.podIP))) {
     if (!pod.podIP) throw new Error(`${pod.name} has no pod IP`);
     return { name: pod.name, baseUrl: `http://${pod.podIP}:${ADMIN_PORT}`, credentialHeader: 'authorization' };
   }
@@ -48,6 +49,10 @@ async function endpointFor(ctx: Context, pod: NodePod): Promise<AdminEndpoint> {
   const requestOptions: https.RequestOptions = {};
   await ctx.kc.applyToHTTPSOptions(requestOptions);
   return { name: pod.name, baseUrl: podProxyUrl(server, ctx.namespace, pod.name, ADMIN_PORT), requestOptions, credentialHeader: PROXY_AUTH_HEADER };
+}
+
+function isLoopback(ip: string): boolean {
+  return /^127\./.test(ip) || ip === '::1';
 }
 
 async function findCluster(kc: KubeConfig, namespace: string, given?: string): Promise<{ name: string; object: Record<string, unknown> }> {
@@ -192,8 +197,8 @@ export async function main(argv: string[]): Promise<void> {
     if (typeof args.flags.kubeconfig === 'string') kc.loadFromFile(args.flags.kubeconfig); else kc.loadFromDefault();
     if (typeof args.flags.context === 'string') kc.setCurrentContext(args.flags.context);
     const namespace = (args.flags.namespace as string | undefined) ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
-    const via = (args.flags.via as string | undefined) ?? 'proxy';
-    if (via !== 'proxy' && via !== 'direct') throw new UsageError('--via takes proxy or direct');
+    const via = (args.flags.via as string | undefined) ?? 'auto';
+    if (via !== 'proxy' && via !== 'direct' && via !== 'auto') throw new UsageError('--via takes auto, proxy or direct');
     const output = (args.flags.output as string | undefined) ?? 'table';
     if (output !== 'table' && output !== 'json') throw new UsageError('-o takes table or json');
     const { name, object } = await findCluster(kc, namespace, args.flags.cluster as string | undefined);

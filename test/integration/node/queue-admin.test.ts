@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePort } from '../../support/addresses.ts';
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { swaks } from '../../support/swaks.ts';
 import { makeTempDir, removeTempDir, sleep, waitUntil } from '../../support/processes.ts';
@@ -297,5 +298,82 @@ describe('mail node: queue operations on the admin API (issue 14)', function () 
     await waitUntil('reloaded without the token', async () => (await api('GET', '/queue/summary')).status === 403, { timeoutMs: 10_000 });
     assert.equal((await api('POST', '/queue/hold', { all: true })).status, 403);
     assert.equal((await api('GET', '/queue', undefined, null)).status, 200);
+  });
+});
+
+describe('mail node: held mail and drain (issue 14)', function () {
+  // Decision: a drain never hands off held mail and never undoes a hold. The node keeps it,
+  // does not report itself drained while it holds any (GET /drain says why), and refuses new
+  // holds while draining; release hands the message off, delete removes it.
+  this.timeout(120_000);
+  let dir: string;
+  let dns: DnsServer;
+  let a: MailNode;
+  let b: MailNode;
+  const client = A(150);
+
+  const api = async (node: MailNode, method: string, path: string, body?: unknown) => {
+    const res = await fetch(node.adminUrl + path, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, json: await res.json() as Record<string, unknown> };
+  };
+  const ids = async (node: MailNode) => ((await api(node, 'GET', '/queue/messages')).json.messages as View[]);
+
+  before(async () => {
+    dir = makeTempDir('queue-drain');
+    const smtpPort = await commonPort([A(101), A(102)]);
+    dns = await startDns({ address: A(153), mx: [{ domain: 'cust.test', host: 'mx.next.test', preference: 10 }], a: [{ name: 'mx.next.test', ip: A(120) }] });
+    const peers = [{ node: A(101), port: await freePort(A(101)), user: 'etrn', password: 'pw' }, { node: A(102), port: await freePort(A(102)), user: 'etrn', password: 'pw' }];
+    const common = {
+      relayDomains: ['cust.test'], relayNetworks: [`${client}/32`], dnsServer: dns.server, deliveryPort: await freePort(A(120)),
+      retryInterval: 3600, maxRetryInterval: 3600, smtpPort, etrnCluster: peers, selfAddresses: [A(101), A(102)],
+      schedulerAuth: [{ user: 'etrn', password: 'pw', attrs: 'ETRN', acl: '[127.0.0.0]/8' }],
+      extraSmtpserverLines: [`PARAM admin-token-sha256 ${DIGEST}`],
+    };
+    const env = { MAILCLUSTER_DRAIN_FLUSH_WAIT_MS: '300', MAILCLUSTER_DRAIN_RETRY_MS: '200', MAILCLUSTER_DRAIN_PEER_REST_MS: '200' };
+    mkdirSync(join(dir, 'a'), { recursive: true });
+    mkdirSync(join(dir, 'b'), { recursive: true });
+    a = await startMailNode({ hostname: 'a.cluster.test', address: A(101), mailqPort: peers[0].port, ...common }, { dir: join(dir, 'a'), env });
+    b = await startMailNode({ hostname: 'b.cluster.test', address: A(102), mailqPort: peers[1].port, ...common }, { dir: join(dir, 'b'), env });
+  });
+
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await dns?.stop();
+    if (dir) removeTempDir(dir);
+  });
+
+  it('drain hands off the rest but keeps held mail, refuses new holds, and is not drained until release', async () => {
+    for (const to of ['h@cust.test', 'm@cust.test']) {
+      const r = await swaks({ server: a.smtp, from: 's@sender.test', to, localAddress: client, body: `to ${to}` });
+      assert.equal(r.lastCode, 250, r.transcript);
+    }
+    await waitUntil('two deferred on A', async () => (await ids(a)).filter((m) => m.state === 'deferred').length === 2, { timeoutMs: 15_000 });
+    const held = (await ids(a)).find((m) => m.recipients[0] === 'h@cust.test')!;
+    const moving = (await ids(a)).find((m) => m.recipients[0] === 'm@cust.test')!;
+    assert.equal((await api(a, 'POST', '/queue/hold', { ids: [held.id] })).status, 200);
+    assert.equal((await api(a, 'POST', '/drain')).status, 202);
+    await waitUntil('the unheld message on B', async () => (await ids(b)).some((m) => m.recipients[0] === 'm@cust.test'), { timeoutMs: 20_000 });
+    await sleep(1000);
+    const left = await ids(a);
+    assert.deepEqual(left.map((m) => [m.id, m.state]), [[held.id, 'held']], 'the held message stays on A, still held');
+    assert.ok(!(await ids(b)).some((m) => m.recipients[0] === 'h@cust.test'), 'and was not handed off');
+    const progress = JSON.parse((await a.admin('/drain')).body) as { state: string; lastError: string };
+    assert.notEqual(progress.state, 'drained');
+    assert.match(progress.lastError, /on hold/);
+    const q = await a.queue();
+    assert.equal(q.total, 1);
+    assert.notEqual(q.drained, true);
+    // a draining node refuses new holds (its mail is on its way to the peers)
+    const refused = await api(a, 'POST', '/queue/hold', { ids: [moving.id] });
+    assert.equal(refused.status, 409);
+    assert.match(String(refused.json.error), /draining/);
+    // release: the drain hands it off too, and A is empty
+    assert.equal((await api(a, 'POST', '/queue/release', { ids: [held.id] })).status, 200);
+    await waitUntil('A empty', async () => (await ids(a)).length === 0, { timeoutMs: 20_000 });
+    await waitUntil('drain state drained', async () => (JSON.parse((await a.admin('/drain')).body) as { state: string }).state === 'drained', { timeoutMs: 10_000 });
+    const onB = (await ids(b)).map((m) => m.recipients[0]).sort();
+    assert.deepEqual(onB, ['h@cust.test', 'm@cust.test'], 'both on B, each once');
+    assert.ok((await ids(b)).every((m) => !m.held), 'a released message arrives unheld');
   });
 });
