@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../support/addresses.ts';
@@ -375,5 +376,92 @@ describe('mail node: held mail and drain (issue 14)', function () {
     const onB = (await ids(b)).map((m) => m.recipients[0]).sort();
     assert.deepEqual(onB, ['h@cust.test', 'm@cust.test'], 'both on B, each once');
     assert.ok((await ids(b)).every((m) => !m.held), 'a released message arrives unheld');
+  });
+});
+
+describe('mail node: random sequences of queue operations against a model (issue 14)', function () {
+  // fast-check draws sequences of hold/release/retry/delete(dsn) over deferred messages; the
+  // model predicts every HTTP status, and a ledger at the capture server checks that a held
+  // or deleted message is never delivered and every released/retried one exactly once.
+  this.timeout(300_000);
+  let dir: string;
+  let dns: DnsServer;
+  let mx: CaptureServer;
+  let node: MailNode;
+  const client = A(250);
+  let run = 0;
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(node.adminUrl + path, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, json: await res.json() as Record<string, unknown> };
+  };
+
+  before(async () => {
+    dir = makeTempDir('queue-model');
+    const port = await commonPort([A(220)]);
+    dns = await startDns({ address: A(253), mx: [
+      { domain: 'cust.test', host: 'mx.next.test', preference: 10 }, { domain: 'sender.test', host: 'mx.next.test', preference: 10 },
+    ], a: [{ name: 'mx.next.test', ip: A(220) }] });
+    [mx] = await startCaptures([A(220)], port);
+    node = await startMailNode({
+      hostname: 'model.cluster.test', address: A(201), relayDomains: ['cust.test'], relayNetworks: [`${client}/32`], dnsServer: dns.server,
+      deliveryPort: port, retryInterval: 3600, maxRetryInterval: 3600, selfAddresses: [A(201)], extraSmtpserverLines: [`PARAM admin-token-sha256 ${DIGEST}`],
+    }, { dir });
+  });
+
+  after(async () => {
+    await node?.close();
+    await mx?.stop();
+    await dns?.stop();
+    if (dir) removeTempDir(dir);
+  });
+
+  type Op = { kind: 'hold' | 'release' | 'retry' | 'delete'; target: number; dsn: boolean };
+  const arbOp = fc.record({ kind: fc.constantFrom('hold', 'release', 'retry', 'delete'), target: fc.integer({ min: 0, max: 4 }), dsn: fc.boolean() }) as fc.Arbitrary<Op>;
+
+  it('every status is the model\'s; held and deleted mail is never delivered', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(arbOp, { minLength: 5, maxLength: 25 }), async (ops) => {
+      run++;
+      const tag = (i: number) => `m${run}-${i}`;
+      await mx.stop();
+      for (let i = 0; i < 5; i++) {
+        const r = await swaks({ server: node.smtp, from: `s${run}@sender.test`, to: `${tag(i)}@cust.test`, localAddress: client, body: 'x' });
+        assert.equal(r.lastCode, 250, r.transcript);
+      }
+      let ids: string[] = [];
+      await waitUntil('5 deferred', async () => {
+        const list = (await api('GET', '/queue/messages')).json.messages as View[];
+        ids = [0, 1, 2, 3, 4].map((i) => list.find((m) => m.recipients[0] === `${tag(i)}@cust.test` && m.state === 'deferred')?.id ?? '');
+        return ids.every((x) => x !== '');
+      }, { timeoutMs: 15_000 });
+      await mx.start();
+      const state: Array<'deferred' | 'held' | 'delivered' | 'deleted'> = ['deferred', 'deferred', 'deferred', 'deferred', 'deferred'];
+      let dsns = 0;
+      const deliveredCount = (i: number) => mx.messages.filter((m) => m.mailFrom !== '' && m.rcptTo.includes(`${tag(i)}@cust.test`)).length;
+      for (const op of ops) {
+        const s = state[op.target];
+        const gone = s === 'delivered' || s === 'deleted';
+        const r = await api('POST', `/queue/${op.kind}`, op.kind === 'delete' ? { ids: [ids[op.target]], dsn: op.dsn } : { ids: [ids[op.target]] });
+        let want: number;
+        if (gone) want = 404;
+        else if (op.kind === 'retry' && s === 'held') want = 409;
+        else want = 200;
+        assert.equal(r.status, want, `${op.kind} on a ${s} message: ${JSON.stringify(r.json)}`);
+        if (gone || want !== 200) continue;
+        if (op.kind === 'hold') state[op.target] = 'held';
+        else if (op.kind === 'delete') { state[op.target] = 'deleted'; if (op.dsn) dsns++; }
+        else if (op.kind === 'retry' || (op.kind === 'release' && s === 'held')) {
+          state[op.target] = 'delivered';
+          await waitUntil(`${tag(op.target)} delivered`, () => deliveredCount(op.target) === 1, { timeoutMs: 10_000 });
+        }
+      }
+      await waitUntil(`${dsns} DSNs`, () => mx.messages.filter((m) => m.mailFrom === '' && m.rcptTo.includes(`s${run}@sender.test`)).length === dsns, { timeoutMs: 10_000 });
+      await sleep(300);
+      for (let i = 0; i < 5; i++) assert.equal(deliveredCount(i), state[i] === 'delivered' ? 1 : 0, `${tag(i)} is ${state[i]}`);
+      // clean up for the next run: what is left goes silently
+      const left = ids.filter((_, i) => state[i] === 'deferred' || state[i] === 'held');
+      if (left.length) assert.equal((await api('POST', '/queue/delete', { ids: left })).status, 200);
+      assert.equal(((await api('GET', '/queue/messages')).json.messages as View[]).length, 0);
+    }), { numRuns: 6 });
   });
 });
