@@ -7,7 +7,7 @@
 // Addr[0]; release lets it go. Run under the e2e lock (BRIEF). Own servers: 127.48.140.0/24.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { sharedLocalCluster } from '../../support/local-cluster.ts';
@@ -77,7 +77,7 @@ describe('kubectl mailcluster against the local control plane (issue 14)', funct
     if (binDir) removeTempDir(binDir);
   });
 
-  it('status lists every node with its role and queue (pod proxy by default, direct as an option)', async () => {
+  it('status lists every node with its role and queue (pod IPs directly for loopback pods; the pod proxy refuses them)', async () => {
     const address = (await getMailCluster(c, NS, MC)).status.address as string;
     for (let i = 0; i < 4; i++) {
       const r = await swaks({ server: `${address}:${SMTP_PORT}`, from: 'sender@isp.example', to: `user${i}@customer.example`, headers: [`X-Tag: e2e-${i}`], body: 'x', timeoutSeconds: 15 });
@@ -107,16 +107,26 @@ describe('kubectl mailcluster against the local control plane (issue 14)', funct
     assert.equal((JSON.parse(direct.stdout) as { nodes: Row[] }).nodes.reduce((n, x) => n + x.queue, 0), 4);
   });
 
-  it('queue operations with the operator\'s admin token (Secret <name>-admin): list, hold through an ETRN to Addr[0], release', async function () {
+  it('queue operations with the admin token (Secret <name>-admin): list, show, hold through an ETRN to Addr[0], release', async () => {
     // The operator writes the credential (contract 1, issue 10): the digest into each node's
-    // config, the token into Secret <name>-admin. Without it every queue operation is refused
-    // with a clear message, and the rest of this test waits for that part to land.
+    // config, the token into Secret <name>-admin. Until it does, this test stops the operator
+    // (so that it does not rewrite the ConfigMaps), adds the digest to each node's rendered
+    // config and creates the Secret itself; first it checks that queue operations without a
+    // credential fail with a clear message.
     const conf = (await c.core.readNamespacedConfigMap({ name: `${MC}-0-config`, namespace: NS })).data?.['smtpserver.conf'] ?? '';
     if (!conf.includes('admin-token-sha256')) {
       const r = await plugin('-n', NS, 'queue', 'list');
       assert.notEqual(r.code, 0);
       assert.match(r.stderr + r.stdout, /no admin token|403|forbidden/i, r.stderr + r.stdout);
-      this.skip();
+      await operator.stop();
+      const token = randomBytes(24).toString('hex');
+      const digest = createHash('sha256').update(token).digest('hex');
+      await kubectl(['create', 'secret', 'generic', `${MC}-admin`, '-n', NS, `--from-literal=token=${token}`]);
+      for (const i of [0, 1]) {
+        const name = `${MC}-${i}-config`;
+        const text = (await c.core.readNamespacedConfigMap({ name, namespace: NS })).data!['smtpserver.conf'];
+        await kubectl(['patch', 'configmap', name, '-n', NS, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/data/smtpserver.conf', value: `${text}PARAM admin-token-sha256 ${digest}\n` }])]);
+      }
     }
     let listed: Array<{ node: string; messages: Array<{ id: string; recipients: string[]; state: string }> }> = [];
     await waitUntil('queue list answers on both nodes', async () => {
