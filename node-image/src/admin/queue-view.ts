@@ -32,7 +32,7 @@ export class BadRequest extends Error {
   }
 }
 
-const DOMAIN_RE = /^@?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/i;
+const DOMAIN_RE = /^(?=.{1,254}$)@?[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 function parseBool(name: string, v: string | null | undefined | boolean): boolean | undefined {

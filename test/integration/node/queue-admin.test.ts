@@ -416,6 +416,19 @@ describe('mail node: random sequences of queue operations against a model (issue
     if (dir) removeTempDir(dir);
   });
 
+  it('hostile requests: a 2 MB body, 10001 ids, a huge id, bad JSON, wrong types are 400s and change nothing', async () => {
+    const raw = async (path: string, body: string) => (await fetch(node.adminUrl + path, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body })).status;
+    assert.equal(await raw('/queue/hold', JSON.stringify({ ids: ['A'.repeat(2 << 20)] })), 400);
+    assert.equal(await raw('/queue/hold', JSON.stringify({ ids: Array.from({ length: 10001 }, (_, i) => `ID${i}`) })), 400);
+    assert.equal(await raw('/queue/delete', '{"ids": ["X"'), 400);
+    assert.equal(await raw('/queue/delete', '[1,2]'), 400);
+    assert.equal(await raw('/queue/delete', JSON.stringify({ all: 'true' })), 400);
+    assert.equal(await raw('/queue/release', JSON.stringify({ all: true, domain: 'x'.repeat(300) })), 400);
+    assert.equal((await fetch(`${node.adminUrl}/queue/message?id=${'x'.repeat(10000)}`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 400);
+    assert.equal((await fetch(`${node.adminUrl}/queue/messages`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status, 405);
+    assert.equal((await api('GET', '/queue/summary')).status, 200, 'still serving');
+  });
+
   type Op = { kind: 'hold' | 'release' | 'retry' | 'delete'; target: number; dsn: boolean };
   const arbOp = fc.record({ kind: fc.constantFrom('hold', 'release', 'retry', 'delete'), target: fc.integer({ min: 0, max: 4 }), dsn: fc.boolean() }) as fc.Arbitrary<Op>;
 
