@@ -122,9 +122,9 @@ async function queue(ctx: Context, op: string, ids: string[], flags: Record<stri
   if (op === 'show') {
     const found = answers.filter((a) => a.status === 200);
     if (found.length === 0) { exit = 1; console.error(`message ${ids[0]} is on no node of ${ctx.cluster}`); }
-    process.stdout.write(ctx.output === 'json' ? JSON.stringify(found.map((a) => ({ node: a.node, ...(a.json as object) })), null, 2) + '\n' : found.map((a) => renderQueueAnswer('show', a.json, a.node)).join('\n'));
+    process.stdout.write(ctx.output === 'json' ? JSON.stringify(found.map((a) => ({ ...(a.json as object), node: a.node, hostname: (a.json as { node?: string }).node })), null, 2) + '\n' : found.map((a) => renderQueueAnswer('show', a.json, a.node)).join('\n'));
   } else if (ctx.output === 'json') {
-    process.stdout.write(JSON.stringify({ cluster: ctx.cluster, operation: op, nodes: answers.map((a) => ({ node: a.node, status: a.status, error: a.error, ...(a.json as object ?? {}) })) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ cluster: ctx.cluster, operation: op, nodes: answers.map((a) => ({ ...(a.json as object ?? {}), node: a.node, hostname: (a.json as { node?: string } | null)?.node ?? null, status: a.status, error: a.error })) }, null, 2) + '\n');
   } else if (op === 'list') {
     const rows: string[][] = [];
     for (const a of answers) {

@@ -160,5 +160,11 @@ describe('kubectl mailcluster against the local control plane (issue 14)', funct
     assert.equal(release.code, 0, release.stderr + release.stdout);
     await waitUntil('the released message delivered', () => capture.messages.some((m) => m.rcptTo.includes('user0@customer.example')), { timeoutMs: 30_000 });
     assert.equal(capture.messages.length, 4, 'each message delivered once');
+    // drain one node by hand: it stops accepting and reports itself drained (its queue is empty)
+    const drain = await plugin('-n', NS, 'drain', `${MC}-1`, '--wait');
+    assert.equal(drain.code, 0, drain.stderr + drain.stdout);
+    assert.match(drain.stdout, /relay-1: draining; 0 message\(s\) left/);
+    const after = JSON.parse((await plugin('-n', NS, 'status', '-o', 'json')).stdout) as { nodes: Array<{ node: string; draining: boolean | null }> };
+    assert.deepEqual(after.nodes.map((n) => [n.node, n.draining]), [[`${MC}-0`, false], [`${MC}-1`, true]]);
   });
 });
