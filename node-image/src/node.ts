@@ -132,7 +132,8 @@ export class MailNode {
     const etrn = await attachEtrn(node);
     const drainer = attachDrain(node);
     // queue operations (issue 14), behind the admin credential of contract 1
-    attachQueueApi(node, bearerGuard(() => node.config.adminTokenSha256));
+    const guard = bearerGuard(() => node.config.adminTokenSha256);
+    attachQueueApi(node, (method, path, handler) => node.admin.route(method, path, guard(handler)));
     node.onStop(async () => { await drainer.stop(); await etrn.close(); });
     node.listening = true;
     if (opts.signals) {

@@ -14,8 +14,8 @@ import { QueueOperationError } from '../delivery/queue.ts';
 import type { QueuedMessageInfo } from '../delivery/queue.ts';
 import { headerSection } from '../delivery/dsn.ts';
 import type { MailNode } from '../node.ts';
-import type { Protect } from './auth.ts';
 import { sendJson } from './server.ts';
+import type { AdminHandler } from './server.ts';
 import {
   BadRequest, batchStatus, filterMessages, messageView, parseListQuery, parseOperationBody, selectIds, summarizeQueue,
 } from './queue-view.ts';
@@ -33,20 +33,27 @@ function fail(res: ServerResponse, err: unknown): void {
   throw err;
 }
 
-/** Registers the queue routes (each wrapped by `protect`) and the queue gauges. */
-export function attachQueueApi(node: MailNode, protect: Protect): void {
-  const { admin, queue } = node;
+/**
+ * Registers a route that needs the admin credential (contract 1): with this branch's guard,
+ * `(m, p, h) => node.admin.route(m, p, bearerGuard(digest)(h))`; with an AdminServer that
+ * has protected routes, `(m, p, h) => node.admin.protectedRoute(m, p, h)`.
+ */
+export type ProtectedRoute = (method: string, path: string, handler: AdminHandler) => void;
 
-  admin.route('GET', '/queue/messages', protect((req, res) => {
+/** Registers the queue routes (every one protected) and the queue gauges. */
+export function attachQueueApi(node: MailNode, protectedRoute: ProtectedRoute): void {
+  const { queue } = node;
+
+  protectedRoute('GET', '/queue/messages', (req, res) => {
     try {
       const now = Date.now();
       const request = parseListQuery(query(req));
       const messages = filterMessages(queue.list(), request, now).map((m) => messageView(m, now));
       sendJson(res, 200, { node: node.config.hostname, count: messages.length, messages });
     } catch (err) { fail(res, err); }
-  }));
+  });
 
-  admin.route('GET', '/queue/message', protect(async (req, res) => {
+  protectedRoute('GET', '/queue/message', async (req, res) => {
     try {
       const id = query(req).get('id') ?? '';
       if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new BadRequest('give ?id=<queue id>');
@@ -66,13 +73,13 @@ export function attachQueueApi(node: MailNode, protect: Protect): void {
       };
       sendJson(res, 200, { node: node.config.hostname, message: detail });
     } catch (err) { fail(res, err); }
-  }));
+  });
 
-  admin.route('GET', '/queue/summary', protect((_req, res) => {
+  protectedRoute('GET', '/queue/summary', (_req, res) => {
     sendJson(res, 200, { node: node.config.hostname, draining: node.isDraining, ...summarizeQueue(queue.list(), Date.now()) });
-  }));
+  });
 
-  const operation = (op: Operation) => protect(async (_req, res, body) => {
+  const operation = (op: Operation): AdminHandler => async (_req, res, body) => {
     try {
       const { selection, dsn } = parseOperationBody(body, op === 'delete');
       if (op === 'hold' && node.isDraining) {
@@ -98,11 +105,11 @@ export function attachQueueApi(node: MailNode, protect: Protect): void {
       node.log.info({ event: 'queue-admin', operation: op, selected: ids.length, ok: results.filter((r) => r.ok).length, dsn: op === 'delete' ? dsn : undefined }, `queue ${op}`);
       sendJson(res, batchStatus(results), { node: node.config.hostname, operation: op, count: results.filter((r) => r.ok).length, results });
     } catch (err) { fail(res, err); }
-  });
-  admin.route('POST', '/queue/hold', operation('hold'));
-  admin.route('POST', '/queue/release', operation('release'));
-  admin.route('POST', '/queue/retry', operation('retry'));
-  admin.route('POST', '/queue/delete', operation('delete'));
+  };
+  protectedRoute('POST', '/queue/hold', operation('hold'));
+  protectedRoute('POST', '/queue/release', operation('release'));
+  protectedRoute('POST', '/queue/retry', operation('retry'));
+  protectedRoute('POST', '/queue/delete', operation('delete'));
 
   registerQueueGauges(node);
 }

@@ -278,14 +278,17 @@ export class Spool {
   update(id: string): Promise<void> {
     const m = this.messages.get(id);
     if (!m) return Promise.resolve();
-    return this.commitUpdate(id).catch((err) => {
+    const { rcpts, attempts, nextAttempt, held } = m.meta;
+    const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt, ...(held !== undefined ? { held } : {}) });
+    return this.enqueue([rec], rec.length).then(() => {}, (err) => {
       this.warn('spool update failed', { id, err: (err as Error).message });
     });
   }
 
   /**
-   * Records the message's current state and resolves once it is durable; rejects when it
-   * cannot be written (a hold is reported only once it survives a restart).
+   * Records the message's current state like update(), but resolves only once the record is
+   * durable and rejects when it cannot be written: an admin hold (issue 14) is reported only
+   * once it survives a restart.
    */
   async commitUpdate(id: string): Promise<void> {
     const m = this.messages.get(id);
