@@ -1,6 +1,7 @@
 // Pure parts of `kubectl mailcluster`: which pods are the cluster's nodes, what `status`
 // shows per node, and merging per-node answers.
 import { formatAge, formatTable } from '../../node-image/src/admin/queue-view.ts';
+import type { DomainSummaryRow, QueueSummary } from '../../node-image/src/admin/queue-view.ts';
 
 /** The fields of a Pod the plugin uses. */
 export interface NodePod {
@@ -81,4 +82,22 @@ export function formatStatus(cluster: string, rows: readonly StatusRow[]): strin
       r.error ? `error: ${r.error}` : r.drained ? 'drained' : r.draining ? 'draining' : 'serving']));
   const total = rows.reduce((s, r) => s + (r.queue ?? 0), 0);
   return `MailCluster ${cluster}: ${rows.length} node(s), ${total} message(s) queued\n${table}`;
+}
+
+/** The cluster's queue summary from every node's (pure): totals add up, domain rows merge, oldest is the max. */
+export function mergeSummaries(summaries: readonly QueueSummary[]): QueueSummary {
+  const out: QueueSummary = { total: 0, held: 0, deferred: 0, active: 0, bytes: 0, oldestSeconds: null, domains: [] };
+  const rows = new Map<string, DomainSummaryRow>();
+  for (const s of summaries) {
+    out.total += s.total; out.held += s.held; out.deferred += s.deferred; out.active += s.active; out.bytes += s.bytes;
+    if (s.oldestSeconds !== null) out.oldestSeconds = Math.max(out.oldestSeconds ?? 0, s.oldestSeconds);
+    for (const d of s.domains) {
+      const r = rows.get(d.domain);
+      if (!r) { rows.set(d.domain, { ...d }); continue; }
+      r.messages += d.messages; r.recipients += d.recipients; r.held += d.held; r.deferred += d.deferred; r.bytes += d.bytes;
+      r.oldestSeconds = Math.max(r.oldestSeconds, d.oldestSeconds);
+    }
+  }
+  out.domains = [...rows.values()].sort((a, b) => b.recipients - a.recipients || (a.domain < b.domain ? -1 : 1));
+  return out;
 }

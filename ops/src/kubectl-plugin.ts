@@ -7,12 +7,12 @@
 import { readFileSync } from 'node:fs';
 import type https from 'node:https';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { formatMailq, formatTable } from '../../node-image/src/admin/queue-view.ts';
-import type { MessageView, OperationResult } from '../../node-image/src/admin/queue-view.ts';
+import { formatAge, formatMailq, formatTable } from '../../node-image/src/admin/queue-view.ts';
+import type { MessageView, OperationResult, QueueSummary } from '../../node-image/src/admin/queue-view.ts';
 import { PROXY_AUTH_HEADER } from '../../node-image/src/admin/auth.ts';
 import { adminCall, explainStatus, podProxyUrl } from './admin-client.ts';
 import type { AdminEndpoint } from './admin-client.ts';
-import { formatStatus, nodePods, statusRow } from './cluster-view.ts';
+import { formatStatus, mergeSummaries, nodePods, statusRow } from './cluster-view.ts';
 import type { NodePod, QueueReport, StatusRow } from './cluster-view.ts';
 import { sayEtrn } from './etrn-client.ts';
 import { parseArgs, queueRequest, QUEUE_BOOLEAN_FLAGS, QUEUE_USAGE, UsageError } from './queue-commands.ts';
@@ -137,9 +137,17 @@ async function queue(ctx: Context, op: string, ids: string[], flags: Record<stri
   } else {
     for (const a of answers) {
       if (a.error && !(a.status === 404 && ids.length > 0)) { process.stdout.write(`${a.node}: ${a.error}\n`); continue; }
-      if (op === 'summary') { process.stdout.write(`# ${a.node}\n${renderQueueAnswer('summary', a.json)}`); continue; }
+      if (op === 'summary') continue;
       const results = ((a.json as { results?: OperationResult[] } | null)?.results ?? []).filter((r) => !(ids.length > 0 && r.code === 'not-found'));
       for (const r of results) process.stdout.write(`${a.node}: ${r.id}: ${r.ok ? `${op} ok (${r.message?.state ?? ''})` : `${r.code}: ${r.error}`}\n`);
+    }
+    if (op === 'summary') {
+      const ok = answers.filter((a) => a.status === 200);
+      process.stdout.write(`MailCluster ${ctx.cluster} (${ok.length} of ${answers.length} node(s)): ${renderQueueAnswer('summary', mergeSummaries(ok.map((a) => a.json as QueueSummary)))}`);
+      for (const a of ok) {
+        const s = a.json as QueueSummary;
+        process.stdout.write(`  ${a.node}: total ${s.total}  held ${s.held}  deferred ${s.deferred}  oldest ${formatAge(s.oldestSeconds)}\n`);
+      }
     }
     if (ids.length > 0) {
       const done = new Set(answers.flatMap((a) => ((a.json as { results?: OperationResult[] } | null)?.results ?? []).filter((r) => r.code !== 'not-found').map((r) => r.id)));

@@ -156,6 +156,10 @@ describe('kubectl mailcluster against the local control plane (issue 14)', funct
     assert.ok(!capture.messages.some((m) => m.rcptTo.includes('user0@customer.example')), 'the held message stayed');
     const st = JSON.parse((await plugin('-n', NS, 'status', '-o', 'json')).stdout) as { nodes: Array<{ queue: number; held: number }> };
     assert.deepEqual([st.nodes.reduce((n, x) => n + x.queue, 0), st.nodes.reduce((n, x) => n + (x.held ?? 0), 0)], [1, 1]);
+    const summary = await plugin('-n', NS, 'queue', 'summary');
+    assert.equal(summary.code, 0, summary.stderr + summary.stdout);
+    assert.match(summary.stdout, /^MailCluster relay \(2 of 2 node\(s\)\): total 1  held 1  deferred 0/m);
+    assert.match(summary.stdout, /^customer\.example\s+1\s+1\s+1\s+0\s/m);
     const release = await plugin('-n', NS, 'queue', 'release', target.id);
     assert.equal(release.code, 0, release.stderr + release.stdout);
     await waitUntil('the released message delivered', () => capture.messages.some((m) => m.rcptTo.includes('user0@customer.example')), { timeoutMs: 30_000 });

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseArgs, queueRequest, UsageError } from '../../../ops/src/queue-commands.ts';
-import { formatStatus, nodePods, oldestSeconds, statusRow } from '../../../ops/src/cluster-view.ts';
+import { formatStatus, mergeSummaries, nodePods, oldestSeconds, statusRow } from '../../../ops/src/cluster-view.ts';
+import { summarizeQueue } from '../../../node-image/src/admin/queue-view.ts';
+import type { QueuedMessageInfo } from '../../../node-image/src/delivery/queue.ts';
 import { podProxyUrl } from '../../../ops/src/admin-client.ts';
 import { takeReply } from '../../../ops/src/etrn-client.ts';
 import { renderQueueAnswer } from '../../../ops/src/queue-cli.ts';
@@ -79,5 +81,19 @@ describe('ops commands (pure)', () => {
   it('renders operation answers per id, with the node', () => {
     const text = renderQueueAnswer('hold', { results: [{ id: 'A', ok: true, message: { state: 'held' } }, { id: 'B', ok: false, code: 'not-found', error: 'message B is not in the queue' }] }, 'mc-0');
     assert.equal(text, 'mc-0: A: hold ok (held)\nmc-0: B: not-found: message B is not in the queue\n');
+  });
+
+  it('the cluster summary of per-node summaries equals the summary of all their messages', () => {
+    const NOW = 1_800_000_000_000;
+    const arbMsg = fc.record({
+      id: fc.uuid(), sender: fc.constant('s@x.test'), size: fc.integer({ min: 1, max: 1000 }),
+      recipients: fc.array(fc.constantFrom('a@d1.test', 'b@d2.test', 'c@d3.test'), { minLength: 1, maxLength: 3 }),
+      receivedAt: fc.integer({ min: NOW - 86400_000, max: NOW }), attempts: fc.integer({ min: 0, max: 3 }), nextAttempt: fc.constant(NOW),
+      inFlight: fc.boolean(), held: fc.boolean(),
+    }) as fc.Arbitrary<QueuedMessageInfo>;
+    fc.assert(fc.property(fc.array(fc.array(arbMsg, { maxLength: 8 }), { minLength: 1, maxLength: 4 }), (nodes) => {
+      const merged = mergeSummaries(nodes.map((n) => summarizeQueue(n, NOW)));
+      assert.deepEqual(merged, summarizeQueue(nodes.flat(), NOW));
+    }));
   });
 });
