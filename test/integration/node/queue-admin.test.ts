@@ -74,6 +74,8 @@ describe('mail node: queue operations on the admin API (issue 14)', function () 
       hostname: 'qa.cluster.test', address: A(1), relayDomains: ['cust.test', 'other.test'], relayNetworks: [`${client}/32`],
       dnsServer: dns.server, deliveryPort: port, retryInterval: 3600, maxRetryInterval: 3600, queueLifetime: 86400,
       selfAddresses: [A(1)],
+      // the @file form is the only admin-token PARAM here (the harness's own token is off)
+      adminToken: null,
       extraFiles: { 'admin-token.sha256': DIGEST + '\n' },
       extraSmtpserverLines: [`PARAM admin-token-sha256 @${join(dir, 'config', 'admin-token.sha256')}`],
     }, { dir });
@@ -295,7 +297,7 @@ describe('mail node: queue operations on the admin API (issue 14)', function () 
   });
 
   it('without PARAM admin-token-sha256 the queue endpoints answer 403 (secure by default)', async () => {
-    await node.reload({ extraSmtpserverLines: [] });
+    await node.reload({ extraSmtpserverLines: [], adminToken: null });
     await waitUntil('reloaded without the token', async () => (await api('GET', '/queue/summary')).status === 403, { timeoutMs: 10_000 });
     assert.equal((await api('POST', '/queue/hold', { all: true })).status, 403);
     assert.equal((await api('GET', '/queue', undefined, null)).status, 200);
@@ -328,7 +330,7 @@ describe('mail node: held mail and drain (issue 14)', function () {
       relayDomains: ['cust.test'], relayNetworks: [`${client}/32`], dnsServer: dns.server, deliveryPort: await freePort(A(120)),
       retryInterval: 3600, maxRetryInterval: 3600, smtpPort, etrnCluster: peers, selfAddresses: [A(101), A(102)],
       schedulerAuth: [{ user: 'etrn', password: 'pw', attrs: 'ETRN', acl: '[127.0.0.0]/8' }],
-      extraSmtpserverLines: [`PARAM admin-token-sha256 ${DIGEST}`],
+      adminToken: TOKEN, // the harness writes PARAM admin-token-sha256 <sha256(TOKEN)>
     };
     const env = { MAILCLUSTER_DRAIN_FLUSH_WAIT_MS: '300', MAILCLUSTER_DRAIN_RETRY_MS: '200', MAILCLUSTER_DRAIN_PEER_REST_MS: '200' };
     mkdirSync(join(dir, 'a'), { recursive: true });
@@ -405,7 +407,7 @@ describe('mail node: random sequences of queue operations against a model (issue
     [mx] = await startCaptures([A(220)], port);
     node = await startMailNode({
       hostname: 'model.cluster.test', address: A(201), relayDomains: ['cust.test'], relayNetworks: [`${client}/32`], dnsServer: dns.server,
-      deliveryPort: port, retryInterval: 3600, maxRetryInterval: 3600, selfAddresses: [A(201)], extraSmtpserverLines: [`PARAM admin-token-sha256 ${DIGEST}`],
+      deliveryPort: port, retryInterval: 3600, maxRetryInterval: 3600, selfAddresses: [A(201)], adminToken: TOKEN,
     }, { dir });
   });
 
@@ -509,7 +511,10 @@ describe('mail node: a hold on a full spool filesystem (issue 14)', function () 
     node = await startMailNode({
       hostname: 'full.cluster.test', address: A(191), relayDomains: ['cust.test'], relayNetworks: [`${client}/32`], dnsServer: dns.server,
       deliveryPort: await freePort(A(194)), retryInterval: 3600, maxRetryInterval: 3600, selfAddresses: [A(191)], postoffice: spoolDir,
-      extraSmtpserverLines: [`PARAM admin-token-sha256 ${DIGEST}`],
+      adminToken: TOKEN,
+      // node-safety's free-space reserve (default 4 × maxsize = 40 MiB) would refuse every MAIL
+      // FROM on this 4 MiB tmpfs; this test is about the hold's own write failing, so no reserve
+      extraSmtpserverLines: ['PARAM queue-minfree 0'],
     }, { dir });
   });
 
