@@ -4,7 +4,9 @@ const usage = `usage:
   mailcluster operator [flags]             run the operator (see --help)
   mailcluster local up|down|status [--dir D]   the embedded single-machine Kubernetes
   mailcluster crds                         print the generated MailCluster CRD
-  mailcluster auth-hash                    read a password on stdin, print its PHC scrypt hash (smtp-auth-users)`;
+  mailcluster auth-hash                    read a password on stdin, print its PHC scrypt hash (smtp-auth-users)
+  mailcluster queue list|show|hold|release|delete|retry|summary --url URL --token T
+                                           queue operations on one node (see queue --help)`;
 
 const [command, ...rest] = process.argv.slice(2);
 switch (command) {
@@ -31,6 +33,11 @@ switch (command) {
   case 'auth-hash': {
     const { authHashMain } = await import('../node-image/src/smtp/auth.ts');
     await authHashMain();
+    break;
+  }
+  case 'queue': {
+    const { main } = await import('../ops/src/queue-cli.ts');
+    await main(rest);
     break;
   }
   case undefined:

@@ -21,6 +21,7 @@ import { MtaStsResolver, StsMxRouter } from './routing/mta-sts.ts';
 import { InboundSmtp } from './smtp/server.ts';
 import { attachEtrn } from './etrn/attach.ts';
 import { attachDrain } from './drain/drainer.ts';
+import { attachQueueApi } from './admin/queue-api.ts';
 import { Spool } from './spool/spool.ts';
 import { FreeSpace } from './storage/free-space.ts';
 import { queueReport } from './admin/queue-report.ts';
@@ -174,6 +175,8 @@ export class MailNode {
     // ETRN over SMTP and MAILQv2, and POST /drain (etrn/, mailq/, drain/)
     const etrn = await attachEtrn(node);
     const drainer = attachDrain(node);
+    // queue operations (issue 14), behind the admin credential of contract 1 (AdminServer's guard)
+    attachQueueApi(node, (method, path, handler) => node.admin.protectedRoute(method, path, handler));
     node.onStop(async () => { await drainer.stop(); await etrn.close(); });
     node.listening = true;
     if (opts.signals) {
@@ -242,7 +245,7 @@ export class MailNode {
       total: summary.total,
       deferred: summary.deferred,
       active: this.queue.inFlightCount,
-      held: (summary as { held?: number }).held ?? 0, // holds come with the queue operations
+      held: summary.held,
       oldestReceivedAt: summary.oldest === null ? null : Date.parse(summary.oldest),
       draining: this.draining,
       listening: this.smtp.isListening,

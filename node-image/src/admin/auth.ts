@@ -1,8 +1,15 @@
 // The admin credential (BRIEF contract 1): `Authorization: Bearer <token>`, checked as
 // sha256(token) against PARAM admin-token-sha256 with timingSafeEqual. The node never holds
 // the token itself. Pure decision + one wrapper, used by every protected route.
+// The same `Bearer <token>` value is also taken from `X-Mailcluster-Admin-Authorization` when
+// `Authorization` is absent: the Kubernetes API server's pod proxy
+// (`/api/v1/namespaces/NS/pods/NAME:8025/proxy/...`) deletes `Authorization` after
+// authenticating the caller, and that proxy is how `kubectl mailcluster` reaches a node.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The header that carries the admin credential through the API server's pod proxy. */
+export const PROXY_AUTH_HEADER = 'x-mailcluster-admin-authorization';
 
 export type AdminAuthDecision =
   | { ok: true }
@@ -31,9 +38,16 @@ export function sendAdminRefusal(res: ServerResponse, d: Exclude<AdminAuthDecisi
   res.end(body);
 }
 
+/** The credential a request carries: `Authorization`, else the pod-proxy header. */
+export function adminCredentialHeader(req: IncomingMessage): string | undefined {
+  if (req.headers.authorization !== undefined) return req.headers.authorization;
+  const viaProxy = req.headers[PROXY_AUTH_HEADER];
+  return typeof viaProxy === 'string' ? viaProxy : undefined;
+}
+
 /** True when the request may go on; otherwise it has been answered (401/403). */
 export function checkAdmin(req: IncomingMessage, res: ServerResponse, digestHex: string | null): boolean {
-  const d = decideAdminAuth(req.headers.authorization, digestHex);
+  const d = decideAdminAuth(adminCredentialHeader(req), digestHex);
   if (d.ok) return true;
   sendAdminRefusal(res, d);
   return false;

@@ -37,6 +37,18 @@ export interface QueuedMessageInfo {
   nextAttempt: number;
   lastError?: string;
   inFlight: boolean;
+  /** On hold: no attempt, ETRN or drain hand-off until released (survives restarts). */
+  held: boolean;
+}
+
+/** Why a queue operation on one message was refused. */
+export class QueueOperationError extends Error {
+  readonly code: 'not-found' | 'in-flight' | 'held' | 'draining';
+  constructor(code: 'not-found' | 'in-flight' | 'held' | 'draining', message: string) {
+    super(message);
+    this.name = 'QueueOperationError';
+    this.code = code;
+  }
 }
 
 const OPEN = new Set(['pending', 'deferred']);
@@ -194,7 +206,7 @@ export class DeliveryQueue {
     let n = 0;
     const now = Date.now();
     for (const m of this.spool.messages.values()) {
-      if (this.inFlight.has(m.meta.id)) continue;
+      if (this.inFlight.has(m.meta.id) || m.meta.held) continue;
       if (!m.meta.rcpts.some((r) => OPEN.has(r.status) && domainMatches(domainOf(r.address), selector))) continue;
       m.meta.nextAttempt = now;
       this.ready.push(m.meta.id);
@@ -220,7 +232,7 @@ export class DeliveryQueue {
     return {
       id: meta.id, sender: meta.from, recipients: open.map((r) => r.address), size: meta.size,
       receivedAt: meta.receivedAt, attempts: meta.attempts, nextAttempt: meta.nextAttempt,
-      lastError: open.find((r) => r.error)?.error, inFlight: this.inFlight.has(meta.id),
+      lastError: open.find((r) => r.error)?.error, inFlight: this.inFlight.has(meta.id), held: meta.held === true,
     };
   }
 
@@ -274,13 +286,15 @@ export class DeliveryQueue {
   }
 
   /** Total, per domain (open recipients), oldest — for GET /queue. */
-  summary(): { total: number; recipients: number; domains: Record<string, number>; oldest: string | null; deferred: number } {
+  summary(): { total: number; recipients: number; domains: Record<string, number>; oldest: string | null; deferred: number; held: number } {
     const domains: Record<string, number> = {};
     let oldest = Infinity;
     let recipients = 0;
     let deferred = 0;
+    let held = 0;
     for (const { meta } of this.spool.messages.values()) {
       oldest = Math.min(oldest, meta.receivedAt);
+      if (meta.held) held++;
       let isDeferred = false;
       for (const r of meta.rcpts) {
         if (!OPEN.has(r.status)) continue;
@@ -291,7 +305,70 @@ export class DeliveryQueue {
       }
       if (isDeferred) deferred++;
     }
-    return { total: this.spool.messages.size, recipients, domains, oldest: oldest === Infinity ? null : new Date(oldest).toISOString(), deferred };
+    return { total: this.spool.messages.size, recipients, domains, oldest: oldest === Infinity ? null : new Date(oldest).toISOString(), deferred, held };
+  }
+
+  // ---- admin operations (hold, release, retry, delete; issue 14) ----
+
+  /**
+   * Puts a message on hold or releases it. The hold takes effect at once in memory (no new
+   * attempt starts) and is reported only once its record is durable; if the write fails the
+   * change is undone and the error thrown. A running attempt finishes (what it delivers is
+   * delivered). Release makes the message due now.
+   */
+  async setHeld(id: string, held: boolean): Promise<QueuedMessageInfo> {
+    const m = this.spool.messages.get(id);
+    if (!m) throw new QueueOperationError('not-found', `message ${id} is not in the queue`);
+    if ((m.meta.held === true) === held) return this.info(m.meta);
+    const before = { held: m.meta.held, nextAttempt: m.meta.nextAttempt };
+    m.meta.held = held;
+    if (!held) m.meta.nextAttempt = Date.now();
+    try {
+      await this.spool.commitUpdate(id);
+    } catch (err) {
+      m.meta.held = before.held;
+      m.meta.nextAttempt = before.nextAttempt;
+      throw err;
+    }
+    this.log.info({ event: held ? 'hold' : 'release', id }, held ? 'message put on hold' : 'message released');
+    if (!held) this.schedule(id, m.meta.nextAttempt);
+    return this.info(m.meta);
+  }
+
+  /** Makes one message due now (postqueue -i). Refused for a held message: release it. */
+  retryNow(id: string): QueuedMessageInfo {
+    const m = this.spool.messages.get(id);
+    if (!m) throw new QueueOperationError('not-found', `message ${id} is not in the queue`);
+    if (m.meta.held) throw new QueueOperationError('held', `message ${id} is on hold: release it to deliver it`);
+    if (!this.inFlight.has(id)) {
+      m.meta.nextAttempt = Date.now();
+      this.ready.push(id);
+      this.pump();
+    }
+    return this.info(m.meta);
+  }
+
+  /**
+   * Deletes a message (postsuper -d). With `dsn`, its open recipients fail with `reason` and
+   * the sender gets a DSN (queued durably before the message goes); without, it goes
+   * silently. Refused while an attempt runs (it could be delivering right now).
+   */
+  async delete(id: string, options: { dsn: boolean; reason?: string }): Promise<QueuedMessageInfo> {
+    const m = this.spool.messages.get(id);
+    if (!m) throw new QueueOperationError('not-found', `message ${id} is not in the queue`);
+    if (this.inFlight.has(id)) throw new QueueOperationError('in-flight', `message ${id} is being delivered right now; try again`);
+    const info = this.info(m.meta);
+    const reason = options.reason ?? '550 5.0.0 message deleted from the queue by the administrator';
+    this.log.info({ event: 'delete', id, dsn: options.dsn, from: m.meta.from, recipients: info.recipients }, 'message deleted by the administrator');
+    if (options.dsn) {
+      for (const r of m.meta.rcpts) if (OPEN.has(r.status)) { r.status = 'failed'; r.error = reason; }
+      await this.finishOrUpdate(m.meta);
+    } else {
+      this.dropHot(id);
+      await this.spool.remove(id);
+      this.updateGauge();
+    }
+    return info;
   }
 
   // ---- scheduling ----
@@ -323,7 +400,7 @@ export class DeliveryQueue {
     while (!this.paused && this.ready.length > 0 && this.inFlight.size < this.settings.concurrency) {
       const id = this.ready.shift()!;
       const m = this.spool.messages.get(id);
-      if (!m || this.inFlight.has(id) || m.meta.nextAttempt > Date.now()) continue;
+      if (!m || m.meta.held || this.inFlight.has(id) || m.meta.nextAttempt > Date.now()) continue;
       this.inFlight.add(id);
       void this.attempt(m.meta).finally(() => {
         this.inFlight.delete(id);

@@ -148,8 +148,17 @@ export class Drainer {
     let announced = false;
     while (!this.#stopped) {
       await queue.retryFinished(); // a DSN that could not be queued before: the original waits for it
-      const held = queue.list().filter((m) => !m.inFlight && m.recipients.length > 0);
-      if (held.length === 0) {
+      // messages on hold stay here (issue 14): never handed off, and the node is not drained
+      // while it holds any (isDrained counts them in total) until they are released or deleted
+      const toHandOff = queue.list().filter((m) => !m.inFlight && !m.held && m.recipients.length > 0);
+      const onHold = queue.summary().held;
+      if (toHandOff.length === 0 && onHold > 0) {
+        this.#state = 'handing-off';
+        this.#lastError = `${onHold} message(s) on hold: release or delete them to finish the drain`;
+        await this.#pause(this.#options.retryDelayMs);
+        continue;
+      }
+      if (toHandOff.length === 0) {
         if (this.drained) {
           this.#state = 'drained';
           if (!announced) this.#node.log.info({ event: 'drain', handedOff: this.#handedOff }, 'drain complete: listener closed, no session, queue empty');
@@ -161,7 +170,7 @@ export class Drainer {
       }
       this.#state = 'handing-off';
       this.#nowhereToGo = this.#targets().length === 0;
-      const moved = await this.#handOffAll(held);
+      const moved = await this.#handOffAll(toHandOff);
       // no pooled connection outlives a round: an idle one would hold the peer's own drain open
       this.#sender.close();
       if (moved === 0) await this.#pause(this.#options.retryDelayMs);

@@ -42,6 +42,8 @@ export interface MessageMeta {
    * record; its length and CRC are here, covered by the record's CRC.
    */
   blob?: { length: number; crc: number };
+  /** On hold (admin API): no delivery attempt, ETRN or drain hand-off until released. */
+  held?: boolean;
 }
 
 export interface UpdateRecord {
@@ -49,6 +51,8 @@ export interface UpdateRecord {
   rcpts: RecipientState[];
   attempts: number;
   nextAttempt: number;
+  /** Present once a message was ever held or released (older records lack it). */
+  held?: boolean;
 }
 
 function frame(type: number, payload: Buffer): Buffer {

@@ -287,6 +287,7 @@ export class Spool {
             m.meta.rcpts = r.update.rcpts;
             m.meta.attempts = r.update.attempts;
             m.meta.nextAttempt = r.update.nextAttempt;
+            if (r.update.held !== undefined) m.meta.held = r.update.held;
             this.setState(m, seq, r.length);
           }
         } else {
@@ -562,11 +563,7 @@ export class Spool {
   private writeUpdate(id: string, lazy: boolean): Promise<void> {
     const m = this.messages.get(id);
     if (!m) return Promise.resolve();
-    const { rcpts, attempts, nextAttempt } = m.meta;
-    const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt });
-    return this.enqueue([rec], rec.length, 'metadata', {
-      durable: (seq) => { if (!m.removed) this.setState(m, seq, rec.length); },
-    }, lazy).then(() => {}, (err) => {
+    return this.enqueueUpdate(m, lazy).then(() => {}, (err) => {
       this.warn('spool update failed', { id, err: (err as Error).message });
     });
   }
@@ -582,6 +579,26 @@ export class Spool {
     } finally {
       this.flushing = this.closed;
     }
+  }
+
+  /**
+   * Records the message's current state like update(), but never lazily: resolves only once
+   * the record is durable and rejects when it cannot be written. An admin hold (issue 14) is
+   * answered only once it survives a restart.
+   */
+  async commitUpdate(id: string): Promise<void> {
+    const m = this.messages.get(id);
+    if (!m) return;
+    await this.enqueueUpdate(m, false);
+  }
+
+  /** One update record with the message's current state (recipients, attempts, hold). */
+  private enqueueUpdate(m: StoredMessage, lazy: boolean): Promise<{ seg: number; offset: number }> {
+    const { id, rcpts, attempts, nextAttempt, held } = m.meta;
+    const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt, ...(held !== undefined ? { held } : {}) });
+    return this.enqueue([rec], rec.length, 'metadata', {
+      durable: (seq) => { if (!m.removed) this.setState(m, seq, rec.length); },
+    }, lazy);
   }
 
   /** Removes a message whose recipients are all done. */

@@ -10,7 +10,8 @@ import { parseSmtpserverConf } from '../../../node-image/src/config/parse.ts';
 import { loadConfigDir } from '../../../node-image/src/config/load.ts';
 import { parseSmtpAuthUsers, tlsLevelFor } from '../../../node-image/src/config/security.ts';
 import { ConfigError } from '../../../node-image/src/config/types.ts';
-import { decideAdminAuth } from '../../../node-image/src/admin/auth.ts';
+import { adminCredentialHeader, decideAdminAuth, PROXY_AUTH_HEADER } from '../../../node-image/src/admin/auth.ts';
+import type { IncomingMessage } from 'node:http';
 import { authenticate, hashPassword, parsePhcScrypt, verifyPassword } from '../../../node-image/src/smtp/auth.ts';
 import { WindowCounter } from '../../../node-image/src/smtp/limits.ts';
 import { levelForDomain, tlsConnectionOptions } from '../../../node-image/src/delivery/tls-policy.ts';
@@ -117,6 +118,16 @@ describe('admin credential (contract 1)', () => {
   });
   it('property: only the exact token passes', () => {
     fc.assert(fc.property(fc.string({ minLength: 1 }).filter((s) => !/\s/.test(s)), (guess) => decideAdminAuth(`Bearer ${guess}`, digest).ok === (guess === token)));
+  });
+  it('the pod-proxy header (issue 14) counts only when Authorization is absent, and is checked the same way', () => {
+    const req = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
+    assert.equal(adminCredentialHeader(req({ [PROXY_AUTH_HEADER]: `Bearer ${token}` })), `Bearer ${token}`);
+    // a wrong Authorization is not rescued by a right proxy header
+    const both = adminCredentialHeader(req({ authorization: 'Bearer wrong', [PROXY_AUTH_HEADER]: `Bearer ${token}` }));
+    assert.equal(both, 'Bearer wrong');
+    assert.equal(decideAdminAuth(both, digest).ok, false);
+    assert.equal(adminCredentialHeader(req({})), undefined);
+    assert.equal(decideAdminAuth(adminCredentialHeader(req({ [PROXY_AUTH_HEADER]: `Bearer ${token}x` })), digest).ok, false);
   });
 });
 

@@ -1,0 +1,174 @@
+// `kubectl mailcluster` against the local control plane (issue 14): a real operator runs a
+// 2-node MailCluster; mail waits deferred on the nodes (the next hop is down); the plugin,
+// started by the real kubectl's plugin discovery, lists every node with its queue. Local
+// mode's pod IPs are loopback addresses, which the API server refuses to proxy to, so the
+// default (`--via auto`) talks to them directly; `--via proxy` shows the API server's refusal.
+// With the operator's admin credential (contract 1): hold keeps a message through an ETRN to
+// Addr[0]; release lets it go. Run under the e2e lock (BRIEF). Own servers: 127.48.140.0/24.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { sharedLocalCluster } from '../../support/local-cluster.ts';
+import { addressIn, freePort } from '../../support/addresses.ts';
+import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
+import { startCaptureServer, type CaptureServer } from '../../support/capture-server.ts';
+import { swaks } from '../../support/swaks.ts';
+import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
+import { node24, repoRoot } from '../../support/mail-node.ts';
+import { clients, conditionOf, crdYaml, getMailCluster, mailClusterObject, startOperator, type Clients, type OperatorProcess } from '../operator/harness.ts';
+
+type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
+const NS = `ops-e2e-${randomBytes(3).toString('hex')}`;
+const MC = 'relay';
+const SMTP_PORT = 2525;
+const own = (i: number) => addressIn('127.48.140.0/24', i);
+
+describe('kubectl mailcluster against the local control plane (issue 14)', function () {
+  this.timeout(180_000);
+  let cluster: Cluster;
+  let c: Clients;
+  let operator: OperatorProcess;
+  let dns: DnsServer;
+  let capture: CaptureServer;
+  let binDir: string;
+
+  const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input === undefined ? {} : { input });
+  /** `kubectl mailcluster ...` through kubectl's own plugin discovery (kubectl-mailcluster on the PATH). */
+  const plugin = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(cluster.kubectlPath, ['mailcluster', ...args], {
+      env: { ...process.env, PATH: `${binDir}:${process.env.PATH}`, KUBECONFIG: cluster.kubeconfigPath },
+      timeout: 60_000,
+    }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+
+  before(async function () {
+    this.timeout(900_000);
+    cluster = await sharedLocalCluster();
+    c = clients(cluster.kubeConfig);
+    binDir = makeTempDir('kubectl-plugin-bin');
+    // what `npm install -g` does: kubectl-mailcluster on the PATH, a link to the shim; the shim
+    // re-runs itself on Node 24 from node_modules when the PATH's node is older
+    symlinkSync(join(repoRoot, 'bin', 'kubectl-mailcluster.js'), join(binDir, 'kubectl-mailcluster'));
+    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
+    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
+    await kubectl(['create', 'namespace', NS]);
+    capture = await startCaptureServer({ address: own(10), port: await freePort(own(10)) });
+    await capture.stop(); // the next hop is down: mail waits deferred on the nodes
+    dns = await startDns({ address: own(2), mx: [{ domain: 'customer.example', host: 'mx.customer.example', preference: 10 }], a: [{ name: 'mx.customer.example', ip: own(10) }] });
+    operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS]);
+    await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, MC, {
+      replicas: 2, hostname: 'smtp.isp.example', relayDomains: ['customer.example'], service: { port: SMTP_PORT },
+      delivery: { dnsServer: dns.server, port: capture.port, retryInterval: '1h' }, drainTimeout: '60s',
+    })));
+    await waitUntil('MailCluster Ready with 2 nodes', async () => {
+      const mc = await getMailCluster(c, NS, MC);
+      return conditionOf(mc, 'Ready')?.status === 'True' && mc.status?.readyReplicas === 2 && !!mc.status?.address;
+    }, { timeoutMs: 120_000, intervalMs: 250 });
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await operator?.stop();
+    if (cluster) await kubectl(['delete', 'namespace', NS, '--wait=false']).catch(() => undefined);
+    await dns?.stop();
+    await capture?.stop();
+    if (binDir) removeTempDir(binDir);
+  });
+
+  it('status lists every node with its role and queue (pod IPs directly for loopback pods; the pod proxy refuses them)', async () => {
+    const address = (await getMailCluster(c, NS, MC)).status.address as string;
+    for (let i = 0; i < 4; i++) {
+      const r = await swaks({ server: `${address}:${SMTP_PORT}`, from: 'sender@isp.example', to: `user${i}@customer.example`, headers: [`X-Tag: e2e-${i}`], body: 'x', timeoutSeconds: 15 });
+      assert.equal(r.lastCode, 250, r.transcript);
+    }
+    type Row = { node: string; role: string; queue: number; error: string | null; oldestSeconds: number | null };
+    let rows: Row[] = [];
+    await waitUntil('4 messages queued over the nodes', async () => {
+      const r = await plugin('-n', NS, 'status', '-o', 'json');
+      if (r.code !== 0) throw new Error(r.stderr || r.stdout);
+      rows = (JSON.parse(r.stdout) as { nodes: Row[] }).nodes;
+      return rows.reduce((n, x) => n + x.queue, 0) === 4;
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    assert.deepEqual(rows.map((r) => [r.node, r.role, r.error]), [[`${MC}-0`, 'serving', null], [`${MC}-1`, 'serving', null]]);
+    // through the API server's pod proxy: it refuses loopback pod IPs (local mode's 127.x), with a clear error per node
+    const proxied = await plugin('-n', NS, 'status', '--via', 'proxy', '-o', 'json');
+    assert.equal(proxied.code, 1);
+    for (const n of (JSON.parse(proxied.stdout) as { nodes: Row[] }).nodes) assert.match(n.error ?? '', /address not allowed/);
+    assert.ok(rows.every((r) => r.queue === 0 || (r.oldestSeconds !== null && r.oldestSeconds >= 0)));
+    const table = await plugin('-n', NS, '-c', MC, 'status');
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^MailCluster relay: 2 node\(s\), 4 message\(s\) queued$/m);
+    assert.match(table.stdout, /^NODE\s+ROLE\s+PHASE\s+READY\s+IP\s+QUEUE\s+HELD\s+DEFERRED\s+OLDEST\s+STATE$/m);
+    assert.match(table.stdout, /^relay-0\s+serving\s+Running\s+true\s+127\.40\./m);
+    const direct = await plugin('-n', NS, 'status', '--via', 'direct', '-o', 'json');
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.equal((JSON.parse(direct.stdout) as { nodes: Row[] }).nodes.reduce((n, x) => n + x.queue, 0), 4);
+  });
+
+  it('queue operations with the admin token (Secret <name>-admin): list, show, hold through an ETRN to Addr[0], release', async () => {
+    // The operator writes the credential (contract 1, issue 10): the digest into each node's
+    // config, the token into Secret <name>-admin. Until it does, this test stops the operator
+    // (so that it does not rewrite the ConfigMaps), adds the digest to each node's rendered
+    // config and creates the Secret itself; first it checks that queue operations without a
+    // credential fail with a clear message.
+    const conf = (await c.core.readNamespacedConfigMap({ name: `${MC}-0-config`, namespace: NS })).data?.['smtpserver.conf'] ?? '';
+    if (!conf.includes('admin-token-sha256')) {
+      const r = await plugin('-n', NS, 'queue', 'list');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr + r.stdout, /no admin token|403|forbidden/i, r.stderr + r.stdout);
+      await operator.stop();
+      const token = randomBytes(24).toString('hex');
+      const digest = createHash('sha256').update(token).digest('hex');
+      await kubectl(['create', 'secret', 'generic', `${MC}-admin`, '-n', NS, `--from-literal=token=${token}`]);
+      for (const i of [0, 1]) {
+        const name = `${MC}-${i}-config`;
+        const text = (await c.core.readNamespacedConfigMap({ name, namespace: NS })).data!['smtpserver.conf'];
+        await kubectl(['patch', 'configmap', name, '-n', NS, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/data/smtpserver.conf', value: `${text}PARAM admin-token-sha256 ${digest}\n` }])]);
+      }
+    }
+    let listed: Array<{ node: string; messages: Array<{ id: string; recipients: string[]; state: string }> }> = [];
+    await waitUntil('queue list answers on both nodes', async () => {
+      const r = await plugin('-n', NS, 'queue', 'list', '-o', 'json');
+      if (r.code !== 0) return false;
+      listed = (JSON.parse(r.stdout) as { nodes: typeof listed }).nodes;
+      return listed.length === 2 && listed.every((n) => Array.isArray(n.messages));
+    }, { timeoutMs: 60_000, intervalMs: 1000 });
+    const all = listed.flatMap((n) => n.messages.map((m) => ({ ...m, node: n.node })));
+    assert.equal(all.length, 4);
+    const target = all.find((m) => m.recipients[0] === 'user0@customer.example')!;
+    const table = await plugin('-n', NS, 'queue', 'list');
+    assert.match(table.stdout, /^NODE\s+ID\s+STATE\s+SIZE\s+RECEIVED\s+SENDER\s+RECIPIENTS\s+LAST ERROR$/m);
+    const hold = await plugin('-n', NS, 'queue', 'hold', target.id);
+    assert.equal(hold.code, 0, hold.stderr + hold.stdout);
+    assert.match(hold.stdout, new RegExp(`${target.node}: ${target.id}: hold ok \\(held\\)`));
+    const show = await plugin('-n', NS, 'queue', 'show', target.id);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /state: held/);
+    assert.match(show.stdout, /X-Tag: e2e-0/);
+    // the customer comes back and says ETRN to Addr[0]: everything but the held message goes
+    await capture.start();
+    const etrn = await plugin('-n', NS, 'etrn', 'customer.example');
+    assert.equal(etrn.code, 0, etrn.stderr + etrn.stdout);
+    await capture.waitForMessages(3, 30_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(!capture.messages.some((m) => m.rcptTo.includes('user0@customer.example')), 'the held message stayed');
+    const st = JSON.parse((await plugin('-n', NS, 'status', '-o', 'json')).stdout) as { nodes: Array<{ queue: number; held: number }> };
+    assert.deepEqual([st.nodes.reduce((n, x) => n + x.queue, 0), st.nodes.reduce((n, x) => n + (x.held ?? 0), 0)], [1, 1]);
+    const summary = await plugin('-n', NS, 'queue', 'summary');
+    assert.equal(summary.code, 0, summary.stderr + summary.stdout);
+    assert.match(summary.stdout, /^MailCluster relay \(2 of 2 node\(s\)\): total 1  held 1  deferred 0/m);
+    assert.match(summary.stdout, /^customer\.example\s+1\s+1\s+1\s+0\s/m);
+    const release = await plugin('-n', NS, 'queue', 'release', target.id);
+    assert.equal(release.code, 0, release.stderr + release.stdout);
+    await waitUntil('the released message delivered', () => capture.messages.some((m) => m.rcptTo.includes('user0@customer.example')), { timeoutMs: 30_000 });
+    assert.equal(capture.messages.length, 4, 'each message delivered once');
+    // drain one node by hand: it stops accepting and reports itself drained (its queue is empty)
+    const drain = await plugin('-n', NS, 'drain', `${MC}-1`, '--wait');
+    assert.equal(drain.code, 0, drain.stderr + drain.stdout);
+    assert.match(drain.stdout, /relay-1: draining; 0 message\(s\) left/);
+    const after = JSON.parse((await plugin('-n', NS, 'status', '-o', 'json')).stdout) as { nodes: Array<{ node: string; draining: boolean | null }> };
+    assert.deepEqual(after.nodes.map((n) => [n.node, n.draining]), [[`${MC}-0`, false], [`${MC}-1`, true]]);
+  });
+});
