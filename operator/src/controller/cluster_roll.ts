@@ -26,7 +26,7 @@ export function planRoll(ctx: PlanContext, outdated: Array<[number, ObservedPod]
   if (!allOthersReady(i)) return;
   // A pod that does not serve has nothing in flight: replace it (its spool stays).
   if (!isPodReady(p)) {
-    deletePod(out, name, i, true);
+    deletePod(out, name, i);
     out.events.push({ type: 'Normal', reason: 'Rolling', message: `replacing ${p.metadata.name} (not ready) with the new pod template` });
     ctx.requeue(POLL_MS);
   } else {

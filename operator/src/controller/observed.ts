@@ -19,6 +19,7 @@ export interface KObject {
 }
 
 export interface ObservedPod extends KObject {
+  spec?: { volumes?: Array<{ name?: string; persistentVolumeClaim?: { claimName?: string } }> };
   status?: {
     phase?: string;
     podIP?: string;
@@ -40,8 +41,14 @@ export interface ObservedConfigMap extends KObject {
   data?: Record<string, string>;
 }
 
-/** What GET /queue on a draining node answered (or why it could not be asked). */
-export type QueueProbe = { total: number; draining?: boolean } | { error: string };
+/**
+ * What GET /queue on a draining node answered (or why it could not be asked). `uid` is the
+ * UID of the pod whose address was asked, so an answer is never credited to another pod of
+ * the same name; `drained` is the node's own word (contract 2), absent = not drained.
+ */
+export type QueueProbe =
+  | { total: number; draining?: boolean; drained?: boolean; uid?: string }
+  | { error: string; uid?: string };
 
 /** The user's TLS Secret, when spec.tls names one. */
 export type TlsSecretState = 'ok' | 'missing' | 'invalid';

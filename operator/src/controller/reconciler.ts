@@ -93,11 +93,15 @@ export class Reconciler {
     if (cluster) await this.d.events.record(cluster, { type: 'Warning', reason: 'ReconcileError', message });
   }
 
+  /**
+   * Asks every draining pod that has an address for its queue. The answer is recorded with
+   * the UID of the pod asked, so the planner never credits it to another pod of that name.
+   */
   private async probeDrainingQueues(pods: ObservedPod[]): Promise<Record<string, QueueProbe>> {
-    const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.metadata.annotations?.[ANNOTATION_DRAIN_REQUESTED] && p.status?.podIP);
+    const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.status?.podIP);
     const entries = await Promise.all(draining.map(async (p) => {
       const ip = p.status!.podIP!;
-      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`)] as const;
+      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`, p.metadata.uid)] as const;
     }));
     return Object.fromEntries(entries);
   }

@@ -22,6 +22,7 @@ export class World {
   queues: ObservedState['queues'] = {};
   tlsSecret: ObservedState['tlsSecret'];
   now = NOW;
+  private uids = 0;
 
   constructor(cluster: MailCluster) { this.cluster = cluster; }
 
@@ -55,6 +56,8 @@ export class World {
       const copy = structuredClone(obj);
       const before = this.get(copy.kind!, copy.metadata.name);
       if (before && 'status' in before) copy.status = before.status;
+      // The API server gives every new object a UID and keeps it across updates.
+      copy.metadata.uid = before?.metadata.uid ?? `uid-${copy.metadata.name}-${++this.uids}`;
       if (copy.kind === 'Service' && !(copy.spec as any).clusterIP) (copy.spec as any).clusterIP = (before?.spec as any)?.clusterIP ?? '10.96.0.10';
       this.objects.set(this.key(copy.kind!, copy.metadata.name), copy);
     }
@@ -80,6 +83,13 @@ export class World {
       conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
       containerStatuses: [{ ready, restartCount: 0, state: {} }],
     };
+  }
+
+  /** What GET /queue of pod `name` answers (contract 2), recorded with that pod's UID. */
+  report(name: string, total: number, state: { draining?: boolean; drained?: boolean } = {}): void {
+    const uid = this.get('Pod', name)?.metadata.uid;
+    const draining = state.draining ?? true;
+    this.queues[name] = { total, draining, drained: state.drained ?? (draining && total === 0), ...(uid ? { uid } : {}) };
   }
 
   setLoadBalancer(ip: string): void {

@@ -159,6 +159,10 @@ describe('operator planner', () => {
     assert.deepEqual(plan(w.observed()).drain.map((d) => d.pod), ['mc-4'], 'a node that forgot it drains (restart) is asked again');
 
     w.queues = { 'mc-4': { total: 0, draining: true } };
+    assert.deepEqual(plan(w.observed()).delete, [], 'an empty queue is not the node\'s word that it is drained');
+    w.report('mc-4', 0, { drained: false });
+    assert.deepEqual(plan(w.observed()).delete, [], 'drained: false (a session still open) keeps it');
+    w.report('mc-4', 0);
     p = plan(w.observed());
     assert.deepEqual(p.delete, [
       { apiVersion: 'v1', kind: 'PersistentVolumeClaim', name: 'mc-4-spool' },
@@ -173,7 +177,7 @@ describe('operator planner', () => {
     assert.deepEqual(p.patchPods.map((x) => x.name), ['mc-3']);
     w.apply(p);
     w.apply(plan(w.observed()));
-    w.queues = { 'mc-3': { total: 0 } };
+    w.report('mc-3', 0);
     w.apply(plan(w.observed()));
     w.apply(plan(w.observed()));
     assert.deepEqual(names(w.list('Pod')), ['mc-0', 'mc-1', 'mc-2']);
