@@ -8,6 +8,10 @@ it, hence `create` next to `patch`.
 - apiGroups: ["mailcluster.io"]
   resources: ["mailclusters"]
   verbs: ["list", "watch"]
+# The finalizer of storage.retentionPolicy.whenDeleted: Delete (a merge patch of metadata.finalizers).
+- apiGroups: ["mailcluster.io"]
+  resources: ["mailclusters"]
+  verbs: ["patch"]
 - apiGroups: ["mailcluster.io"]
   resources: ["mailclusters/status"]
   verbs: ["patch"]

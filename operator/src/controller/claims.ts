@@ -8,9 +8,11 @@
 // `drained: true` (listener closed, no open session, nothing queued, held mail included) and
 // a total of 0. A pod that is gone, Pending or without an address has said nothing about its
 // claim, so nothing here lets its claim go: the planner starts it and drains it instead.
-import type { DeleteRequest } from './plan_context.ts';
+import { indexOf } from '../resources/labels.ts';
 import { podName, spoolClaimName } from '../resources/names.ts';
+import { disownedSpoolClaim } from '../resources/pvc.ts';
 import type { ObservedPod, QueueProbe } from './observed.ts';
+import { isTerminating, type DeleteRequest, type PlanContext } from './plan_context.ts';
 
 /** True when `pod` mounts `claim` as a volume. */
 export function mountsClaim(pod: ObservedPod, claim: string): boolean {
@@ -42,4 +44,17 @@ export function deleteDrainedNode(out: { delete: DeleteRequest[] }, cluster: str
   out.delete.push({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', name: claim });
   deletePod(out, cluster, index);
   return true;
+}
+
+/**
+ * Claims carry no owner reference (pvc.ts): one that still has one (made by an earlier
+ * operator version) is applied again without it, so deleting the MailCluster cannot take it.
+ */
+export function planClaimOwnership(ctx: PlanContext): void {
+  for (const claim of ctx.observed.claims) {
+    const i = indexOf(claim);
+    if (i === undefined || claim.metadata.name !== spoolClaimName(ctx.name, i) || isTerminating(claim)) continue;
+    if ((claim.metadata.ownerReferences ?? []).length === 0) continue;
+    ctx.out.apply.push(disownedSpoolClaim(ctx.cluster, ctx.spec, i, claim as Parameters<typeof disownedSpoolClaim>[3]));
+  }
 }

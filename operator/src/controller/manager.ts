@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KIND } from '../api/v1alpha1/types.ts';
+import { LABEL_CLUSTER } from '../resources/labels.ts';
 import { EventRecorder } from './events.ts';
 import { InformerSet } from './informers.ts';
 import { LeaderElector } from './leader.ts';
@@ -33,7 +34,10 @@ export function ownerKey(kind: string, obj: KObject): string | undefined {
   if (!ns) return undefined;
   if (kind === KIND) return `${ns}/${obj.metadata.name}`;
   const owner = (obj.metadata.ownerReferences ?? []).find((r) => r.controller && r.kind === KIND);
-  return owner?.name ? `${ns}/${owner.name}` : undefined;
+  if (owner?.name) return `${ns}/${owner.name}`;
+  // Spool claims carry no owner reference: their cluster label names the MailCluster.
+  const cluster = kind === 'PersistentVolumeClaim' ? obj.metadata.labels?.[LABEL_CLUSTER] : undefined;
+  return cluster ? `${ns}/${cluster}` : undefined;
 }
 
 export class Manager {

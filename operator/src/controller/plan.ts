@@ -10,12 +10,15 @@
 //   cluster_roll.ts      rolling template changes
 //   cluster_config.ts    every node's ConfigMap
 //   cluster_status.ts    status and conditions
+//   cluster_deletion.ts  retentionPolicy.whenDeleted: the finalizer and the drain-out
 //   claims.ts            the one place a spool claim is deleted
 import { withDefaults } from '../api/v1alpha1/defaults.ts';
 import type { MailCluster } from '../api/v1alpha1/types.ts';
 import { indexOf } from '../resources/labels.ts';
 import { podName } from '../resources/names.ts';
+import { planClaimOwnership } from './claims.ts';
 import { planClusterChildren } from './cluster_children.ts';
+import { deletionMode, releaseWhenEmpty } from './cluster_deletion.ts';
 import { planConfiguration } from './cluster_config.ts';
 import { planCreate } from './cluster_create.ts';
 import { outdatedPods, planRoll } from './cluster_roll.ts';
@@ -31,9 +34,15 @@ export {
 
 export function plan(observed: ObservedState): Plan {
   const { cluster } = observed;
-  if (cluster.metadata.deletionTimestamp) return { apply: [], patchPods: [], drain: [], delete: [], events: [] }; // garbage collection takes the children
-  const ctx = newContext(observed, withDefaults(cluster.spec));
-  const { out, name, spec, desired } = ctx;
+  const spec = withDefaults(cluster.spec);
+  const deletion = deletionMode(cluster, spec);
+  if (deletion.untouched) {
+    // Being deleted without our finalizer: garbage collection takes the children, claims stay.
+    return { apply: [], patchPods: [], drain: [], delete: [], events: [], ...(deletion.finalizers ? { finalizers: deletion.finalizers } : {}) };
+  }
+  const ctx = newContext(observed, spec, deletion.drainOut ? 0 : spec.replicas);
+  const { out, name, desired } = ctx;
+  if (deletion.finalizers) out.finalizers = deletion.finalizers;
 
   const service = planClusterChildren(ctx);
 
@@ -55,6 +64,7 @@ export function plan(observed: ObservedState): Plan {
     out.events.push({ type: 'Warning', reason: tlsProblem.reason, message: `TLS Secret ${tlsProblem.secret} is ${tlsProblem.reason === 'TLSSecretMissing' ? 'missing' : 'invalid'}: no new nodes are started` });
   }
 
+  planClaimOwnership(ctx);
   const { missing, creating } = planCreate(ctx, pods);
 
   const draining = pods.live.filter(([, p]) => roleOf(p) === 'draining');
@@ -72,6 +82,13 @@ export function plan(observed: ObservedState): Plan {
 
   const { view, reconfigured } = planConfiguration(ctx, pods, creating, service);
   planStatus(ctx, { live: pods.live, serving, excess, outdated, missing, reconfigured, view, service });
+  if (deletion.drainOut) {
+    const released = releaseWhenEmpty(cluster, byIndex.size, observed.claims.length);
+    if (released) {
+      out.finalizers = released;
+      out.events.push({ type: 'Normal', reason: 'SpoolsDrained', message: 'every node reported itself drained and every spool claim is deleted; releasing the MailCluster' });
+    }
+  }
   return out;
 }
 

@@ -41,6 +41,8 @@ export interface Plan {
   events: PlannedEvent[];
   /** The new status, only when it differs from the current one. */
   status?: MailClusterStatus;
+  /** The MailCluster's new finalizer list, only when it must change (retentionPolicy Delete). */
+  finalizers?: string[];
   /** Come back after this long even without a watch event (drain polling, waiting). */
   requeueAfterMs?: number;
 }
@@ -98,7 +100,8 @@ export function sinceMs(value: string | undefined, now: Date): number | undefine
 export const iso = (d: Date): string => d.toISOString();
 export const adminUrl = (ip: string, path: string): string => `http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}${path}`;
 
-export function newContext(observed: ObservedState, spec: DefaultedSpec): PlanContext {
+/** `desired` is spec.replicas, or 0 while a MailCluster with whenDeleted: Delete drains out. */
+export function newContext(observed: ObservedState, spec: DefaultedSpec, desired = spec.replicas): PlanContext {
   const out: Plan = { apply: [], patchPods: [], drain: [], delete: [], events: [] };
   return {
     out,
@@ -106,7 +109,7 @@ export function newContext(observed: ObservedState, spec: DefaultedSpec): PlanCo
     cluster: observed.cluster,
     name: observed.cluster.metadata.name,
     spec,
-    desired: spec.replicas,
+    desired,
     now: observed.now,
     drainingFacts: [],
     requeue(ms) { out.requeueAfterMs = Math.min(out.requeueAfterMs ?? ms, ms); },

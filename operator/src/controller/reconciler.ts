@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { GROUP, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
-import { ANNOTATION_DRAIN_REQUESTED, LABEL_ROLE } from '../resources/labels.ts';
+import { GROUP, KIND, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
+import { ANNOTATION_DRAIN_REQUESTED, LABEL_CLUSTER, LABEL_ROLE } from '../resources/labels.ts';
 import { ADMIN_PORT } from '../resources/names.ts';
 import type { EventRecorder } from './events.ts';
 import type { InformerSet } from './informers.ts';
@@ -41,6 +41,16 @@ function ownedBy(uid: string | undefined) {
   return (o: KObject): boolean => Boolean(uid) && (o.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
 }
 
+/**
+ * Spool claims of cluster `name`: found by label, not by owner — they carry no owner reference
+ * (so a MailCluster created again with the same name adopts them). One that still has a
+ * MailCluster owner (an earlier operator version) is ours too; the planner disowns it.
+ */
+export function spoolClaimsOf(name: string) {
+  return (o: KObject): boolean => o.metadata.labels?.[LABEL_CLUSTER] === name
+    && (o.metadata.ownerReferences ?? []).every((r) => !r.controller || r.kind === KIND);
+}
+
 export class Reconciler {
   private readonly d: ReconcilerDeps;
 
@@ -58,7 +68,7 @@ export class Reconciler {
       cluster,
       pods,
       configMaps: children('ConfigMap'),
-      claims: children('PersistentVolumeClaim'),
+      claims: this.d.informers.list('PersistentVolumeClaim', namespace).filter(spoolClaimsOf(name)),
       secrets: children('Secret'),
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
@@ -71,7 +81,7 @@ export class Reconciler {
     const p = plan(observed);
     const planned = Date.now();
     await this.execute(cluster, p);
-    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length > 0 || p.status) {
+    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length > 0 || p.status || p.finalizers) {
       this.d.log.info({
         cluster: key,
         applied: p.apply.map((o) => `${o.kind}/${o.metadata.name}`),
@@ -79,6 +89,7 @@ export class Reconciler {
         drained: p.drain.map((x) => x.pod),
         deleted: p.delete.map((x) => `${x.kind}/${x.name}`),
         status: p.status !== undefined,
+        ...(p.finalizers ? { finalizers: p.finalizers } : {}),
         observeMs: planned - started,
         executeMs: Date.now() - planned,
       }, 'reconciled');
@@ -116,11 +127,24 @@ export class Reconciler {
     }
   }
 
+  /** A merge patch of metadata.finalizers, tied to the resourceVersion seen (409 if it moved). */
+  private async patchFinalizers(cluster: MailCluster, finalizers: string[]): Promise<void> {
+    this.write('patch', 'MailCluster');
+    await this.d.custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: PLURAL, namespace: cluster.metadata.namespace, name: cluster.metadata.name,
+      body: { metadata: { finalizers, ...(cluster.metadata.resourceVersion ? { resourceVersion: cluster.metadata.resourceVersion } : {}) } },
+    }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  }
+
   private write(verb: string, kind: string): void { this.d.metrics.writes.inc({ verb, kind }); }
 
   private async execute(cluster: MailCluster, p: Plan): Promise<void> {
     const { objects, log } = this.d;
     const ns = cluster.metadata.namespace;
+    // A finalizer is added before anything is created (a MailCluster deleted right away is
+    // held too) and removed only after every delete of this pass went through.
+    const adding = p.finalizers !== undefined && p.finalizers.length > (cluster.metadata.finalizers ?? []).length;
+    if (p.finalizers && adding) await this.patchFinalizers(cluster, p.finalizers);
     const apply = async (obj: KObject): Promise<void> => {
       this.write('apply', obj.kind!);
       await objects.patch(obj as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
@@ -154,7 +178,8 @@ export class Reconciler {
         if (codeOf(err) !== 404) throw err;
       }
     }
-    if (p.status) {
+    if (p.finalizers && !adding) await this.patchFinalizers(cluster, p.finalizers);
+    if (p.status && !(p.finalizers && !adding && cluster.metadata.deletionTimestamp)) {
       this.write('apply', 'MailCluster/status');
       await this.d.custom.patchNamespacedCustomObjectStatus({
         group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name: cluster.metadata.name,

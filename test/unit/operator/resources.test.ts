@@ -149,6 +149,7 @@ describe('operator resources: children', () => {
     assert.equal(pvc.metadata.name, 'mc-1-spool');
     assert.deepEqual(pvc.spec.resources.requests, { storage: '5Gi' });
     assert.equal(pvc.spec.storageClassName, 'fast');
+    assert.equal(pvc.metadata.ownerReferences, undefined, 'a spool claim has no owner: garbage collection never takes mail');
     const secret = buildMailqSecret(cluster, 'p4ssw0rd-p4ssw0rd-p4ssw0rd');
     assert.equal(secret.metadata.name, 'mc-mailq');
     assert.equal(Buffer.from(secret.data['scheduler.auth'], 'base64').toString(), 'etrn:p4ssw0rd-p4ssw0rd-p4ssw0rd:ETRN:[0.0.0.0]/0\n');

@@ -172,6 +172,19 @@ export const specSchema = {
           maxLength: 253,
           description: 'StorageClass of the spool volumes (the cluster default when unset). Immutable.',
         },
+        retentionPolicy: {
+          type: 'object',
+          default: {},
+          description: 'What happens to the spool claims when the MailCluster is deleted (as a StatefulSet\'s persistentVolumeClaimRetentionPolicy). Spool claims never carry an owner reference, so garbage collection never takes mail.',
+          properties: {
+            whenDeleted: {
+              type: 'string',
+              enum: ['Retain', 'Delete'],
+              default: 'Retain',
+              description: 'Retain: deleting the MailCluster keeps every spool claim; a MailCluster created again with the same name in the same namespace adopts them and delivers their mail. Delete: deleting the MailCluster first drains its nodes one at a time (a finalizer holds it), and each claim is deleted only once the node on it reported itself drained (queue empty); the last node delivers or bounces what it holds, so this can take up to the queue lifetime.',
+            },
+          },
+        },
       },
     },
     maxMessageSize: {
