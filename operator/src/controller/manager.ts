@@ -12,7 +12,7 @@ import { InformerSet } from './informers.ts';
 import { LeaderElector } from './leader.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
-import { describeError, FIELD_MANAGER, Reconciler } from './reconciler.ts';
+import { describeError, FIELD_MANAGER, NotLeaderError, Reconciler } from './reconciler.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ManagerOptions {
@@ -68,7 +68,10 @@ export class Manager {
       },
     });
     const events = new EventRecorder(core, o.log, FIELD_MANAGER, () => this.metrics.writes.inc({ verb: 'create', kind: 'Event' }));
-    this.reconciler = new Reconciler({ informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log });
+    this.reconciler = new Reconciler({
+      informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log,
+      fence: () => { if (!this.stillLeading()) throw new NotLeaderError(); },
+    });
     if (o.leaderElection) {
       this.elector = new LeaderElector({
         coordination: o.kubeConfig.makeApiClient(CoordinationV1Api),
@@ -86,6 +89,11 @@ export class Manager {
   }
 
   get isLeader(): boolean { return this.leading; }
+
+  /** May this replica write now? With leader election: only until its renew deadline. */
+  stillLeading(): boolean {
+    return this.leading && !this.stopped && (this.elector ? this.elector.stillLeading() : true);
+  }
   get ready(): boolean { return this.informers.synced; }
 
   async start(): Promise<void> {
@@ -128,6 +136,7 @@ export class Manager {
         if (hadError) this.queue.addAfter(key, 10); // clear the Degraded ReconcileError
         if (p?.requeueAfterMs !== undefined) this.queue.addAfter(key, p.requeueAfterMs);
       } catch (err) {
+        if (err instanceof NotLeaderError) { this.o.log.warn({ key }, 'write refused: no longer the leader'); continue; }
         const message = describeError(err);
         this.metrics.reconciles.inc({ result: 'error' });
         this.metrics.reconcileErrors.inc();

@@ -24,6 +24,13 @@ export interface ReconcilerDeps {
   events: EventRecorder;
   metrics: OperatorMetrics;
   log: Logger;
+  /** Throws when this replica may no longer write (leader election's fence); checked before every write. */
+  fence?: () => void;
+}
+
+/** A write refused because this replica is no longer (surely) the leader. */
+export class NotLeaderError extends Error {
+  constructor() { super('not the leader (renew deadline passed): write refused'); }
 }
 
 const codeOf = (err: unknown): number | undefined => (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
@@ -101,6 +108,7 @@ export class Reconciler {
   async recordError(key: string, message: string): Promise<void> {
     const [namespace, name] = key.split('/');
     const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
+    try { this.d.fence?.(); } catch { return; } // no longer the leader: nothing to record
     if (cluster) await this.d.events.record(cluster, { type: 'Warning', reason: 'ReconcileError', message });
   }
 
@@ -136,7 +144,11 @@ export class Reconciler {
     }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   }
 
-  private write(verb: string, kind: string): void { this.d.metrics.writes.inc({ verb, kind }); }
+  /** Every write to the API server or a node goes through here first: fenced, then counted. */
+  private write(verb: string, kind: string): void {
+    this.d.fence?.();
+    this.d.metrics.writes.inc({ verb, kind });
+  }
 
   private async execute(cluster: MailCluster, p: Plan): Promise<void> {
     const { objects, log } = this.d;
@@ -158,6 +170,7 @@ export class Reconciler {
         undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
     }
     for (const d of p.drain) {
+      this.d.fence?.();
       try {
         await requestDrain(d.url);
         log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
@@ -187,6 +200,7 @@ export class Reconciler {
         fieldManager: FIELD_MANAGER, force: true,
       }, setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply));
     }
+    this.d.fence?.();
     await Promise.all(p.events.map((e) => this.d.events.record(cluster, e)));
   }
 }
