@@ -33,6 +33,9 @@ type Event =
   | { t: 'template' }
   | { t: 'time'; s: number }
   | { t: 'probeFault' }
+  | { t: 'deleteCluster' }
+  | { t: 'recreate'; n: number; policy: 'Retain' | 'Delete' }
+  | { t: 'policy' }
   | { t: 'reconcile'; crashAfter?: number };
 
 const MAX_INDEX = 6;
@@ -46,10 +49,13 @@ class Sim {
   acked = 0;
   delivered = 0;
   private probeFault = false;
+  /** The MailCluster was deleted and garbage-collected (its claims may remain). */
+  gone = false;
+  private generations = 0;
   private ips = 0;
   private images = 0;
   readonly log: string[] = [];
-  readonly stats = { claimDeletes: 0, podDeletes: 0, recovered: 0 };
+  readonly stats = { claimDeletes: 0, collected: 0, recreated: 0 };
 
   pods(): ObservedPod[] { return this.w.list('Pod') as ObservedPod[]; }
   pod(i: number): ObservedPod | undefined { return this.w.get('Pod', `mc-${i}`) as ObservedPod | undefined; }
@@ -144,7 +150,27 @@ class Sim {
       case 'template': this.w.cluster = { ...this.w.cluster, spec: { ...this.w.cluster.spec, image: `mailcluster/node:0.${++this.images}` } }; return;
       case 'time': this.w.now = new Date(this.w.now.getTime() + e.s * 1000); return;
       case 'probeFault': this.probeFault = true; return;
-      case 'reconcile': return this.reconcile(e.crashAfter);
+      case 'reconcile': if (!this.gone) this.reconcile(e.crashAfter); return;
+      case 'deleteCluster': {
+        if (this.gone || this.w.cluster.metadata.deletionTimestamp) return;
+        this.w.cluster = { ...this.w.cluster, metadata: { ...this.w.cluster.metadata, deletionTimestamp: this.w.now.toISOString() } };
+        this.collectGarbage();
+        return;
+      }
+      case 'recreate': {
+        if (!this.gone) return;
+        const fresh = mailCluster({ replicas: e.n, drainTimeout: '60s', storage: { retentionPolicy: { whenDeleted: e.policy } } });
+        this.w.cluster = { ...fresh, metadata: { ...fresh.metadata, uid: `uid-mc-${++this.generations}` } };
+        this.gone = false;
+        this.stats.recreated++;
+        return;
+      }
+      case 'policy': {
+        if (this.gone) return;
+        const now = this.w.cluster.spec.storage?.retentionPolicy?.whenDeleted === 'Delete' ? 'Retain' : 'Delete';
+        this.w.cluster = { ...this.w.cluster, spec: { ...this.w.cluster.spec, storage: { ...this.w.cluster.spec.storage, retentionPolicy: { whenDeleted: now } } } };
+        return;
+      }
     }
   }
 
@@ -156,6 +182,23 @@ class Sim {
     if (!claim || claim.metadata.deletionTimestamp) return; // Pending: the volume cannot be mounted
     p.status = { phase: 'Running', podIP: `127.40.1.${++this.ips % 250}`, conditions: [{ type: 'Ready', status: 'False' }], containerStatuses: [{ ready: false, restartCount: 0, state: {} }] };
     this.nodes.set(p.metadata.name, { podUid: p.metadata.uid!, claimUid: claim.metadata.uid!, draining: false, sessions: 0 });
+  }
+
+  /**
+   * kube-controller-manager's garbage collector: a MailCluster being deleted goes once it has
+   * no finalizer, and everything with an owner reference to it goes with it (claims have none).
+   */
+  collectGarbage(): void {
+    const c = this.w.cluster;
+    if (this.gone || !c.metadata.deletionTimestamp || (c.metadata.finalizers ?? []).length > 0) return;
+    this.gone = true;
+    this.stats.collected++;
+    for (const [key, o] of [...this.w.objects]) {
+      if (!(o.metadata.ownerReferences ?? []).some((r) => r.uid === c.metadata.uid)) continue;
+      if (o.kind === 'Pod') this.stopNode(o.metadata.name);
+      this.w.objects.delete(key);
+    }
+    this.releaseClaims();
   }
 
   /** A claim being deleted goes once no pod mounts it (pvc-protection). */
@@ -185,12 +228,19 @@ class Sim {
     const observed = this.w.observed();
     const p = plan(observed);
     const actions: Array<() => void> = [];
+    const setFinalizers = (): void => {
+      this.w.cluster = { ...this.w.cluster, metadata: { ...this.w.cluster.metadata, finalizers: p.finalizers } };
+      this.collectGarbage();
+    };
+    const adding = p.finalizers !== undefined && p.finalizers.length > (this.w.cluster.metadata.finalizers ?? []).length;
+    if (adding) actions.push(setFinalizers);
     const applies = [...p.apply.filter((o) => o.kind !== 'Pod'), ...p.apply.filter((o) => o.kind === 'Pod')];
     for (const o of applies) actions.push(() => this.w.apply(only({ apply: [o] })));
     for (const x of p.patchPods) actions.push(() => this.w.apply(only({ patchPods: [x] })));
     for (const d of p.drain) actions.push(() => this.drain(d.pod, d.url));
     for (const d of p.delete) actions.push(() => this.delete(d.kind, d.name, observed.queues));
-    if (p.status) actions.push(() => this.w.apply(only({ status: p.status })));
+    if (p.finalizers && !adding) actions.push(setFinalizers);
+    if (p.status) actions.push(() => { if (!this.gone) this.w.apply(only({ status: p.status })); });
     const n = crashAfter === undefined ? actions.length : Math.min(crashAfter, actions.length);
     for (const a of actions.slice(0, n)) a();
   }
@@ -243,6 +293,7 @@ class Sim {
   /** Faults stop: pods start, nodes deliver, terminating pods finish, the operator runs. */
   settle(rounds: number): number {
     for (let r = 0; r < rounds; r++) {
+      this.step({ t: 'recreate', n: 3, policy: 'Retain' }); // a user who deleted it wants it back
       this.step({ t: 'finalize' });
       for (let i = 0; i < MAX_INDEX; i++) { this.step({ t: 'ip', i }); this.step({ t: 'ready', i }); this.step({ t: 'session', i, open: false }); this.step({ t: 'deliver', i }); }
       this.step({ t: 'reconcile' });
@@ -254,6 +305,7 @@ class Sim {
   }
 
   converged(): boolean {
+    if (this.gone || this.w.cluster.metadata.deletionTimestamp) return false;
     const desired = this.w.cluster.spec.replicas ?? 3;
     const want = Array.from({ length: desired }, (_, i) => i);
     const pods = this.pods();
@@ -289,6 +341,9 @@ const event: fc.Arbitrary<Event> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ t: 'template' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('time' as const), s: fc.constantFrom(1, 5, 31, 61) }) },
   { weight: 1, arbitrary: fc.constant({ t: 'probeFault' as const }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'deleteCluster' as const }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('recreate' as const), n: fc.integer({ min: 1, max: 5 }), policy: fc.constantFrom('Retain' as const, 'Delete' as const) }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'policy' as const }) },
 );
 
 /** A converged 3-node cluster to start from. */
@@ -300,7 +355,7 @@ function start(): Sim {
 }
 
 /** Over all runs: how much the scenarios exercised (printed, so a weak generator shows). */
-const totals = { runs: 0, claimsDeletedInFaults: 0, mailHandedOrDelivered: 0, maxAcked: 0, podsWithoutIpAtScaleDown: 0 };
+const totals = { runs: 0, claimsDeletedInFaults: 0, maxAcked: 0, collected: 0, recreated: 0 };
 
 function runScenario(events: Event[]): void {
   const s = start();
@@ -311,6 +366,8 @@ function runScenario(events: Event[]): void {
   totals.runs++;
   totals.claimsDeletedInFaults += s.stats.claimDeletes;
   totals.maxAcked = Math.max(totals.maxAcked, s.acked);
+  totals.collected += s.stats.collected;
+  totals.recreated += s.stats.recreated;
   s.settle(400);
 }
 
@@ -319,8 +376,8 @@ describe('operator planner, model-based (fast-check)', function () {
 
   it('never deletes a claim holding mail or not proven drained; converges once faults stop', () => {
     fc.assert(fc.property(fc.array(event, { minLength: 1, maxLength: 60, size: 'max' }), (events) => { runScenario(events); }),
-      { numRuns: Number(process.env.MODEL_RUNS ?? 300), ...(process.env.MODEL_SEED ? { seed: Number(process.env.MODEL_SEED) } : {}) });
-    console.log(`      ${totals.runs} scenarios: ${totals.claimsDeletedInFaults} claims deleted during faults (each checked), up to ${totals.maxAcked} messages acknowledged in one`);
+      { numRuns: Number(process.env.MODEL_RUNS ?? 500), ...(process.env.MODEL_SEED ? { seed: Number(process.env.MODEL_SEED) } : {}) });
+    console.log(`      ${totals.runs} scenarios: ${totals.claimsDeletedInFaults} claims deleted during faults (each checked), ${totals.collected} MailClusters garbage-collected, ${totals.recreated} created again, up to ${totals.maxAcked} messages acknowledged in one`);
   });
 
   it('bug 1 as a sequence: a recovered draining pod without an address keeps its mail', () => {
@@ -329,6 +386,23 @@ describe('operator planner, model-based (fast-check)', function () {
       { t: 'scale', n: 2 }, { t: 'reconcile' }, // mc-2 draining (holds mail)
       { t: 'forceDelete', i: 2 }, { t: 'reconcile' }, // brought back as draining, Pending
       { t: 'reconcile' }, { t: 'reconcile' },
+    ]);
+  });
+
+  it('deleted with Retain and created again smaller: the retained claims are adopted, the surplus drained', () => {
+    runScenario([
+      { t: 'mail', n: 3 }, { t: 'mail', n: 4 }, { t: 'mail', n: 5 },
+      { t: 'deleteCluster' }, { t: 'reconcile' },
+      { t: 'recreate', n: 1, policy: 'Retain' }, { t: 'reconcile' }, { t: 'reconcile' },
+    ]);
+  });
+
+  it('deleted with Delete while the last node holds mail: nothing goes until it is delivered', () => {
+    runScenario([
+      { t: 'policy' }, { t: 'reconcile' },
+      { t: 'mail', n: 3 }, { t: 'mail', n: 4 }, { t: 'mail', n: 5 },
+      { t: 'deleteCluster' }, { t: 'reconcile' }, { t: 'handoffAll' }, { t: 'reconcile' }, { t: 'reconcile' },
+      { t: 'handoffAll' }, { t: 'reconcile' }, { t: 'reconcile' }, { t: 'reconcile' },
     ]);
   });
 
