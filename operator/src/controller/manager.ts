@@ -7,12 +7,15 @@ import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, ty
 import type { Logger } from 'pino';
 import { KIND } from '../api/v1alpha1/types.ts';
 import { LABEL_CLUSTER } from '../resources/labels.ts';
+import type { AdminAccess } from '../resources/network-policy.ts';
 import { EventRecorder } from './events.ts';
 import { InformerSet } from './informers.ts';
 import { LeaderElector } from './leader.ts';
+import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
 import { describeError, FIELD_MANAGER, NotLeaderError, Reconciler } from './reconciler.ts';
+import { SecretWriter } from './secret-writer.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ManagerOptions {
@@ -24,6 +27,10 @@ export interface ManagerOptions {
   /** host:port for /metrics, /healthz and /readyz; undefined for none. */
   metricsAddress?: string;
   workers?: number;
+  /** The master key, or where to find it (loaded at start, before anything is reconciled). */
+  masterKey: MasterKeySource | Buffer;
+  /** Who may reach the nodes' admin port (each cluster's NetworkPolicy). */
+  adminAccess: AdminAccess;
   /** Called when leadership is lost (the process should exit and start over). */
   onLostLeadership?: () => void;
 }
@@ -49,6 +56,8 @@ export class Manager {
   private readonly reconciler: Reconciler;
   private readonly elector?: LeaderElector;
   private readonly lastErrors = new Map<string, string>();
+  private readonly core: CoreV1Api;
+  private masterKey?: Buffer;
   private server?: Server;
   private leading = false;
   private workersRunning: Promise<void>[] = [];
@@ -60,6 +69,7 @@ export class Manager {
     this.queue = new WorkQueue({ onDepth: (d) => this.metrics.workqueueDepth.set(d) });
     const objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
     const core = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.core = core;
     this.informers = new InformerSet({
       kubeConfig: o.kubeConfig, objects, namespaces: o.namespaces, metrics: this.metrics, log: o.log,
       onChange: (kind, obj) => {
@@ -68,9 +78,17 @@ export class Manager {
       },
     });
     const events = new EventRecorder(core, o.log, FIELD_MANAGER, () => this.metrics.writes.inc({ verb: 'create', kind: 'Event' }));
+    // Secret writes are fenced like every other write: a replica that may no longer lead writes nothing.
+    const secrets = new SecretWriter(core, FIELD_MANAGER, (verb) => {
+      if (!this.stillLeading()) throw new NotLeaderError();
+      this.metrics.writes.inc({ verb, kind: 'Secret' });
+    });
     this.reconciler = new Reconciler({
       informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log,
       fence: () => { if (!this.stillLeading()) throw new NotLeaderError(); },
+      masterKey: () => { if (!this.masterKey) throw new Error('the master key is not loaded yet'); return this.masterKey; },
+      adminAccess: o.adminAccess,
+      secrets,
     });
     if (o.leaderElection) {
       this.elector = new LeaderElector({
@@ -98,6 +116,7 @@ export class Manager {
 
   async start(): Promise<void> {
     if (this.o.metricsAddress) await this.serveMetrics(this.o.metricsAddress);
+    this.masterKey = Buffer.isBuffer(this.o.masterKey) ? this.o.masterKey : await loadMasterKey(this.o.masterKey, this.core);
     await this.informers.start();
     this.o.log.info({ identity: this.identity, namespaces: this.o.namespaces ?? 'all', synced: this.informers.synced }, 'informers started');
     if (this.elector) this.elector.start();

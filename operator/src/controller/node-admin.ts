@@ -1,8 +1,11 @@
-// The mail node's admin HTTP API, as the operator uses it: POST /drain and GET /queue.
+// The mail node's admin HTTP API, as the operator uses it: POST /drain and GET /queue, each
+// with the cluster's admin token (BRIEF contract 1; GET /queue is open but shows more to it).
 import type { QueueProbe } from './observed.ts';
 
-export async function requestDrain(url: string, timeoutMs = 5000): Promise<void> {
-  const res = await fetch(url, { method: 'POST', signal: AbortSignal.timeout(timeoutMs) });
+export const bearer = (token: string): Record<string, string> => ({ Authorization: `Bearer ${token}` });
+
+export async function requestDrain(url: string, token: string, timeoutMs = 5000): Promise<void> {
+  const res = await fetch(url, { method: 'POST', headers: bearer(token), signal: AbortSignal.timeout(timeoutMs) });
   await res.body?.cancel();
   // 409 = already draining: the request is idempotent for us.
   if (!res.ok && res.status !== 409) throw new Error(`POST ${url}: HTTP ${res.status}`);
@@ -33,10 +36,10 @@ export function queueProbeOf(body: unknown, uid?: string): QueueProbe {
 }
 
 /** Asks a node (the pod with UID `uid`) for its queue; never throws. */
-export async function probeQueue(baseUrl: string, uid?: string, timeoutMs = 3000): Promise<QueueProbe> {
+export async function probeQueue(baseUrl: string, token: string, uid?: string, timeoutMs = 3000): Promise<QueueProbe> {
   const withUid = uid ? { uid } : {};
   try {
-    const res = await fetch(`${baseUrl}/queue`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(`${baseUrl}/queue`, { headers: bearer(token), signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) { await res.body?.cancel(); return { error: `GET /queue: HTTP ${res.status}`, ...withUid }; }
     return queueProbeOf(await res.json(), uid);
   } catch (err) {

@@ -1,5 +1,7 @@
 // The shapes the planner reads: only the fields it needs from what the informers hold.
 import type { MailCluster, MailClusterStatus } from '../api/v1alpha1/types.ts';
+import type { ClusterCredentials } from '../resources/credentials.ts';
+import type { AdminAccess } from '../resources/network-policy.ts';
 
 export interface Meta {
   name: string;
@@ -33,10 +35,6 @@ export interface ObservedService extends KObject {
   status?: { loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string }> } };
 }
 
-export interface ObservedSecret extends KObject {
-  data?: Record<string, string>;
-}
-
 export interface ObservedConfigMap extends KObject {
   data?: Record<string, string>;
 }
@@ -59,17 +57,19 @@ export interface ObservedState {
   pods: ObservedPod[];
   configMaps: ObservedConfigMap[];
   claims: KObject[];
-  secrets: ObservedSecret[];
   services: ObservedService[];
   podDisruptionBudgets: KObject[];
-  /** Present when spec.tls is set. */
+  networkPolicies: KObject[];
+  /** Present when spec.tls is set and the operator may read Secrets in the namespace. */
   tlsSecret?: TlsSecretState;
   /** Queue probes of draining pods, by pod name. */
   queues: Record<string, QueueProbe>;
   /** The last reconcile's error, surfaced as Degraded. */
   lastError?: string;
-  /** A fresh random password, used only when the MAILQv2 Secret does not exist yet. */
-  newPassword: string;
+  /** The cluster's admin token and MAILQv2 password, derived from the operator's master key. */
+  credentials: ClusterCredentials;
+  /** Who may reach the admin port (the NetworkPolicy's rule). */
+  adminAccess: AdminAccess;
   now: Date;
 }
 

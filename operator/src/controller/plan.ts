@@ -4,7 +4,7 @@
 // left off after an operator restart.
 //
 // This file only orchestrates; each concern has its own module (CloudNativePG style):
-//   cluster_children.ts  cluster-wide children (Secret, Services, PDB)
+//   cluster_children.ts  cluster-wide children (Secrets, Services, PDB, NetworkPolicy)
 //   cluster_create.ts    missing pods and claims; recovery of undrained claims
 //   cluster_scale.ts     draining: scale-down and following a drain to its end
 //   cluster_roll.ts      rolling template changes
@@ -17,7 +17,7 @@ import type { MailCluster } from '../api/v1alpha1/types.ts';
 import { indexOf } from '../resources/labels.ts';
 import { podName } from '../resources/names.ts';
 import { planClaimOwnership } from './claims.ts';
-import { planClusterChildren } from './cluster_children.ts';
+import { planClusterChildren, planMailqSecret } from './cluster_children.ts';
 import { deletionMode, releaseWhenEmpty } from './cluster_deletion.ts';
 import { planConfiguration } from './cluster_config.ts';
 import { planCreate } from './cluster_create.ts';
@@ -25,11 +25,11 @@ import { outdatedPods, planRoll } from './cluster_roll.ts';
 import { planDraining, planScaleDown } from './cluster_scale.ts';
 import { planStatus } from './cluster_status.ts';
 import type { ObservedPod, ObservedState } from './observed.ts';
-import { isTerminating, newContext, POLL_MS, roleOf, TLS_RECHECK_MS, type Plan, type PodView } from './plan_context.ts';
+import { emptyPlan, isTerminating, newContext, POLL_MS, roleOf, TLS_RECHECK_MS, type Plan, type PodView } from './plan_context.ts';
 
 export {
   DRAIN_REREQUEST_MS, isPodReady, POLL_MS,
-  type DeleteRequest, type DrainRequest, type Plan, type PlannedEvent, type PodPatch,
+  type CreateOnceSecret, type DeleteRequest, type DrainRequest, type Plan, type PlannedEvent, type PodPatch,
 } from './plan_context.ts';
 
 export function plan(observed: ObservedState): Plan {
@@ -38,7 +38,7 @@ export function plan(observed: ObservedState): Plan {
   const deletion = deletionMode(cluster, spec);
   if (deletion.untouched) {
     // Being deleted without our finalizer: garbage collection takes the children, claims stay.
-    return { apply: [], patchPods: [], drain: [], delete: [], events: [], ...(deletion.finalizers ? { finalizers: deletion.finalizers } : {}) };
+    return { ...emptyPlan(), ...(deletion.finalizers ? { finalizers: deletion.finalizers } : {}) };
   }
   const ctx = newContext(observed, spec, deletion.drainOut ? 0 : spec.replicas);
   const { out, name, desired } = ctx;
@@ -80,7 +80,8 @@ export function plan(observed: ObservedState): Plan {
   }
   if (pods.terminating.length > 0) ctx.requeue(POLL_MS * 2);
 
-  const { view, reconfigured } = planConfiguration(ctx, pods, creating, service);
+  const { view, peers, reconfigured } = planConfiguration(ctx, pods, creating, service);
+  planMailqSecret(ctx, peers);
   planStatus(ctx, { live: pods.live, serving, excess, outdated, missing, reconfigured, view, service });
   if (deletion.drainOut) {
     const released = releaseWhenEmpty(cluster, byIndex.size, observed.claims.length);

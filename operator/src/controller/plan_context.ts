@@ -32,9 +32,21 @@ export interface PlannedEvent {
   message: string;
 }
 
+/** A Secret made once with fresh keys: created (409 = it exists), never read or rewritten. */
+export interface CreateOnceSecret {
+  name: string;
+  /** The name its leaf certificate is for. */
+  dnsName: string;
+}
+
 export interface Plan {
   /** Server-side applies; the controller applies pods after everything else. */
   apply: KObject[];
+  /** The Secrets this cluster should hold, whole. The operator cannot read Secrets: the
+   * controller writes one only when it differs from what it last wrote (first, before pods). */
+  secrets: KObject[];
+  /** The peer TLS Secret, created before pods when the controller has not made sure of it yet. */
+  createOnce: CreateOnceSecret[];
   patchPods: PodPatch[];
   drain: DrainRequest[];
   delete: DeleteRequest[];
@@ -100,9 +112,11 @@ export function sinceMs(value: string | undefined, now: Date): number | undefine
 export const iso = (d: Date): string => d.toISOString();
 export const adminUrl = (ip: string, path: string): string => `http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}${path}`;
 
+export const emptyPlan = (): Plan => ({ apply: [], secrets: [], createOnce: [], patchPods: [], drain: [], delete: [], events: [] });
+
 /** `desired` is spec.replicas, or 0 while a MailCluster with whenDeleted: Delete drains out. */
 export function newContext(observed: ObservedState, spec: DefaultedSpec, desired = spec.replicas): PlanContext {
-  const out: Plan = { apply: [], patchPods: [], drain: [], delete: [], events: [] };
+  const out = emptyPlan();
   return {
     out,
     observed,

@@ -1,18 +1,22 @@
 // One reconcile of one MailCluster: read the informers' view (plus the few things only a
-// request can tell: the TLS Secret, draining nodes' queues), plan, then carry out the plan —
-// server-side apply for every write of desired state, status through the status subresource.
-import { randomBytes } from 'node:crypto';
+// request can tell: the TLS Secret where allowed, draining nodes' queues), plan, then carry out
+// the plan — Secrets first (written whole, never read), server-side apply for every other write
+// of desired state, status through the status subresource.
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, KIND, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
 import { ANNOTATION_DRAIN_REQUESTED, LABEL_CLUSTER, LABEL_ROLE } from '../resources/labels.ts';
-import { ADMIN_PORT } from '../resources/names.ts';
+import { clusterCredentials, type ClusterCredentials } from '../resources/credentials.ts';
+import { adminSecretName, ADMIN_PORT, mailqSecretName, peerTlsSecretName } from '../resources/names.ts';
+import type { AdminAccess } from '../resources/network-policy.ts';
+import { buildPeerTlsSecret, issuePeerTls } from '../resources/peer-tls.ts';
 import type { EventRecorder } from './events.ts';
 import type { InformerSet } from './informers.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { probeQueue, requestDrain } from './node-admin.ts';
 import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
 import { plan, type Plan } from './plan.ts';
+import type { SecretWriter } from './secret-writer.ts';
 
 export const FIELD_MANAGER = 'mailcluster-operator';
 
@@ -24,6 +28,10 @@ export interface ReconcilerDeps {
   events: EventRecorder;
   metrics: OperatorMetrics;
   log: Logger;
+  /** The operator's master key (master-key.ts), loaded when the manager starts. */
+  masterKey: () => Buffer;
+  adminAccess: AdminAccess;
+  secrets: SecretWriter;
   /** Throws when this replica may no longer write (leader election's fence); checked before every write. */
   fence?: () => void;
 }
@@ -60,6 +68,8 @@ export function spoolClaimsOf(name: string) {
 
 export class Reconciler {
   private readonly d: ReconcilerDeps;
+  /** Namespaces where reading the user's TLS Secret was refused (403): not asked again. */
+  private readonly tlsReadForbidden = new Set<string>();
 
   constructor(deps: ReconcilerDeps) { this.d = deps; }
 
@@ -67,7 +77,11 @@ export class Reconciler {
     const started = Date.now();
     const [namespace, name] = key.split('/');
     const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
-    if (!cluster) return undefined; // deleted: garbage collection removes the children
+    if (!cluster) { // deleted: garbage collection removes the children
+      this.d.secrets.forget(namespace, [mailqSecretName(name), adminSecretName(name), peerTlsSecretName(name)]);
+      return undefined;
+    }
+    const credentials = clusterCredentials(this.d.masterKey(), { namespace, name, uid: cluster.metadata.uid ?? '' });
     const owned = ownedBy(cluster.metadata.uid);
     const children = (kind: string) => this.d.informers.list(kind, namespace).filter(owned);
     const pods = children('Pod') as ObservedPod[];
@@ -76,22 +90,28 @@ export class Reconciler {
       pods,
       configMaps: children('ConfigMap'),
       claims: this.d.informers.list('PersistentVolumeClaim', namespace).filter(spoolClaimsOf(name)),
-      secrets: children('Secret'),
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
-      queues: await this.probeDrainingQueues(pods),
+      networkPolicies: children('NetworkPolicy'),
+      queues: await this.probeDrainingQueues(pods, credentials.adminToken),
       ...(lastError ? { lastError } : {}),
-      newPassword: randomBytes(24).toString('base64url'),
+      credentials,
+      adminAccess: this.d.adminAccess,
       now: new Date(),
     };
-    if (cluster.spec?.tls?.secretName) observed.tlsSecret = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
+    if (cluster.spec?.tls?.secretName) {
+      const state = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
+      if (state) observed.tlsSecret = state;
+    }
     const p = plan(observed);
     const planned = Date.now();
-    await this.execute(cluster, p);
-    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length > 0 || p.status || p.finalizers) {
+    const secretsWritten = await this.writeSecrets(cluster, p);
+    await this.execute(cluster, p, credentials);
+    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers) {
       this.d.log.info({
         cluster: key,
         applied: p.apply.map((o) => `${o.kind}/${o.metadata.name}`),
+        secrets: secretsWritten,
         patched: p.patchPods.map((x) => x.name),
         drained: p.drain.map((x) => x.pod),
         deleted: p.delete.map((x) => `${x.kind}/${x.name}`),
@@ -116,21 +136,32 @@ export class Reconciler {
    * Asks every draining pod that has an address for its queue. The answer is recorded with
    * the UID of the pod asked, so the planner never credits it to another pod of that name.
    */
-  private async probeDrainingQueues(pods: ObservedPod[]): Promise<Record<string, QueueProbe>> {
+  private async probeDrainingQueues(pods: ObservedPod[], token: string): Promise<Record<string, QueueProbe>> {
     const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.status?.podIP);
     const entries = await Promise.all(draining.map(async (p) => {
       const ip = p.status!.podIP!;
-      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`, p.metadata.uid)] as const;
+      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`, token, p.metadata.uid)] as const;
     }));
     return Object.fromEntries(entries);
   }
 
-  private async tlsSecretState(namespace: string, name: string): Promise<TlsSecretState> {
+  /**
+   * The user's TLS Secret, where the operator may read Secrets in that namespace (watched
+   * namespaces get a namespaced Role with `get`); cluster-wide it has no such right, and a
+   * missing Secret shows as pods that cannot mount it (FailedMount). Undefined: not known.
+   */
+  private async tlsSecretState(namespace: string, name: string): Promise<TlsSecretState | undefined> {
+    if (this.tlsReadForbidden.has(namespace)) return undefined;
     try {
       const secret = await this.d.core.readNamespacedSecret({ name, namespace });
       return secret.data?.['tls.crt'] && secret.data?.['tls.key'] ? 'ok' : 'invalid';
     } catch (err) {
       if (codeOf(err) === 404) return 'missing';
+      if (codeOf(err) === 403) {
+        this.tlsReadForbidden.add(namespace);
+        this.d.log.info({ namespace }, 'no right to read Secrets here: the TLS Secret is checked by the pods mounting it');
+        return undefined;
+      }
       throw err;
     }
   }
@@ -150,7 +181,19 @@ export class Reconciler {
     this.d.metrics.writes.inc({ verb, kind });
   }
 
-  private async execute(cluster: MailCluster, p: Plan): Promise<void> {
+  /** The cluster's Secrets, before anything that mounts them. Returns the ones written. */
+  private async writeSecrets(cluster: MailCluster, p: Plan): Promise<string[]> {
+    const written: string[] = [];
+    const ns = cluster.metadata.namespace;
+    for (const once of p.createOnce) {
+      const r = await this.d.secrets.createOnce(ns, once.name, () => buildPeerTlsSecret(cluster, issuePeerTls(cluster.metadata.name, once.dnsName)));
+      if (r === 'created') written.push(once.name);
+    }
+    for (const s of p.secrets) if (await this.d.secrets.write(s)) written.push(s.metadata.name);
+    return written;
+  }
+
+  private async execute(cluster: MailCluster, p: Plan, credentials: ClusterCredentials): Promise<void> {
     const { objects, log } = this.d;
     const ns = cluster.metadata.namespace;
     // A finalizer is added before anything is created (a MailCluster deleted right away is
@@ -172,7 +215,7 @@ export class Reconciler {
     for (const d of p.drain) {
       this.d.fence?.();
       try {
-        await requestDrain(d.url);
+        await requestDrain(d.url, credentials.adminToken);
         log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
         this.write('patch', 'Pod');
         await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,

@@ -149,7 +149,21 @@ export const specSchema = {
           minLength: 1,
           maxLength: 253,
           pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
-          description: 'A kubernetes.io/tls Secret in the same namespace, with keys tls.crt and tls.key. If it is missing the cluster reports Degraded (TLSSecretMissing) and starts no new nodes.',
+          description: 'A kubernetes.io/tls Secret in the same namespace, with keys tls.crt and tls.key. It is mounted into every node; the operator does not read it (it has no right to read Secrets cluster-wide), so a missing Secret shows as nodes that do not start (FailedMount events on the pods), or as Degraded (TLSSecretMissing) where the operator may read Secrets in that namespace.',
+        },
+      },
+    },
+    smtpAuth: {
+      type: 'object',
+      description: 'SMTP AUTH for users with a relay right (off when unset). Offered only after STARTTLS; the MAILQv2 credentials never log in over SMTP.',
+      required: ['secretName'],
+      properties: {
+        secretName: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 253,
+          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+          description: 'A Secret in the same namespace with key `users`: lines `user:<PHC scrypt hash>:RELAY` (make a hash with `mailcluster auth-hash`). Mounted read-only at /etc/mailcluster/smtp-auth/users; the node reloads it when it changes.',
         },
       },
     },
