@@ -129,7 +129,8 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     assert.deepEqual(await names('pods'), ['pod/relay-0', 'pod/relay-1', 'pod/relay-2']);
     assert.deepEqual(await names('configmaps'), ['configmap/relay-0-config', 'configmap/relay-1-config', 'configmap/relay-2-config']);
     assert.deepEqual(await names('persistentvolumeclaims'), ['persistentvolumeclaim/relay-0-spool', 'persistentvolumeclaim/relay-1-spool', 'persistentvolumeclaim/relay-2-spool']);
-    assert.deepEqual(await names('secrets'), ['secret/relay-mailq']);
+    assert.deepEqual(await names('secrets'), ['secret/relay-admin', 'secret/relay-mailq', 'secret/relay-peer-tls']);
+    assert.deepEqual(await names('networkpolicies'), ['networkpolicy.networking.k8s.io/relay']);
     assert.deepEqual(await names('services'), ['service/relay', 'service/relay-peers']);
     assert.deepEqual(await names('poddisruptionbudgets'), ['poddisruptionbudget.policy/relay']);
     const pod = (await pods())[0];
@@ -360,7 +361,7 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     assert.equal((await pods()).length, 3, 'no duplicate pods');
     assert.equal((await configMaps()).length, 3, 'no duplicate ConfigMaps');
     const secrets = (await c.core.listNamespacedSecret({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${MC}` })).items;
-    assert.equal(secrets.length, 1);
+    assert.equal(secrets.length, 3, 'mailq, admin, peer-tls: no duplicates');
   });
 
   it('with two operator processes only the leader writes; when it dies the other takes over', async function () {
