@@ -184,10 +184,15 @@ describe('helm chart mailcluster-operator (helm lint/template, no server)', func
     const objects = releaseObjects(await template('watchNamespaces={mail-a,mail-b,mail-a}'));
     assert.equal(objects.filter((o) => o.kind === 'ClusterRoleBinding').length, 0, 'nothing cluster-wide is bound to the operator');
     assert.ok(objects.filter((o) => o.kind === 'ClusterRole').every(isUserRole), 'only the aggregated user roles are ClusterRoles');
-    const roles = objects.filter((o) => o.kind === 'Role' && !o.metadata.name.endsWith('-leader-election'));
+    const own = (o: K8sObject) => !o.metadata.name.endsWith('-leader-election') && !o.metadata.name.endsWith('-master-key');
+    const roles = objects.filter((o) => o.kind === 'Role' && own(o));
     assert.deepEqual(roles.map((r) => r.metadata.namespace).sort(), ['mail-a', 'mail-b']);
-    for (const role of roles) assert.ok((role.rules as Rule[]).some((r) => r.resources.includes('secrets')));
-    const bindings = objects.filter((o) => o.kind === 'RoleBinding' && !o.metadata.name.endsWith('-leader-election'));
+    for (const role of roles) {
+      // Secrets: written whole, and read (get, by the name a spec gives for TLS) only in the watched namespace.
+      const verbs = (role.rules as Rule[]).filter((r) => r.resources.includes('secrets')).flatMap((r) => r.verbs).sort();
+      assert.deepEqual(verbs, ['create', 'get', 'update']);
+    }
+    const bindings = objects.filter((o) => o.kind === 'RoleBinding' && own(o));
     assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), ['mail-a', 'mail-b']);
     const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
     const args = deployment.spec.template.spec.containers[0].args;
