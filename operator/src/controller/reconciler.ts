@@ -13,6 +13,7 @@ import { buildPeerTlsSecret, issuePeerTls } from '../resources/peer-tls.ts';
 import type { EventRecorder } from './events.ts';
 import type { InformerSet } from './informers.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import { fromClientModel, toClientModel } from './client-model.ts';
 import { probeQueue, requestDrain } from './node-admin.ts';
 import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
 import { plan, type Plan } from './plan.ts';
@@ -92,7 +93,7 @@ export class Reconciler {
       claims: this.d.informers.list('PersistentVolumeClaim', namespace).filter(spoolClaimsOf(name)),
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
-      networkPolicies: children('NetworkPolicy'),
+      networkPolicies: children('NetworkPolicy').map(fromClientModel),
       queues: await this.probeDrainingQueues(pods, credentials.adminToken),
       ...(lastError ? { lastError } : {}),
       credentials,
@@ -202,7 +203,7 @@ export class Reconciler {
     if (p.finalizers && adding) await this.patchFinalizers(cluster, p.finalizers);
     const apply = async (obj: KObject): Promise<void> => {
       this.write('apply', obj.kind!);
-      await objects.patch(obj as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      await objects.patch(toClientModel(obj) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     };
     // Everything a pod mounts first, then the pods (in parallel: scale-up is not serial).
     await Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply));

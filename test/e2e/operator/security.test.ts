@@ -211,6 +211,7 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
 
     // Quiet: reconciles keep coming (annotations are watch events), Secret writes do not.
     const writes0 = await secretWrites();
+    const policyWrites0 = await operator!.metric('mailcluster_operator_writes_total', { kind: 'NetworkPolicy' });
     const reconciles0 = await operator!.metric('mailcluster_operator_reconciles_total');
     const rv0 = await versions();
     for (let i = 0; i < 5; i++) {
@@ -219,6 +220,7 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     }
     await waitUntil('the pokes reconciled', async () => (await operator!.metric('mailcluster_operator_reconciles_total')) >= reconciles0 + 5, { timeoutMs: 20_000, intervalMs: 200 });
     assert.equal(await secretWrites(), writes0, 'no Secret written while nothing changed');
+    assert.equal(await operator!.metric('mailcluster_operator_writes_total', { kind: 'NetworkPolicy' }), policyWrites0, 'nor the NetworkPolicy (list and watch shapes compare equal)');
     assert.deepEqual(await versions(), rv0);
 
     // Restart: the operator knows nothing of what it wrote; it derives the same content.

@@ -13,6 +13,8 @@ import { withDefaults } from '../../../operator/src/api/v1alpha1/defaults.ts';
 import { parseOperatorArgs } from '../../../operator/src/args.ts';
 import { masterKeyFromFile, parseMasterKey } from '../../../operator/src/controller/master-key.ts';
 import { needsWrite, SECRET_RESYNC_MS } from '../../../operator/src/controller/secret-writer.ts';
+import { fromClientModel, toClientModel } from '../../../operator/src/controller/client-model.ts';
+import type { KObject } from '../../../operator/src/controller/observed.ts';
 import { renderSmtpserverConf, type ClusterView } from '../../../operator/src/resources/config.ts';
 import { adminToken, clusterCredentials, mailqPassword, sha256Hex } from '../../../operator/src/resources/credentials.ts';
 import { buildNetworkPolicy, parseLabelSelector } from '../../../operator/src/resources/network-policy.ts';
@@ -142,6 +144,22 @@ describe('operator security (issue 10)', () => {
       assert.equal(mailq.from.length, 1, 'scrapers get no MAILQv2');
       const nsOnly = buildNetworkPolicy(cluster, { ...ADMIN_ACCESS, metricsNamespaceLabels: { team: 'obs' } }) as any;
       assert.deepEqual(nsOnly.spec.ingress[2].from[1], { namespaceSelector: { matchLabels: { team: 'obs' } } });
+    });
+
+    it('keeps its `from` peers through the client library (which names them `_from` and drops `from` silently)', async () => {
+      // The library's own serializer, as KubernetesObjectApi.patch uses it (a JSON round trip drops undefined).
+      const { ObjectSerializer } = await import('@kubernetes/client-node/dist/gen/models/ObjectSerializer.js');
+      const np = buildNetworkPolicy(cluster, ADMIN_ACCESS) as unknown as KObject;
+      const json = (v: unknown) => JSON.parse(JSON.stringify(v));
+      const sent = json(ObjectSerializer.serialize(toClientModel(np), 'V1NetworkPolicy', ''));
+      assert.deepEqual(sent.spec.ingress, (np as any).spec.ingress, 'the request body is the API\'s JSON, every from kept');
+      assert.equal(json(ObjectSerializer.serialize(np, 'V1NetworkPolicy', '')).spec.ingress[1].from, undefined, 'without the translation the rule would allow everyone');
+      // What a list returns (model names) and a watch event (JSON names) both read back as JSON.
+      const listed = ObjectSerializer.deserialize(json(np), 'V1NetworkPolicy', '');
+      assert.equal(listed.spec.ingress[1].from, undefined);
+      const { kind: _k, ...fromList } = fromClientModel(JSON.parse(JSON.stringify(listed)) as KObject) as any;
+      assert.deepEqual(fromList.spec, (np as any).spec);
+      assert.deepEqual((fromClientModel(JSON.parse(JSON.stringify(np))) as any).spec, (np as any).spec);
     });
 
     it('reads selectors from flags and refuses malformed or empty ones', () => {
