@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
@@ -14,6 +15,7 @@ import { parseOperatorArgs } from '../../../operator/src/args.ts';
 import { masterKeyFromFile, parseMasterKey } from '../../../operator/src/controller/master-key.ts';
 import { needsWrite, SECRET_RESYNC_MS } from '../../../operator/src/controller/secret-writer.ts';
 import { fromClientModel, toClientModel } from '../../../operator/src/controller/client-model.ts';
+import { probeQueue, requestDrain } from '../../../operator/src/controller/node-admin.ts';
 import type { KObject } from '../../../operator/src/controller/observed.ts';
 import { renderSmtpserverConf, type ClusterView } from '../../../operator/src/resources/config.ts';
 import { adminToken, clusterCredentials, mailqPassword, sha256Hex } from '../../../operator/src/resources/credentials.ts';
@@ -264,6 +266,31 @@ describe('operator security (issue 10)', () => {
         assert.equal(await dial(material.caCert, 'relay-peers.mail.svc'), 'hello\n');
         await assert.rejects(dial(issuePeerTls('x', 'relay-peers.mail.svc').caCert, 'relay-peers.mail.svc'), /certificate/);
         await assert.rejects(dial(material.caCert, 'other-peers.mail.svc'), /altnames|Hostname/);
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
+    });
+  });
+
+  describe('admin API calls', () => {
+    it('send the cluster\'s token as a Bearer credential on POST /drain and GET /queue (a real HTTP server)', async () => {
+      const host = addressIn(RANGE, 11);
+      const seen: Array<[string, string, string | undefined]> = [];
+      const server = createHttpServer((req, res) => {
+        seen.push([req.method!, req.url!, req.headers.authorization]);
+        const ok = req.headers.authorization === 'Bearer t0ken';
+        res.statusCode = ok ? (req.method === 'POST' ? 202 : 200) : 401;
+        if (!ok) res.setHeader('WWW-Authenticate', 'Bearer');
+        res.end(req.method === 'GET' && ok ? JSON.stringify({ total: 0, draining: true, drained: true }) : '');
+      });
+      const port = await freePort(host);
+      await new Promise<void>((r) => server.listen(port, host, () => r()));
+      try {
+        await requestDrain(`http://${host}:${port}/drain`, 't0ken');
+        assert.deepEqual(await probeQueue(`http://${host}:${port}`, 't0ken', 'uid-1'), { total: 0, draining: true, drained: true, uid: 'uid-1' });
+        await assert.rejects(requestDrain(`http://${host}:${port}/drain`, 'wrong'), /HTTP 401/);
+        assert.deepEqual(await probeQueue(`http://${host}:${port}`, 'wrong'), { error: 'GET /queue: HTTP 401' });
+        assert.deepEqual(seen.map((x) => x[2]), ['Bearer t0ken', 'Bearer t0ken', 'Bearer wrong', 'Bearer wrong']);
       } finally {
         await new Promise((r) => server.close(r));
       }
