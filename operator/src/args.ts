@@ -21,6 +21,8 @@ export interface OperatorArgs {
   operatorPodSelector: Record<string, string>;
   metricsNamespaceSelector?: Record<string, string>;
   metricsPodSelector?: Record<string, string>;
+  /** How long a written Secret is trusted to be as written before it is written again. */
+  secretResyncMs?: number;
 }
 
 export const DEFAULT_OPERATOR_POD_SELECTOR = { 'app.kubernetes.io/name': 'mailcluster-operator' };
@@ -44,7 +46,9 @@ export const USAGE = `usage: mailcluster operator [flags]
                                     the nodes' admin port (default app.kubernetes.io/name=mailcluster-operator)
   --metrics-namespace-selector K=V,...  namespaces (by label) from which the admin port's /metrics may be
                                     scraped, e.g. kubernetes.io/metadata.name=monitoring (default: none)
-  --metrics-pod-selector K=V,...    only these pods in those namespaces (default: all of them)`;
+  --metrics-pod-selector K=V,...    only these pods in those namespaces (default: all of them)
+  --secret-resync D                 write each of its Secrets again after D even when unchanged, restoring
+                                    one deleted or edited by hand (it cannot watch Secrets; default 10m)`;
 
 function durationMs(flag: string, value: string): number {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$/.exec(value);
@@ -85,6 +89,7 @@ export function parseOperatorArgs(argv: string[]): OperatorArgs {
       case '--operator-pod-selector': out.operatorPodSelector = parseLabelSelector(need(), flag); break;
       case '--metrics-namespace-selector': out.metricsNamespaceSelector = parseLabelSelector(need(), flag); break;
       case '--metrics-pod-selector': out.metricsPodSelector = parseLabelSelector(need(), flag); break;
+      case '--secret-resync': out.secretResyncMs = durationMs(flag, need()); break;
       case '-h': case '--help': out.help = true; break;
       default: throw new Error(`unknown flag ${JSON.stringify(flag)}\n${USAGE}`);
     }

@@ -43,6 +43,7 @@ export async function main(argv: string[]): Promise<void> {
     const kubeConfig = loadKubeConfig(args.kubeconfig);
     const operatorNamespace = args.operatorNamespace ?? ownNamespace() ?? 'default';
     manager = new Manager({
+      ...(args.secretResyncMs ? { secretResyncMs: args.secretResyncMs } : {}),
       masterKey: args.masterKeyFile ? { file: args.masterKeyFile } : { namespace: operatorNamespace, secretName: args.masterKeySecret },
       adminAccess: {
         operatorNamespace,

@@ -15,7 +15,7 @@ import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
 import { describeError, FIELD_MANAGER, NotLeaderError, Reconciler } from './reconciler.ts';
-import { SecretWriter } from './secret-writer.ts';
+import { SECRET_RESYNC_MS, SecretWriter } from './secret-writer.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ManagerOptions {
@@ -29,6 +29,8 @@ export interface ManagerOptions {
   workers?: number;
   /** The master key, or where to find it (loaded at start, before anything is reconciled). */
   masterKey: MasterKeySource | Buffer;
+  /** How often each written Secret is written again even when unchanged (default SECRET_RESYNC_MS). */
+  secretResyncMs?: number;
   /** Who may reach the nodes' admin port (each cluster's NetworkPolicy). */
   adminAccess: AdminAccess;
   /** Called when leadership is lost (the process should exit and start over). */
@@ -82,7 +84,7 @@ export class Manager {
     const secrets = new SecretWriter(core, FIELD_MANAGER, (verb) => {
       if (!this.stillLeading()) throw new NotLeaderError();
       this.metrics.writes.inc({ verb, kind: 'Secret' });
-    });
+    }, o.secretResyncMs);
     this.reconciler = new Reconciler({
       informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log,
       fence: () => { if (!this.stillLeading()) throw new NotLeaderError(); },
@@ -154,6 +156,8 @@ export class Manager {
         const hadError = this.lastErrors.delete(key);
         if (hadError) this.queue.addAfter(key, 10); // clear the Degraded ReconcileError
         if (p?.requeueAfterMs !== undefined) this.queue.addAfter(key, p.requeueAfterMs);
+        // The operator cannot watch Secrets: come back once per resync period to write them again.
+        if (p) this.queue.addAfter(key, this.o.secretResyncMs ?? SECRET_RESYNC_MS);
       } catch (err) {
         if (err instanceof NotLeaderError) { this.o.log.warn({ key }, 'write refused: no longer the leader'); continue; }
         const message = describeError(err);

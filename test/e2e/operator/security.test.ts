@@ -58,9 +58,9 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
   const podAclsNow = async (): Promise<string[]> => (await pods()).map((p) => p.status?.podIP).filter((ip): ip is string => Boolean(ip)).map((ip) => `[${ip}]/32`).sort();
   const secretWrites = async (): Promise<number> => operator!.metric('mailcluster_operator_writes_total', { kind: 'Secret' });
 
-  async function startRestrictedOperator(): Promise<OperatorProcess> {
+  async function startRestrictedOperator(...extra: string[]): Promise<OperatorProcess> {
     return startOperator(operatorKubeconfig, [
-      '--operator-namespace', OP_NS, '--master-key-secret', MASTER_KEY_SECRET, '--operator-pod-selector', OPERATOR_LABELS,
+      '--operator-namespace', OP_NS, '--master-key-secret', MASTER_KEY_SECRET, '--operator-pod-selector', OPERATOR_LABELS, ...extra,
     ]);
   }
 
@@ -236,5 +236,21 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     const rv1 = await versions();
     assert.equal(rv1['peer-tls'], rv0['peer-tls'], 'the peer TLS Secret is created once, never replaced');
     assert.equal(await operator!.metric('mailcluster_operator_reconcile_errors_total'), 0, operator!.logs().slice(-3000));
+  });
+
+  it('restores its Secrets deleted by hand within the resync period, though it cannot watch them (--secret-resync 2s)', async () => {
+    const token = (await secretData(`${MC}-admin`)).token;
+    const oldCa = (await secretData(`${MC}-peer-tls`))['ca.crt'];
+    await operator!.stop();
+    operator = await startRestrictedOperator('--secret-resync', '2s');
+    const started = Date.now();
+    await kubectl(['delete', 'secret', `${MC}-admin`, `${MC}-peer-tls`, '-n', NS]);
+    await waitUntil('both Secrets back', async () => {
+      const names = (await kubectl(['get', 'secrets', '-n', NS, '-o', 'name'])).split('\n');
+      return names.includes(`secret/${MC}-admin`) && names.includes(`secret/${MC}-peer-tls`);
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    console.log(`      deleted Secrets restored after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal((await secretData(`${MC}-admin`)).token, token, 'the same derived token');
+    assert.notEqual((await secretData(`${MC}-peer-tls`))['ca.crt'], oldCa, 'a deleted peer TLS Secret comes back with a new CA (nothing to restore it from)');
   });
 });

@@ -175,6 +175,8 @@ describe('operator security (issue 10)', () => {
       assert.deepEqual(parseOperatorArgs([]).operatorPodSelector, { 'app.kubernetes.io/name': 'mailcluster-operator' });
       assert.equal(parseOperatorArgs([]).masterKeySecret, 'mailcluster-operator-master-key');
       assert.throws(() => parseOperatorArgs(['--metrics-pod-selector', 'a=b']), /needs --metrics-namespace-selector/);
+      assert.equal(parseOperatorArgs(['--secret-resync', '2s']).secretResyncMs, 2000);
+      assert.throws(() => parseOperatorArgs(['--secret-resync', 'soon']), /--secret-resync/);
       assert.throws(() => parseOperatorArgs(['--master-key-secret', 'Not A Name']), /not a Secret name/);
       assert.throws(() => parseOperatorArgs(['--operator-namespace', 'Bad_NS']), /not a namespace name/);
     });
