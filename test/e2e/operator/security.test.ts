@@ -253,4 +253,18 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     assert.equal((await secretData(`${MC}-admin`)).token, token, 'the same derived token');
     assert.notEqual((await secretData(`${MC}-peer-tls`))['ca.crt'], oldCa, 'a deleted peer TLS Secret comes back with a new CA (nothing to restore it from)');
   });
+
+  it('without a right to read the user\'s TLS Secret, it still creates the nodes (their mount shows a missing one) and reports no error', async () => {
+    const errors0 = await operator!.metric('mailcluster_operator_reconcile_errors_total');
+    await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, 'tlsc', {
+      replicas: 1, hostname: 'tls.sec.example', relayDomains: ['customer.example'], storage: { size: '16Mi' }, tls: { secretName: 'no-such-tls' },
+    })));
+    await waitUntil('pod tlsc-0 created', async () => (await c.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/instance=tlsc' })).items.length === 1, { timeoutMs: 30_000, intervalMs: 250 });
+    const pod = (await c.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/instance=tlsc' })).items[0];
+    assert.ok(pod.spec?.volumes?.some((v) => v.secret?.secretName === 'no-such-tls'));
+    assert.equal(await operator!.metric('mailcluster_operator_reconcile_errors_total'), errors0);
+    assert.match(operator!.logs(), /no right to read Secrets here/);
+    const mc = (await c.custom.getNamespacedCustomObject({ group: 'mailcluster.io', version: 'v1alpha1', plural: 'mailclusters', namespace: NS, name: 'tlsc' })) as any;
+    assert.notEqual((mc.status?.conditions ?? []).find((x: any) => x.type === 'Degraded')?.reason, 'TLSSecretMissing', 'it cannot know, so it does not claim it');
+  });
 });
