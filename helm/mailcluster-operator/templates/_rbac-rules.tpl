@@ -30,6 +30,11 @@ it, hence `create` next to `patch`.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create", "update"]
+# cert-manager Certificate <name>-peer-tls when spec.peerTls.issuerRef is set: applied, never
+# watched (the CRD may not be installed).
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["create", "patch"]
 # The NetworkPolicy <name> (informer, apply; removed by garbage collection).
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]

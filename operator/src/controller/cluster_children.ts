@@ -8,6 +8,7 @@ import { buildService } from '../resources/service.ts';
 import { buildPeersService } from '../resources/peers-service.ts';
 import { buildPodDisruptionBudget } from '../resources/pdb.ts';
 import { buildNetworkPolicy } from '../resources/network-policy.ts';
+import { buildPeerCertificate } from '../resources/certificate.ts';
 import type { ObservedService } from './observed.ts';
 import { byName, type PlanContext } from './plan_context.ts';
 
@@ -15,7 +16,9 @@ import { byName, type PlanContext } from './plan_context.ts';
 export function planClusterChildren(ctx: PlanContext): ObservedService | undefined {
   const { observed, cluster, name, spec, out } = ctx;
   out.secrets.push(buildAdminSecret(cluster, observed.credentials.adminToken));
-  out.createOnce.push({ name: peerTlsSecretName(name), dnsName: peerTlsName(name, cluster.metadata.namespace) });
+  // The peer certificate: cert-manager's when an issuer is named, else made once by the operator.
+  if (spec.peerTls?.issuerRef) out.unwatched.push(buildPeerCertificate(cluster, spec));
+  else out.createOnce.push({ name: peerTlsSecretName(name), dnsName: peerTlsName(name, cluster.metadata.namespace) });
 
   const service = byName(observed.services, serviceName(name));
   ctx.applyIfChanged(buildService(cluster, spec), service);

@@ -47,6 +47,9 @@ export interface Plan {
   secrets: KObject[];
   /** The peer TLS Secret, created before pods when the controller has not made sure of it yet. */
   createOnce: CreateOnceSecret[];
+  /** Objects of kinds the operator does not watch (cert-manager's Certificate, whose CRD may be
+   * absent): applied before pods, only when changed since this process last applied them. */
+  unwatched: KObject[];
   patchPods: PodPatch[];
   drain: DrainRequest[];
   delete: DeleteRequest[];
@@ -112,7 +115,7 @@ export function sinceMs(value: string | undefined, now: Date): number | undefine
 export const iso = (d: Date): string => d.toISOString();
 export const adminUrl = (ip: string, path: string): string => `http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}${path}`;
 
-export const emptyPlan = (): Plan => ({ apply: [], secrets: [], createOnce: [], patchPods: [], drain: [], delete: [], events: [] });
+export const emptyPlan = (): Plan => ({ apply: [], secrets: [], createOnce: [], unwatched: [], patchPods: [], drain: [], delete: [], events: [] });
 
 /** `desired` is spec.replicas, or 0 while a MailCluster with whenDeleted: Delete drains out. */
 export function newContext(observed: ObservedState, spec: DefaultedSpec, desired = spec.replicas): PlanContext {

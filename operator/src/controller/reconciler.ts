@@ -191,6 +191,13 @@ export class Reconciler {
       if (r === 'created') written.push(once.name);
     }
     for (const s of p.secrets) if (await this.d.secrets.write(s)) written.push(s.metadata.name);
+    for (const o of p.unwatched) {
+      const applied = await this.d.secrets.applyIfChanged(o, async () => {
+        this.write('apply', o.kind!);
+        await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      });
+      if (applied) written.push(`${o.kind}/${o.metadata.name}`);
+    }
     return written;
   }
 

@@ -80,6 +80,21 @@ export class SecretWriter {
     return result;
   }
 
+  /** Runs `apply` for `obj` unless this process applied the same content lately (kinds without a watch). */
+  async applyIfChanged(obj: KObject, apply: () => Promise<void>): Promise<boolean> {
+    const key = `${obj.apiVersion}/${obj.kind}/${this.key(obj)}`;
+    const hash = shortHash(obj);
+    if (!needsWrite(this.written.get(key), hash, this.now(), this.resyncMs)) return false;
+    try {
+      await apply();
+    } catch (err) {
+      this.written.delete(key);
+      throw err;
+    }
+    this.written.set(key, { hash, at: this.now() });
+    return true;
+  }
+
   /** Forgets a deleted cluster's Secrets (they go with it, by garbage collection). */
   forget(namespace: string, names: string[]): void {
     for (const n of names) this.written.delete(`${namespace}/${n}`);

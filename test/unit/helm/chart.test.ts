@@ -133,6 +133,8 @@ describe('helm chart mailcluster-operator (helm lint/template, no server)', func
       const operatorRole = clusterRoles.find((r) => r.metadata.name === 'mc-mailcluster-operator');
       const secretRules = (operatorRole?.rules as Rule[]).filter((r) => r.resources.includes('secrets'));
       assert.deepEqual(secretRules.flatMap((r) => r.verbs).sort(), ['create', 'update'], 'it writes its own Secrets whole');
+      const certRules = (operatorRole?.rules as Rule[]).filter((r) => r.apiGroups.includes('cert-manager.io'));
+      assert.deepEqual(certRules.map((r) => [r.resources, r.verbs]), [[['certificates'], ['create', 'patch']]], 'Certificates applied, never read');
     }
   });
 

@@ -320,7 +320,7 @@ class Sim {
   }
 }
 
-const only = (p: Partial<Plan>): Plan => ({ apply: [], secrets: [], createOnce: [], patchPods: [], drain: [], delete: [], events: [], ...p });
+const only = (p: Partial<Plan>): Plan => ({ apply: [], secrets: [], createOnce: [], unwatched: [], patchPods: [], drain: [], delete: [], events: [], ...p });
 const same = (a: string[], b: string[]): boolean => a.length === b.length && [...a].sort().every((x, k) => x === [...b].sort()[k]);
 
 const index = fc.integer({ min: 0, max: MAX_INDEX - 1 });

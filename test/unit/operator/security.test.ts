@@ -29,7 +29,8 @@ import { parseSchedulerAuth } from '../../../node-image/src/config/parse.ts';
 import { aclAllows } from '../../../node-image/src/mailq/auth.ts';
 import { addressIn, freePort } from '../../support/addresses.ts';
 import { makeTempDir } from '../../support/processes.ts';
-import { ADMIN_ACCESS, MASTER_KEY, mailCluster } from './fixtures.ts';
+import { ADMIN_ACCESS, MASTER_KEY, mailCluster, World } from './fixtures.ts';
+import { plan } from '../../../operator/src/controller/plan.ts';
 
 const RANGE = '127.45.0.0/16';
 const ID = { namespace: 'mail', name: 'mc', uid: 'uid-1234' };
@@ -271,6 +272,30 @@ describe('operator security (issue 10)', () => {
       } finally {
         await new Promise((r) => server.close(r));
       }
+    });
+  });
+
+  describe('peer certificate from cert-manager (spec.peerTls.issuerRef)', () => {
+    it('plans a Certificate into <name>-peer-tls for <name>-peers.<ns>.svc instead of creating the Secret', () => {
+      const w = new World(mailCluster({ peerTls: { issuerRef: { name: 'mail-ca' } } }));
+      const p = plan(w.observed());
+      assert.deepEqual(p.createOnce, []);
+      assert.equal(p.unwatched.length, 1);
+      const cert = p.unwatched[0] as any;
+      assert.equal(cert.apiVersion, 'cert-manager.io/v1');
+      assert.equal(cert.kind, 'Certificate');
+      assert.equal(cert.metadata.name, 'mc-peer-tls');
+      assert.equal(cert.metadata.ownerReferences[0].uid, 'uid-1234');
+      assert.equal(cert.spec.secretName, 'mc-peer-tls');
+      assert.deepEqual(cert.spec.dnsNames, ['mc-peers.mail.svc']);
+      assert.deepEqual(cert.spec.issuerRef, { name: 'mail-ca', kind: 'Issuer', group: 'cert-manager.io' });
+      assert.ok(cert.spec.usages.includes('server auth') && cert.spec.usages.includes('client auth'));
+      // Pods mount the same Secret either way.
+      const pod = p.apply.find((o) => o.kind === 'Pod') as any;
+      assert.ok(pod.spec.volumes[0].projected.sources.some((s: any) => s.secret?.name === 'mc-peer-tls'));
+      const plain = plan(new World(mailCluster()).observed());
+      assert.deepEqual(plain.unwatched, []);
+      assert.deepEqual(plain.createOnce, [{ name: 'mc-peer-tls', dnsName: 'mc-peers.mail.svc' }]);
     });
   });
 

@@ -153,6 +153,22 @@ export const specSchema = {
         },
       },
     },
+    peerTls: {
+      type: 'object',
+      description: 'Where the certificate peers present to each other comes from (Secret <name>-peer-tls: ca.crt, tls.crt, tls.key for <name>-peers.<namespace>.svc). Unset: the operator creates a per-cluster CA and certificate once. With issuerRef: a cert-manager Certificate <name>-peer-tls issues and renews it (cert-manager must be installed; the issuer must put ca.crt in the Secret, as a CA issuer does).',
+      properties: {
+        issuerRef: {
+          type: 'object',
+          required: ['name'],
+          description: 'The cert-manager issuer of the peer certificate.',
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 253, description: 'Name of the Issuer or ClusterIssuer.' },
+            kind: { type: 'string', enum: ['Issuer', 'ClusterIssuer'], default: 'Issuer', description: 'Issuer (in the MailCluster\'s namespace) or ClusterIssuer.' },
+            group: { type: 'string', maxLength: 253, default: 'cert-manager.io', description: 'API group of the issuer.' },
+          },
+        },
+      },
+    },
     smtpAuth: {
       type: 'object',
       description: 'SMTP AUTH for users with a relay right (off when unset). Offered only after STARTTLS; the MAILQv2 credentials never log in over SMTP.',
