@@ -9,7 +9,7 @@ import { ANNOTATION_DRAIN_REQUESTED, LABEL_CLUSTER, LABEL_ROLE } from '../resour
 import { clusterCredentials, type ClusterCredentials } from '../resources/credentials.ts';
 import { adminSecretName, ADMIN_PORT, mailqSecretName, peerTlsSecretName } from '../resources/names.ts';
 import type { AdminAccess } from '../resources/network-policy.ts';
-import { buildPeerTlsSecret, issuePeerTls } from '../resources/peer-tls.ts';
+import { buildPeerTlsSecret, issuePeerTls, type PeerTlsMaterial } from '../resources/peer-tls.ts';
 import type { EventRecorder } from './events.ts';
 import type { InformerSet } from './informers.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -71,6 +71,7 @@ export class Reconciler {
   private readonly d: ReconcilerDeps;
   /** Namespaces where reading the user's TLS Secret was refused (403): not asked again. */
   private readonly tlsReadForbidden = new Set<string>();
+  private readonly peerTls = new Map<string, Promise<PeerTlsMaterial>>();
 
   constructor(deps: ReconcilerDeps) { this.d = deps; }
 
@@ -80,6 +81,7 @@ export class Reconciler {
     const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
     if (!cluster) { // deleted: garbage collection removes the children
       this.d.secrets.forget(namespace, [mailqSecretName(name), adminSecretName(name), peerTlsSecretName(name)]);
+      for (const k of this.peerTls.keys()) if (k.startsWith(`${namespace}/${name}/`)) this.peerTls.delete(k);
       return undefined;
     }
     const credentials = clusterCredentials(this.d.masterKey(), { namespace, name, uid: cluster.metadata.uid ?? '' });
@@ -182,12 +184,27 @@ export class Reconciler {
     this.d.metrics.writes.inc({ verb, kind });
   }
 
+  /**
+   * Fresh peer TLS material for a cluster, made once per process and cluster uid: the create is
+   * tried again every resync period (409 when it exists), and should not cost two RSA keys each time.
+   */
+  private peerTlsFor(cluster: MailCluster, dnsName: string): Promise<PeerTlsMaterial> {
+    const key = `${cluster.metadata.namespace}/${cluster.metadata.name}/${cluster.metadata.uid}`;
+    let made = this.peerTls.get(key);
+    if (!made) {
+      made = issuePeerTls(cluster.metadata.name, dnsName);
+      made.catch(() => this.peerTls.delete(key));
+      this.peerTls.set(key, made);
+    }
+    return made;
+  }
+
   /** The cluster's Secrets, before anything that mounts them. Returns the ones written. */
   private async writeSecrets(cluster: MailCluster, p: Plan): Promise<string[]> {
     const written: string[] = [];
     const ns = cluster.metadata.namespace;
     for (const once of p.createOnce) {
-      const r = await this.d.secrets.createOnce(ns, once.name, () => buildPeerTlsSecret(cluster, issuePeerTls(cluster.metadata.name, once.dnsName)));
+      const r = await this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)));
       if (r === 'created') written.push(once.name);
     }
     for (const s of p.secrets) if (await this.d.secrets.write(s)) written.push(s.metadata.name);

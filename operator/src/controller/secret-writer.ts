@@ -65,13 +65,14 @@ export class SecretWriter {
   }
 
   /** Creates a Secret made by `make` unless it exists (409) or this process made sure lately. */
-  async createOnce(namespace: string, name: string, make: () => KObject): Promise<'created' | 'exists' | 'known'> {
+  async createOnce(namespace: string, name: string, make: () => Promise<KObject>): Promise<'created' | 'exists' | 'known'> {
     const key = `${namespace}/${name}`;
     if (!needsWrite(this.written.get(key), 'once', this.now(), this.resyncMs)) return 'known';
     let result: 'created' | 'exists' = 'created';
     try {
+      const body = await make();
       this.count('create');
-      await this.core.createNamespacedSecret({ namespace, body: make() as unknown as V1Secret, fieldManager: this.fieldManager });
+      await this.core.createNamespacedSecret({ namespace, body: body as unknown as V1Secret, fieldManager: this.fieldManager });
     } catch (err) {
       if (codeOf(err) !== 409) throw err;
       result = 'exists';

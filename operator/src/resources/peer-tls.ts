@@ -3,7 +3,8 @@
 // to a peer and checks the peer's against the CA. node:crypto cannot issue X.509, so the
 // certificates are built with node-forge (no dependencies, no native code); the RSA keys come
 // from node:crypto. Issued once when the Secret is created; the operator never reads it back.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import forge from 'node-forge';
 import type { MailCluster } from '../api/v1alpha1/types.ts';
 import { clusterLabels } from './labels.ts';
@@ -19,8 +20,11 @@ export interface PeerTlsMaterial {
 const CA_VALID_DAYS = 3650;
 const LEAF_VALID_DAYS = 3650;
 
-function rsaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privatePem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+const generateRsa = promisify(generateKeyPair);
+
+/** An RSA 2048 key pair, generated off the event loop (libuv's thread pool). */
+async function rsaKeyPair(): Promise<{ publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privatePem: string }> {
+  const { privateKey } = await generateRsa('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
   const priv = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
   return { privateKey: priv, publicKey: forge.pki.setRsaPublicKey(priv.n, priv.e), privatePem: privateKey };
 }
@@ -40,8 +44,8 @@ function validity(cert: forge.pki.Certificate, now: Date, days: number): void {
 }
 
 /** A fresh CA and a leaf for `dnsName` signed by it. */
-export function issuePeerTls(clusterName: string, dnsName: string, now = new Date()): PeerTlsMaterial {
-  const caKeys = rsaKeyPair();
+export async function issuePeerTls(clusterName: string, dnsName: string, now = new Date()): Promise<PeerTlsMaterial> {
+  const [caKeys, leafKeys] = await Promise.all([rsaKeyPair(), rsaKeyPair()]);
   const ca = forge.pki.createCertificate();
   ca.publicKey = caKeys.publicKey;
   ca.serialNumber = serial();
@@ -56,7 +60,6 @@ export function issuePeerTls(clusterName: string, dnsName: string, now = new Dat
   ]);
   ca.sign(caKeys.privateKey, forge.md.sha256.create());
 
-  const leafKeys = rsaKeyPair();
   const leaf = forge.pki.createCertificate();
   leaf.publicKey = leafKeys.publicKey;
   leaf.serialNumber = serial();

@@ -237,9 +237,10 @@ describe('operator security (issue 10)', () => {
   });
 
   describe('peer TLS', () => {
-    const material = issuePeerTls('relay', 'relay-peers.mail.svc');
+    let material: Awaited<ReturnType<typeof issuePeerTls>>;
+    before(async () => { material = await issuePeerTls('relay', 'relay-peers.mail.svc'); });
 
-    it('issues a CA and a leaf for <name>-peers.<ns>.svc signed by it', () => {
+    it('issues a CA and a leaf for <name>-peers.<ns>.svc signed by it', async () => {
       const ca = new X509Certificate(material.caCert);
       const leaf = new X509Certificate(material.cert);
       assert.equal(ca.ca, true);
@@ -249,7 +250,7 @@ describe('operator security (issue 10)', () => {
       assert.equal(leaf.checkHost('relay-peers.mail.svc'), 'relay-peers.mail.svc');
       assert.equal(leaf.checkHost('relay.mail.svc'), undefined);
       assert.ok(new Date(leaf.validTo).getTime() > Date.now() + 5 * 365 * 86_400_000);
-      const other = issuePeerTls('relay', 'relay-peers.mail.svc');
+      const other = await issuePeerTls('relay', 'relay-peers.mail.svc');
       assert.notEqual(other.caCert, material.caCert, 'a fresh CA per cluster');
       const secret = buildPeerTlsSecret(mailCluster(), material);
       assert.equal(secret.metadata.name, 'mc-peer-tls');
@@ -267,7 +268,7 @@ describe('operator security (issue 10)', () => {
       });
       try {
         assert.equal(await dial(material.caCert, 'relay-peers.mail.svc'), 'hello\n');
-        await assert.rejects(dial(issuePeerTls('x', 'relay-peers.mail.svc').caCert, 'relay-peers.mail.svc'), /certificate/);
+        await assert.rejects(dial((await issuePeerTls('x', 'relay-peers.mail.svc')).caCert, 'relay-peers.mail.svc'), /certificate/);
         await assert.rejects(dial(material.caCert, 'other-peers.mail.svc'), /altnames|Hostname/);
       } finally {
         await new Promise((r) => server.close(r));
