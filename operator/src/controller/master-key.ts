@@ -68,5 +68,14 @@ export async function masterKeyFromSecret(core: CoreV1Api, namespace: string, na
 }
 
 export async function loadMasterKey(source: MasterKeySource, core: CoreV1Api): Promise<Buffer> {
-  return 'file' in source ? masterKeyFromFile(source.file) : masterKeyFromSecret(core, source.namespace, source.secretName);
+  if ('file' in source) return masterKeyFromFile(source.file);
+  try {
+    return await masterKeyFromSecret(core, source.namespace, source.secretName);
+  } catch (err) {
+    const code = codeOf(err);
+    const why = code === 403
+      ? 'forbidden: the operator needs get on this Secret (by name) and create on Secrets in its namespace (the chart\'s <fullname>-master-key Role)'
+      : (err as Error).message;
+    throw new Error(`master key Secret ${source.namespace}/${source.secretName}: ${why}`);
+  }
 }
