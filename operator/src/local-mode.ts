@@ -8,6 +8,7 @@ import pino from 'pino';
 import { mailClusterCrdYaml } from './api/crd.ts';
 import { GROUP, PLURAL, VERSION } from './api/v1alpha1/types.ts';
 import { Manager } from './controller/manager.ts';
+import { DEFAULT_OPERATOR_POD_SELECTOR } from './args.ts';
 
 /** The slice of local/'s LocalCluster this step uses. */
 export interface LocalClusterHandle {
@@ -24,7 +25,13 @@ export async function startOperatorInLocalMode(cluster: LocalClusterHandle, prin
   await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
 
   const log = pino({ base: { component: 'mailcluster-operator' } }, pino.destination({ dest: `${cluster.dir}/operator.log`, append: true, sync: false }));
-  const manager = new Manager({ kubeConfig: cluster.kubeConfig, log, metricsAddress: '127.0.0.1:0' });
+  // The operator runs in this process, not in a pod: its master key is a file beside the
+  // kubeconfig (kept across `local up`s, so the clusters' credentials stay the same).
+  const manager = new Manager({
+    kubeConfig: cluster.kubeConfig, log, metricsAddress: '127.0.0.1:0',
+    masterKey: { file: `${cluster.dir}/operator-master-key` },
+    adminAccess: { operatorNamespace: 'default', operatorPodLabels: { ...DEFAULT_OPERATOR_POD_SELECTOR } },
+  });
   await manager.start();
   const stop = () => { void manager.stop(); };
   process.once('SIGINT', stop);

@@ -41,7 +41,16 @@ export async function main(argv: string[]): Promise<void> {
   let manager: Manager;
   try {
     const kubeConfig = loadKubeConfig(args.kubeconfig);
+    const operatorNamespace = args.operatorNamespace ?? ownNamespace() ?? 'default';
     manager = new Manager({
+      ...(args.secretResyncMs ? { secretResyncMs: args.secretResyncMs } : {}),
+      masterKey: args.masterKeyFile ? { file: args.masterKeyFile } : { namespace: operatorNamespace, secretName: args.masterKeySecret },
+      adminAccess: {
+        operatorNamespace,
+        operatorPodLabels: args.operatorPodSelector,
+        ...(args.metricsNamespaceSelector ? { metricsNamespaceLabels: args.metricsNamespaceSelector } : {}),
+        ...(args.metricsPodSelector ? { metricsPodLabels: args.metricsPodSelector } : {}),
+      },
       kubeConfig,
       log,
       namespaces: args.namespaces,

@@ -63,3 +63,16 @@ app.kubernetes.io/component: test
 {{- define "mailcluster-operator.watchNamespaces" -}}
 {{- uniq .Values.watchNamespaces | join "," -}}
 {{- end -}}
+
+{{- define "mailcluster-operator.masterKeySecretName" -}}
+{{- default (printf "%s-master-key" (include "mailcluster-operator.fullname" .)) .Values.masterKey.secretName | trunc 253 -}}
+{{- end -}}
+
+{{/* A matchLabels map as the operator's k=v,k=v flag form, keys sorted. */}}
+{{- define "mailcluster-operator.selectorFlag" -}}
+{{- $items := list -}}
+{{- range $k := keys . | sortAlpha -}}
+{{- $items = append $items (printf "%s=%s" $k (index $ $k)) -}}
+{{- end -}}
+{{- join "," $items -}}
+{{- end -}}

@@ -8,6 +8,10 @@ it, hence `create` next to `patch`.
 - apiGroups: ["mailcluster.io"]
   resources: ["mailclusters"]
   verbs: ["list", "watch"]
+# The finalizer of storage.retentionPolicy.whenDeleted: Delete (a merge patch of metadata.finalizers).
+- apiGroups: ["mailcluster.io"]
+  resources: ["mailclusters"]
+  verbs: ["patch"]
 - apiGroups: ["mailcluster.io"]
   resources: ["mailclusters/status"]
   verbs: ["patch"]
@@ -20,10 +24,21 @@ it, hence `create` next to `patch`.
 - apiGroups: [""]
   resources: ["pods", "configmaps", "persistentvolumeclaims"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# The MAILQv2 Secret (informer, apply) and the user's TLS Secret (read by name to check it).
+# Its own Secrets (<name>-mailq, -admin, -peer-tls), written whole: create, and update (PUT)
+# of content it derives. Never get/list/watch, and never patch: a PATCH answers with the whole
+# stored object, which would be a read of any Secret by name.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["create", "update"]
+# cert-manager Certificate <name>-peer-tls when spec.peerTls.issuerRef is set: applied, never
+# watched (the CRD may not be installed).
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["create", "patch"]
+# The NetworkPolicy <name> (informer, apply; removed by garbage collection).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch"]
 # Service Addr[0], the headless peers Service, the PDB: informers and apply (removed by GC).
 - apiGroups: [""]
   resources: ["services"]
@@ -46,4 +61,25 @@ it, hence `create` next to `patch`.
   resources: ["leases"]
   resourceNames: [{{ .Values.leaderElection.leaseName | quote }}]
   verbs: ["get", "update"]
+{{- end -}}
+
+
+{{/* Watched namespaces only: a namespaced read of the TLS Secret a MailCluster names, so that a
+missing one is reported (Degraded, TLSSecretMissing) instead of showing only as pods that cannot
+mount it. Never granted cluster-wide. */}}
+{{- define "mailcluster-operator.namespacedSecretRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end -}}
+
+{{/* The master key: read by name, created by the operator when absent (create cannot be limited by name). */}}
+{{- define "mailcluster-operator.masterKeyRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "mailcluster-operator.masterKeySecretName" . | quote }}]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
 {{- end -}}

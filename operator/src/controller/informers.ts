@@ -23,9 +23,10 @@ export const WATCHED_KINDS: WatchedKind[] = [
   { apiVersion: 'v1', kind: 'Pod', plural: 'pods', managedOnly: true },
   { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', managedOnly: true },
   { apiVersion: 'v1', kind: 'PersistentVolumeClaim', plural: 'persistentvolumeclaims', managedOnly: true },
-  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', managedOnly: true },
   { apiVersion: 'v1', kind: 'Service', plural: 'services', managedOnly: true },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', managedOnly: true },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', plural: 'networkpolicies', managedOnly: true },
+  // No Secrets: the operator has no right to read them (it derives what it writes, secret-writer.ts).
 ];
 
 /** The REST path of a kind's collection, cluster-wide or in one namespace. */

@@ -6,12 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KIND } from '../api/v1alpha1/types.ts';
+import { LABEL_CLUSTER } from '../resources/labels.ts';
+import type { AdminAccess } from '../resources/network-policy.ts';
 import { EventRecorder } from './events.ts';
 import { InformerSet } from './informers.ts';
 import { LeaderElector } from './leader.ts';
+import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
-import { describeError, FIELD_MANAGER, Reconciler } from './reconciler.ts';
+import { describeError, FIELD_MANAGER, NotLeaderError, Reconciler } from './reconciler.ts';
+import { SECRET_RESYNC_MS, SecretWriter } from './secret-writer.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ManagerOptions {
@@ -23,6 +27,12 @@ export interface ManagerOptions {
   /** host:port for /metrics, /healthz and /readyz; undefined for none. */
   metricsAddress?: string;
   workers?: number;
+  /** The master key, or where to find it (loaded at start, before anything is reconciled). */
+  masterKey: MasterKeySource | Buffer;
+  /** How often each written Secret is written again even when unchanged (default SECRET_RESYNC_MS). */
+  secretResyncMs?: number;
+  /** Who may reach the nodes' admin port (each cluster's NetworkPolicy). */
+  adminAccess: AdminAccess;
   /** Called when leadership is lost (the process should exit and start over). */
   onLostLeadership?: () => void;
 }
@@ -33,7 +43,10 @@ export function ownerKey(kind: string, obj: KObject): string | undefined {
   if (!ns) return undefined;
   if (kind === KIND) return `${ns}/${obj.metadata.name}`;
   const owner = (obj.metadata.ownerReferences ?? []).find((r) => r.controller && r.kind === KIND);
-  return owner?.name ? `${ns}/${owner.name}` : undefined;
+  if (owner?.name) return `${ns}/${owner.name}`;
+  // Spool claims carry no owner reference: their cluster label names the MailCluster.
+  const cluster = kind === 'PersistentVolumeClaim' ? obj.metadata.labels?.[LABEL_CLUSTER] : undefined;
+  return cluster ? `${ns}/${cluster}` : undefined;
 }
 
 export class Manager {
@@ -45,6 +58,8 @@ export class Manager {
   private readonly reconciler: Reconciler;
   private readonly elector?: LeaderElector;
   private readonly lastErrors = new Map<string, string>();
+  private readonly core: CoreV1Api;
+  private masterKey?: Buffer;
   private server?: Server;
   private leading = false;
   private workersRunning: Promise<void>[] = [];
@@ -56,6 +71,7 @@ export class Manager {
     this.queue = new WorkQueue({ onDepth: (d) => this.metrics.workqueueDepth.set(d) });
     const objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
     const core = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.core = core;
     this.informers = new InformerSet({
       kubeConfig: o.kubeConfig, objects, namespaces: o.namespaces, metrics: this.metrics, log: o.log,
       onChange: (kind, obj) => {
@@ -64,7 +80,18 @@ export class Manager {
       },
     });
     const events = new EventRecorder(core, o.log, FIELD_MANAGER, () => this.metrics.writes.inc({ verb: 'create', kind: 'Event' }));
-    this.reconciler = new Reconciler({ informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log });
+    // Secret writes are fenced like every other write: a replica that may no longer lead writes nothing.
+    const secrets = new SecretWriter(core, FIELD_MANAGER, (verb) => {
+      if (!this.stillLeading()) throw new NotLeaderError();
+      this.metrics.writes.inc({ verb, kind: 'Secret' });
+    }, o.secretResyncMs);
+    this.reconciler = new Reconciler({
+      informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log,
+      fence: () => { if (!this.stillLeading()) throw new NotLeaderError(); },
+      masterKey: () => { if (!this.masterKey) throw new Error('the master key is not loaded yet'); return this.masterKey; },
+      adminAccess: o.adminAccess,
+      secrets,
+    });
     if (o.leaderElection) {
       this.elector = new LeaderElector({
         coordination: o.kubeConfig.makeApiClient(CoordinationV1Api),
@@ -82,10 +109,16 @@ export class Manager {
   }
 
   get isLeader(): boolean { return this.leading; }
+
+  /** May this replica write now? With leader election: only until its renew deadline. */
+  stillLeading(): boolean {
+    return this.leading && !this.stopped && (this.elector ? this.elector.stillLeading() : true);
+  }
   get ready(): boolean { return this.informers.synced; }
 
   async start(): Promise<void> {
     if (this.o.metricsAddress) await this.serveMetrics(this.o.metricsAddress);
+    this.masterKey = Buffer.isBuffer(this.o.masterKey) ? this.o.masterKey : await loadMasterKey(this.o.masterKey, this.core);
     await this.informers.start();
     this.o.log.info({ identity: this.identity, namespaces: this.o.namespaces ?? 'all', synced: this.informers.synced }, 'informers started');
     if (this.elector) this.elector.start();
@@ -123,7 +156,10 @@ export class Manager {
         const hadError = this.lastErrors.delete(key);
         if (hadError) this.queue.addAfter(key, 10); // clear the Degraded ReconcileError
         if (p?.requeueAfterMs !== undefined) this.queue.addAfter(key, p.requeueAfterMs);
+        // The operator cannot watch Secrets: come back once per resync period to write them again.
+        if (p) this.queue.addAfter(key, this.o.secretResyncMs ?? SECRET_RESYNC_MS);
       } catch (err) {
+        if (err instanceof NotLeaderError) { this.o.log.warn({ key }, 'write refused: no longer the leader'); continue; }
         const message = describeError(err);
         this.metrics.reconciles.inc({ result: 'error' });
         this.metrics.reconcileErrors.inc();

@@ -1,5 +1,7 @@
 // The shapes the planner reads: only the fields it needs from what the informers hold.
 import type { MailCluster, MailClusterStatus } from '../api/v1alpha1/types.ts';
+import type { ClusterCredentials } from '../resources/credentials.ts';
+import type { AdminAccess } from '../resources/network-policy.ts';
 
 export interface Meta {
   name: string;
@@ -19,6 +21,7 @@ export interface KObject {
 }
 
 export interface ObservedPod extends KObject {
+  spec?: { volumes?: Array<{ name?: string; persistentVolumeClaim?: { claimName?: string } }> };
   status?: {
     phase?: string;
     podIP?: string;
@@ -32,16 +35,18 @@ export interface ObservedService extends KObject {
   status?: { loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string }> } };
 }
 
-export interface ObservedSecret extends KObject {
-  data?: Record<string, string>;
-}
-
 export interface ObservedConfigMap extends KObject {
   data?: Record<string, string>;
 }
 
-/** What GET /queue on a draining node answered (or why it could not be asked). */
-export type QueueProbe = { total: number; draining?: boolean } | { error: string };
+/**
+ * What GET /queue on a draining node answered (or why it could not be asked). `uid` is the
+ * UID of the pod whose address was asked, so an answer is never credited to another pod of
+ * the same name; `drained` is the node's own word (contract 2), absent = not drained.
+ */
+export type QueueProbe =
+  | { total: number; draining?: boolean; drained?: boolean; uid?: string }
+  | { error: string; uid?: string };
 
 /** The user's TLS Secret, when spec.tls names one. */
 export type TlsSecretState = 'ok' | 'missing' | 'invalid';
@@ -52,17 +57,19 @@ export interface ObservedState {
   pods: ObservedPod[];
   configMaps: ObservedConfigMap[];
   claims: KObject[];
-  secrets: ObservedSecret[];
   services: ObservedService[];
   podDisruptionBudgets: KObject[];
-  /** Present when spec.tls is set. */
+  networkPolicies: KObject[];
+  /** Present when spec.tls is set and the operator may read Secrets in the namespace. */
   tlsSecret?: TlsSecretState;
   /** Queue probes of draining pods, by pod name. */
   queues: Record<string, QueueProbe>;
   /** The last reconcile's error, surfaced as Degraded. */
   lastError?: string;
-  /** A fresh random password, used only when the MAILQv2 Secret does not exist yet. */
-  newPassword: string;
+  /** The cluster's admin token and MAILQv2 password, derived from the operator's master key. */
+  credentials: ClusterCredentials;
+  /** Who may reach the admin port (the NetworkPolicy's rule). */
+  adminAccess: AdminAccess;
   now: Date;
 }
 

@@ -1,18 +1,23 @@
 // One reconcile of one MailCluster: read the informers' view (plus the few things only a
-// request can tell: the TLS Secret, draining nodes' queues), plan, then carry out the plan —
-// server-side apply for every write of desired state, status through the status subresource.
-import { randomBytes } from 'node:crypto';
+// request can tell: the TLS Secret where allowed, draining nodes' queues), plan, then carry out
+// the plan — Secrets first (written whole, never read), server-side apply for every other write
+// of desired state, status through the status subresource.
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { GROUP, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
-import { ANNOTATION_DRAIN_REQUESTED, LABEL_ROLE } from '../resources/labels.ts';
-import { ADMIN_PORT } from '../resources/names.ts';
+import { GROUP, KIND, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
+import { ANNOTATION_DRAIN_REQUESTED, LABEL_CLUSTER, LABEL_ROLE } from '../resources/labels.ts';
+import { clusterCredentials, type ClusterCredentials } from '../resources/credentials.ts';
+import { adminSecretName, ADMIN_PORT, mailqSecretName, peerTlsSecretName } from '../resources/names.ts';
+import type { AdminAccess } from '../resources/network-policy.ts';
+import { buildPeerTlsSecret, issuePeerTls, type PeerTlsMaterial } from '../resources/peer-tls.ts';
 import type { EventRecorder } from './events.ts';
 import type { InformerSet } from './informers.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import { fromClientModel, toClientModel } from './client-model.ts';
 import { probeQueue, requestDrain } from './node-admin.ts';
 import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
 import { plan, type Plan } from './plan.ts';
+import type { SecretWriter } from './secret-writer.ts';
 
 export const FIELD_MANAGER = 'mailcluster-operator';
 
@@ -24,6 +29,17 @@ export interface ReconcilerDeps {
   events: EventRecorder;
   metrics: OperatorMetrics;
   log: Logger;
+  /** The operator's master key (master-key.ts), loaded when the manager starts. */
+  masterKey: () => Buffer;
+  adminAccess: AdminAccess;
+  secrets: SecretWriter;
+  /** Throws when this replica may no longer write (leader election's fence); checked before every write. */
+  fence?: () => void;
+}
+
+/** A write refused because this replica is no longer (surely) the leader. */
+export class NotLeaderError extends Error {
+  constructor() { super('not the leader (renew deadline passed): write refused'); }
 }
 
 const codeOf = (err: unknown): number | undefined => (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
@@ -41,8 +57,21 @@ function ownedBy(uid: string | undefined) {
   return (o: KObject): boolean => Boolean(uid) && (o.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
 }
 
+/**
+ * Spool claims of cluster `name`: found by label, not by owner — they carry no owner reference
+ * (so a MailCluster created again with the same name adopts them). One that still has a
+ * MailCluster owner (an earlier operator version) is ours too; the planner disowns it.
+ */
+export function spoolClaimsOf(name: string) {
+  return (o: KObject): boolean => o.metadata.labels?.[LABEL_CLUSTER] === name
+    && (o.metadata.ownerReferences ?? []).every((r) => !r.controller || r.kind === KIND);
+}
+
 export class Reconciler {
   private readonly d: ReconcilerDeps;
+  /** Namespaces where reading the user's TLS Secret was refused (403): not asked again. */
+  private readonly tlsReadForbidden = new Set<string>();
+  private readonly peerTls = new Map<string, Promise<PeerTlsMaterial>>();
 
   constructor(deps: ReconcilerDeps) { this.d = deps; }
 
@@ -50,7 +79,12 @@ export class Reconciler {
     const started = Date.now();
     const [namespace, name] = key.split('/');
     const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
-    if (!cluster) return undefined; // deleted: garbage collection removes the children
+    if (!cluster) { // deleted: garbage collection removes the children
+      this.d.secrets.forget(namespace, [mailqSecretName(name), adminSecretName(name), peerTlsSecretName(name)]);
+      for (const k of this.peerTls.keys()) if (k.startsWith(`${namespace}/${name}/`)) this.peerTls.delete(k);
+      return undefined;
+    }
+    const credentials = clusterCredentials(this.d.masterKey(), { namespace, name, uid: cluster.metadata.uid ?? '' });
     const owned = ownedBy(cluster.metadata.uid);
     const children = (kind: string) => this.d.informers.list(kind, namespace).filter(owned);
     const pods = children('Pod') as ObservedPod[];
@@ -58,27 +92,34 @@ export class Reconciler {
       cluster,
       pods,
       configMaps: children('ConfigMap'),
-      claims: children('PersistentVolumeClaim'),
-      secrets: children('Secret'),
+      claims: this.d.informers.list('PersistentVolumeClaim', namespace).filter(spoolClaimsOf(name)),
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
-      queues: await this.probeDrainingQueues(pods),
+      networkPolicies: children('NetworkPolicy').map(fromClientModel),
+      queues: await this.probeDrainingQueues(pods, credentials.adminToken),
       ...(lastError ? { lastError } : {}),
-      newPassword: randomBytes(24).toString('base64url'),
+      credentials,
+      adminAccess: this.d.adminAccess,
       now: new Date(),
     };
-    if (cluster.spec?.tls?.secretName) observed.tlsSecret = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
+    if (cluster.spec?.tls?.secretName) {
+      const state = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
+      if (state) observed.tlsSecret = state;
+    }
     const p = plan(observed);
     const planned = Date.now();
-    await this.execute(cluster, p);
-    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length > 0 || p.status) {
+    const secretsWritten = await this.writeSecrets(cluster, p);
+    await this.execute(cluster, p, credentials);
+    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers) {
       this.d.log.info({
         cluster: key,
         applied: p.apply.map((o) => `${o.kind}/${o.metadata.name}`),
+        secrets: secretsWritten,
         patched: p.patchPods.map((x) => x.name),
         drained: p.drain.map((x) => x.pod),
         deleted: p.delete.map((x) => `${x.kind}/${x.name}`),
         status: p.status !== undefined,
+        ...(p.finalizers ? { finalizers: p.finalizers } : {}),
         observeMs: planned - started,
         executeMs: Date.now() - planned,
       }, 'reconciled');
@@ -90,36 +131,103 @@ export class Reconciler {
   async recordError(key: string, message: string): Promise<void> {
     const [namespace, name] = key.split('/');
     const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
+    try { this.d.fence?.(); } catch { return; } // no longer the leader: nothing to record
     if (cluster) await this.d.events.record(cluster, { type: 'Warning', reason: 'ReconcileError', message });
   }
 
-  private async probeDrainingQueues(pods: ObservedPod[]): Promise<Record<string, QueueProbe>> {
-    const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.metadata.annotations?.[ANNOTATION_DRAIN_REQUESTED] && p.status?.podIP);
+  /**
+   * Asks every draining pod that has an address for its queue. The answer is recorded with
+   * the UID of the pod asked, so the planner never credits it to another pod of that name.
+   */
+  private async probeDrainingQueues(pods: ObservedPod[], token: string): Promise<Record<string, QueueProbe>> {
+    const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.status?.podIP);
     const entries = await Promise.all(draining.map(async (p) => {
       const ip = p.status!.podIP!;
-      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`)] as const;
+      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`, token, p.metadata.uid)] as const;
     }));
     return Object.fromEntries(entries);
   }
 
-  private async tlsSecretState(namespace: string, name: string): Promise<TlsSecretState> {
+  /**
+   * The user's TLS Secret, where the operator may read Secrets in that namespace (watched
+   * namespaces get a namespaced Role with `get`); cluster-wide it has no such right, and a
+   * missing Secret shows as pods that cannot mount it (FailedMount). Undefined: not known.
+   */
+  private async tlsSecretState(namespace: string, name: string): Promise<TlsSecretState | undefined> {
+    if (this.tlsReadForbidden.has(namespace)) return undefined;
     try {
       const secret = await this.d.core.readNamespacedSecret({ name, namespace });
       return secret.data?.['tls.crt'] && secret.data?.['tls.key'] ? 'ok' : 'invalid';
     } catch (err) {
       if (codeOf(err) === 404) return 'missing';
+      if (codeOf(err) === 403) {
+        this.tlsReadForbidden.add(namespace);
+        this.d.log.info({ namespace }, 'no right to read Secrets here: the TLS Secret is checked by the pods mounting it');
+        return undefined;
+      }
       throw err;
     }
   }
 
-  private write(verb: string, kind: string): void { this.d.metrics.writes.inc({ verb, kind }); }
+  /** A merge patch of metadata.finalizers, tied to the resourceVersion seen (409 if it moved). */
+  private async patchFinalizers(cluster: MailCluster, finalizers: string[]): Promise<void> {
+    this.write('patch', 'MailCluster');
+    await this.d.custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: PLURAL, namespace: cluster.metadata.namespace, name: cluster.metadata.name,
+      body: { metadata: { finalizers, ...(cluster.metadata.resourceVersion ? { resourceVersion: cluster.metadata.resourceVersion } : {}) } },
+    }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  }
 
-  private async execute(cluster: MailCluster, p: Plan): Promise<void> {
+  /** Every write to the API server or a node goes through here first: fenced, then counted. */
+  private write(verb: string, kind: string): void {
+    this.d.fence?.();
+    this.d.metrics.writes.inc({ verb, kind });
+  }
+
+  /**
+   * Fresh peer TLS material for a cluster, made once per process and cluster uid: the create is
+   * tried again every resync period (409 when it exists), and should not cost two RSA keys each time.
+   */
+  private peerTlsFor(cluster: MailCluster, dnsName: string): Promise<PeerTlsMaterial> {
+    const key = `${cluster.metadata.namespace}/${cluster.metadata.name}/${cluster.metadata.uid}`;
+    let made = this.peerTls.get(key);
+    if (!made) {
+      made = issuePeerTls(cluster.metadata.name, dnsName);
+      made.catch(() => this.peerTls.delete(key));
+      this.peerTls.set(key, made);
+    }
+    return made;
+  }
+
+  /** The cluster's Secrets, before anything that mounts them. Returns the ones written. */
+  private async writeSecrets(cluster: MailCluster, p: Plan): Promise<string[]> {
+    const written: string[] = [];
+    const ns = cluster.metadata.namespace;
+    for (const once of p.createOnce) {
+      const r = await this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)));
+      if (r === 'created') written.push(once.name);
+    }
+    for (const s of p.secrets) if (await this.d.secrets.write(s)) written.push(s.metadata.name);
+    for (const o of p.unwatched) {
+      const applied = await this.d.secrets.applyIfChanged(o, async () => {
+        this.write('apply', o.kind!);
+        await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      });
+      if (applied) written.push(`${o.kind}/${o.metadata.name}`);
+    }
+    return written;
+  }
+
+  private async execute(cluster: MailCluster, p: Plan, credentials: ClusterCredentials): Promise<void> {
     const { objects, log } = this.d;
     const ns = cluster.metadata.namespace;
+    // A finalizer is added before anything is created (a MailCluster deleted right away is
+    // held too) and removed only after every delete of this pass went through.
+    const adding = p.finalizers !== undefined && p.finalizers.length > (cluster.metadata.finalizers ?? []).length;
+    if (p.finalizers && adding) await this.patchFinalizers(cluster, p.finalizers);
     const apply = async (obj: KObject): Promise<void> => {
       this.write('apply', obj.kind!);
-      await objects.patch(obj as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      await objects.patch(toClientModel(obj) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     };
     // Everything a pod mounts first, then the pods (in parallel: scale-up is not serial).
     await Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply));
@@ -130,8 +238,9 @@ export class Reconciler {
         undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
     }
     for (const d of p.drain) {
+      this.d.fence?.();
       try {
-        await requestDrain(d.url);
+        await requestDrain(d.url, credentials.adminToken);
         log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
         this.write('patch', 'Pod');
         await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
@@ -150,7 +259,8 @@ export class Reconciler {
         if (codeOf(err) !== 404) throw err;
       }
     }
-    if (p.status) {
+    if (p.finalizers && !adding) await this.patchFinalizers(cluster, p.finalizers);
+    if (p.status && !(p.finalizers && !adding && cluster.metadata.deletionTimestamp)) {
       this.write('apply', 'MailCluster/status');
       await this.d.custom.patchNamespacedCustomObjectStatus({
         group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name: cluster.metadata.name,
@@ -158,6 +268,7 @@ export class Reconciler {
         fieldManager: FIELD_MANAGER, force: true,
       }, setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply));
     }
+    this.d.fence?.();
     await Promise.all(p.events.map((e) => this.d.events.record(cluster, e)));
   }
 }

@@ -5,7 +5,9 @@ import { isIP } from 'node:net';
 import type { DefaultedSpec } from '../api/v1alpha1/defaults.ts';
 import { parseDuration } from '../api/v1alpha1/duration.ts';
 import { hostCidr, selfAddressForm, sortAddresses } from './addresses.ts';
-import { ADMIN_PORT, CONFIG_DIR, ETRN_USER, MAILQ_PORT, podDnsName, SMTP_PORT, SPOOL_DIR, TLS_DIR } from './names.ts';
+import {
+  ADMIN_PORT, ADMIN_TOKEN_SHA256_FILE, CONFIG_DIR, ETRN_USER, MAILQ_PORT, PEER_TLS_DIR, peerTlsName, podDnsName, SMTP_AUTH_USERS_FILE, SMTP_PORT, SPOOL_DIR, TLS_DIR,
+} from './names.ts';
 
 export interface Peer {
   index: number;
@@ -68,6 +70,15 @@ export function renderSmtpserverConf(view: ClusterView): string {
   if (spec.tls) {
     lines.push(`PARAM tls-cert-file ${TLS_DIR}/tls.crt`, `PARAM tls-key-file ${TLS_DIR}/tls.key`);
   }
+  // The admin API's credential (only its SHA-256 is mounted) and the peers' own TLS.
+  lines.push(`PARAM admin-token-sha256 @${ADMIN_TOKEN_SHA256_FILE}`);
+  lines.push(
+    `PARAM peer-tls-ca-file ${PEER_TLS_DIR}/ca.crt`,
+    `PARAM peer-tls-cert-file ${PEER_TLS_DIR}/tls.crt`,
+    `PARAM peer-tls-key-file ${PEER_TLS_DIR}/tls.key`,
+    `PARAM peer-tls-name ${peerTlsName(view.name, view.namespace)}`,
+  );
+  if (spec.smtpAuth) lines.push(`PARAM smtp-auth-users ${SMTP_AUTH_USERS_FILE}`);
   const d = spec.delivery;
   if (d.dnsServer) lines.push(`PARAM dns-server ${d.dnsServer}`);
   if (d.port !== undefined) lines.push(`PARAM smtp-port ${d.port}`);

@@ -5,11 +5,14 @@ import type { DefaultedSpec } from '../api/v1alpha1/defaults.ts';
 import type { MailCluster } from '../api/v1alpha1/types.ts';
 import { shortHash } from './hash.ts';
 import { ANNOTATION_TEMPLATE_HASH, podLabels, podSelector, type Role } from './labels.ts';
-import { ADMIN_PORT, CONFIG_DIR, configMapName, MAILQ_PORT, mailqSecretName, peersServiceName, podName, SMTP_PORT, SPOOL_DIR, spoolClaimName, TLS_DIR } from './names.ts';
+import {
+  ADMIN_PORT, CONFIG_DIR, configMapName, MAILQ_PORT, mailqSecretName, peersServiceName, peerTlsSecretName, podName, SMTP_PORT, SPOOL_DIR, spoolClaimName, TLS_DIR,
+} from './names.ts';
 import { childMeta } from './owner.ts';
 
-/** The uid/gid the node runs as (the `node` user of node:24-slim). */
-export const NODE_UID = 1000;
+/** The uid/gid the node runs as: the image's USER (node-image/Dockerfile), outside the range
+ * of the host's own users so that a container user never maps to one of them. */
+export const NODE_UID = 10001;
 
 function defaultAffinity(cluster: string) {
   // Preferred, not required: a one-host cluster (or local mode) must still schedule.
@@ -37,7 +40,16 @@ export function buildPodSpec(cluster: MailCluster, spec: DefaultedSpec, index: n
       projected: {
         sources: [
           { configMap: { name: configMapName(name, index), items: [{ key: 'smtpserver.conf', path: 'smtpserver.conf' }, { key: 'zmailer.conf', path: 'zmailer.conf' }] } },
-          { secret: { name: mailqSecretName(name), items: [{ key: 'scheduler.auth', path: 'scheduler.auth' }, { key: 'etrn-password', path: 'etrn-password' }] } },
+          {
+            secret: {
+              name: mailqSecretName(name),
+              items: [{ key: 'scheduler.auth', path: 'scheduler.auth' }, { key: 'etrn-password', path: 'etrn-password' }, { key: 'admin-token.sha256', path: 'admin-token.sha256' }],
+            },
+          },
+          // Sub-paths of the one projected volume rather than nested mounts (a mount point
+          // inside a read-only volume is not portable across runtimes).
+          { secret: { name: peerTlsSecretName(name), items: [{ key: 'ca.crt', path: 'peer-tls/ca.crt' }, { key: 'tls.crt', path: 'peer-tls/tls.crt' }, { key: 'tls.key', path: 'peer-tls/tls.key' }] } },
+          ...(spec.smtpAuth ? [{ secret: { name: spec.smtpAuth.secretName, items: [{ key: 'users', path: 'smtp-auth/users' }] } }] : []),
         ],
       },
     },

@@ -91,6 +91,11 @@ describe('helm chart mailcluster-operator on the local control plane', function 
     [cluster, helm] = await Promise.all([sharedLocalCluster(), ensureHelm()]);
     await kubectl(['create', 'namespace', releaseNs]);
     await kubectl(['create', 'namespace', mcNs]);
+    // Both namespaces enforce Pod Security "restricted": the operator's pods, the helm test pod
+    // and the mail nodes must all be admitted by the API server's PodSecurity admission.
+    for (const ns of [releaseNs, mcNs]) {
+      await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
+    }
     // On a cluster where the CRD was applied by hand (another suite), let this release adopt
     // it, as a user moving to the chart would.
     if (await tryGetJson(['get', 'crd', CRD])) {
@@ -163,6 +168,17 @@ describe('helm chart mailcluster-operator on the local control plane', function 
       [['update', 'mailclusters.mailcluster.io', '-n', mcNs], false],
       [['delete', 'services', '-n', mcNs], false],
       [['delete', 'secrets', '-n', mcNs], false],
+      // No Secret reads anywhere (a PATCH answers with the object, so no patch either);
+      // its own Secrets are written whole (create, update); its master key is read by name.
+      [['get', 'secrets', '-n', mcNs], false],
+      [['list', 'secrets', '--all-namespaces'], false],
+      [['watch', 'secrets', '--all-namespaces'], false],
+      [['patch', 'secrets', '-n', mcNs], false],
+      [['create', 'secrets', '-n', mcNs], true],
+      [['update', 'secrets', '-n', mcNs], true],
+      [['get', `secrets/${fullname}-master-key`, '-n', releaseNs], true],
+      [['get', 'secrets/other', '-n', releaseNs], false],
+      [['create', 'networkpolicies.networking.k8s.io', '-n', mcNs], true],
       [['update', 'leases.coordination.k8s.io/other', '-n', releaseNs], false],
       [['get', 'leases.coordination.k8s.io', '-n', mcNs], false],
       [['list', 'nodes'], false],
@@ -191,7 +207,7 @@ describe('helm chart mailcluster-operator on the local control plane', function 
       const mc = await getJson(['get', 'mailcluster', 'smtp', '-n', mcNs]);
       return mc.status?.observedGeneration === mc.metadata.generation && Boolean(await tryGetJson(['get', 'configmap', 'smtp-0-config', '-n', mcNs]));
     }, { timeoutMs: 60_000, intervalMs: 1000 });
-    for (const child of [['secret', 'smtp-mailq'], ['service', 'smtp'], ['service', 'smtp-peers'], ['pod', 'smtp-0'], ['pvc', 'smtp-0-spool'], ['pdb', 'smtp']]) {
+    for (const child of [['secret', 'smtp-mailq'], ['secret', 'smtp-admin'], ['secret', 'smtp-peer-tls'], ['networkpolicy', 'smtp'], ['service', 'smtp'], ['service', 'smtp-peers'], ['pod', 'smtp-0'], ['pvc', 'smtp-0-spool'], ['pdb', 'smtp']]) {
       const obj = await getJson(['get', ...child, '-n', mcNs]);
       assert.equal(obj.metadata.labels?.['app.kubernetes.io/managed-by'], 'mailcluster-operator', child.join('/'));
     }
@@ -261,7 +277,8 @@ describe('helm chart mailcluster-operator on the local control plane', function 
       [['list', 'secrets', '--all-namespaces'], false],
       [['list', 'secrets', '-n', releaseNs], false],
       [['list', 'mailclusters.mailcluster.io', '--all-namespaces'], false],
-      [['list', 'secrets', '-n', mcNs], true],
+      [['list', 'secrets', '-n', mcNs], false],
+      [['get', 'secrets', '-n', mcNs], true], // namespaced only: the TLS Secret a spec names
       [['patch', 'mailclusters.mailcluster.io', '--subresource=status', '-n', mcNs], true],
     ]);
     await waitUntil('one operator pod, with the new flags, ready', async () => {
@@ -293,5 +310,7 @@ describe('helm chart mailcluster-operator on the local control plane', function 
     const crd = await getJson(['get', 'crd', CRD]);
     assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
     assert.ok(await tryGetJson(['get', 'mailcluster', 'smtp', '-n', mcNs]), 'the MailCluster survives the operator');
+    // Made by the operator, not by the chart: kept, so a reinstall keeps every cluster's credentials.
+    assert.ok(await tryGetJson(['get', 'secret', `${fullname}-master-key`, '-n', releaseNs]), 'the master key Secret is kept');
   });
 });

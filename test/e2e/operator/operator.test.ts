@@ -129,7 +129,8 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     assert.deepEqual(await names('pods'), ['pod/relay-0', 'pod/relay-1', 'pod/relay-2']);
     assert.deepEqual(await names('configmaps'), ['configmap/relay-0-config', 'configmap/relay-1-config', 'configmap/relay-2-config']);
     assert.deepEqual(await names('persistentvolumeclaims'), ['persistentvolumeclaim/relay-0-spool', 'persistentvolumeclaim/relay-1-spool', 'persistentvolumeclaim/relay-2-spool']);
-    assert.deepEqual(await names('secrets'), ['secret/relay-mailq']);
+    assert.deepEqual(await names('secrets'), ['secret/relay-admin', 'secret/relay-mailq', 'secret/relay-peer-tls']);
+    assert.deepEqual(await names('networkpolicies'), ['networkpolicy.networking.k8s.io/relay']);
     assert.deepEqual(await names('services'), ['service/relay', 'service/relay-peers']);
     assert.deepEqual(await names('poddisruptionbudgets'), ['poddisruptionbudget.policy/relay']);
     const pod = (await pods())[0];
@@ -360,7 +361,7 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     assert.equal((await pods()).length, 3, 'no duplicate pods');
     assert.equal((await configMaps()).length, 3, 'no duplicate ConfigMaps');
     const secrets = (await c.core.listNamespacedSecret({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${MC}` })).items;
-    assert.equal(secrets.length, 1);
+    assert.equal(secrets.length, 3, 'mailq, admin, peer-tls: no duplicates');
   });
 
   it('with two operator processes only the leader writes; when it dies the other takes over', async function () {
@@ -393,13 +394,83 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     }
   });
 
-  // Garbage collection is kube-controller-manager's: no operator runs any more.
-  it('deleting the MailCluster garbage-collects every child', async function () {
-    this.timeout(120_000);
+  const claimsOf = async (name: string) => (await c.core.listNamespacedPersistentVolumeClaim({ namespace: NS, labelSelector: `mailcluster.io/cluster=${name}` })).items
+    .filter((x) => !x.metadata?.deletionTimestamp);
+  const subjectsIn = (messages: CaptureServer['messages']): Set<string> =>
+    new Set(messages.map((m) => /Subject: (\S+)/.exec(m.raw.toString())?.[1]).filter((x): x is string => Boolean(x)));
+
+  // Garbage collection is kube-controller-manager's; adoption is the operator's (a new one).
+  it('deleting the MailCluster (Retain, the default) keeps its spool claims; created again with the same name, it adopts them and delivers their mail', async function () {
+    this.timeout(240_000);
+    operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS]);
+    await waitReady(3);
+    await capture.stop(); // mail waits in the queues
+    capture.clear();
+    const subjects = Array.from({ length: 12 }, (_, i) => `retained-${i}`);
+    for (const s of subjects) assert.equal(await sendMail('carol@customer.example', s), 250);
+    const ips = await readyPodIps(3);
+    await waitUntil('all 12 messages queued', async () => {
+      let total = 0;
+      for (const ip of ips) total += ((await (await nodeAdmin(ip, '/queue')).json()) as { total: number }).total;
+      return total >= 12;
+    }, { timeoutMs: 20_000, intervalMs: 250 });
+    for (const claim of await claimsOf(MC)) assert.equal(claim.metadata?.ownerReferences, undefined, `${claim.metadata?.name} has no owner`);
+
     await kubectl(['delete', 'mc', MC, '-n', NS, '--wait=true', '--timeout=90s']);
-    await waitUntil('every child gone', async () => {
-      const out = (await kubectl(['get', 'pods,configmaps,pvc,secrets,services,pdb', '-n', NS, '-l', `app.kubernetes.io/instance=${MC}`, '-o', 'name'])).stdout.trim();
+    await waitUntil('every owned child gone', async () => {
+      const out = (await kubectl(['get', 'pods,configmaps,secrets,services,pdb', '-n', NS, '-l', `app.kubernetes.io/instance=${MC}`, '-o', 'name'])).stdout.trim();
       return out === '';
     }, { timeoutMs: 90_000, intervalMs: 500 });
+    assert.deepEqual((await claimsOf(MC)).map((x) => x.metadata!.name).sort(), [`${MC}-0-spool`, `${MC}-1-spool`, `${MC}-2-spool`], 'the claims, and the mail on them, are retained');
+
+    // Created again, smaller: claims 0 and 1 are mounted by serving pods, claim 2 comes back
+    // as a draining pod that hands its mail to them and only then goes.
+    await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, MC, {
+      replicas: 2, hostname: 'smtp.isp.example', relayDomains: ['customer.example'], service: { port: SMTP_PORT },
+      delivery: { dnsServer: dns.server, port: capture.port, retryInterval: '1h' }, drainTimeout: '60s',
+    })));
+    await waitUntil('claim 2 drained and deleted', async () => (await claimsOf(MC)).length === 2, { timeoutMs: 120_000, intervalMs: 500 });
+    await waitReady(2);
+    await capture.start();
+    const reply = await etrn((await mc()).status.address, SMTP_PORT, 'customer.example');
+    assert.match(reply.at(-1) ?? '', /^25\d /, reply.join('\n'));
+    await waitUntil('every retained message delivered', async () => subjects.every((x) => subjectsIn(capture.messages).has(x)), { timeoutMs: 60_000, intervalMs: 250 });
+  });
+
+  it('with whenDeleted: Delete, deletion waits until every queue is empty, then removes the claims and the MailCluster', async function () {
+    this.timeout(240_000);
+    const name = 'gone';
+    await capture.stop();
+    capture.clear();
+    await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, name, {
+      replicas: 2, hostname: 'gone.isp.example', relayDomains: ['customer.example'], service: { port: SMTP_PORT },
+      storage: { retentionPolicy: { whenDeleted: 'Delete' } },
+      delivery: { dnsServer: dns.server, port: capture.port, retryInterval: '2s', maxRetryInterval: '2s' }, drainTimeout: '60s',
+    })));
+    let ready: any;
+    await waitUntil('cluster gone Ready with its finalizer', async () => {
+      ready = await getMailCluster(c, NS, name);
+      return conditionOf(ready, 'Ready')?.status === 'True' && Boolean(ready.status?.address) && (ready.metadata.finalizers ?? []).includes('mailcluster.io/drain-spools');
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    const subjects = Array.from({ length: 8 }, (_, i) => `deleted-${i}`);
+    for (const s of subjects) {
+      const r = await swaks({ server: `${ready.status.address}:${SMTP_PORT}`, from: 'sender@isp.example', to: 'dave@customer.example', headers: [`Subject: ${s}`], body: s, timeoutSeconds: 15 });
+      assert.equal(r.lastCode, 250);
+    }
+    await kubectl(['delete', 'mc', name, '-n', NS, '--wait=false']);
+    // The destination is down: the last node cannot empty its queue, so it and its claim stay.
+    await sleep(15_000);
+    const held = await getMailCluster(c, NS, name);
+    assert.ok(held.metadata.deletionTimestamp, 'deletion requested');
+    assert.ok((held.metadata.finalizers ?? []).includes('mailcluster.io/drain-spools'), 'held by the finalizer');
+    const left = await claimsOf(name);
+    assert.ok(left.length >= 1, 'a claim whose queue is not empty is kept');
+    await capture.start(); // the destination comes back: the node delivers, reports drained, goes
+    await waitUntil('the MailCluster and every claim gone', async () => {
+      const stillThere = await getMailCluster(c, NS, name).then(() => true, () => false);
+      return !stillThere && (await claimsOf(name)).length === 0;
+    }, { timeoutMs: 150_000, intervalMs: 500 });
+    const got = subjectsIn(capture.messages);
+    assert.deepEqual(subjects.filter((x) => !got.has(x)), [], 'every acknowledged message was delivered before its claim went');
   });
 });

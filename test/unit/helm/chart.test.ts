@@ -36,6 +36,16 @@ function releaseObjects(objects: K8sObject[]): K8sObject[] {
   return objects.filter((o) => !o.metadata.annotations?.['helm.sh/hook']);
 }
 
+function deploymentArgs(objects: K8sObject[]): string[] {
+  const d = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+  return d.spec.template.spec.containers[0].args;
+}
+
+function argAfter(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
 describe('helm chart mailcluster-operator (helm lint/template, no server)', function () {
   // The first run builds helm from its Go module (minutes); later runs use the cache.
   this.timeout(30 * 60_000);
@@ -109,14 +119,82 @@ describe('helm chart mailcluster-operator (helm lint/template, no server)', func
     assert.deepEqual(named?.resourceNames, ['mailcluster-operator']);
   });
 
+  it('watching all namespaces: no ClusterRole may get, list, watch or patch Secrets (a PATCH answers with the object)', async () => {
+    for (const objects of [await template(), await template('rbac.aggregateToUserRoles=true', 'leaderElection.enabled=false', 'replicaCount=1')]) {
+      const clusterRoles = objects.filter((o) => o.kind === 'ClusterRole');
+      assert.ok(clusterRoles.length >= 1);
+      for (const role of clusterRoles) {
+        for (const rule of (role.rules as Rule[]) ?? []) {
+          if (!rule.resources.some((r) => r === 'secrets' || r === '*')) continue;
+          const reading = rule.verbs.filter((v) => ['get', 'list', 'watch', 'patch', '*'].includes(v));
+          assert.deepEqual(reading, [], `ClusterRole ${role.metadata.name} may ${reading.join(', ')} secrets`);
+        }
+      }
+      const operatorRole = clusterRoles.find((r) => r.metadata.name === 'mc-mailcluster-operator');
+      const secretRules = (operatorRole?.rules as Rule[]).filter((r) => r.resources.includes('secrets'));
+      assert.deepEqual(secretRules.flatMap((r) => r.verbs).sort(), ['create', 'update'], 'it writes its own Secrets whole');
+      const certRules = (operatorRole?.rules as Rule[]).filter((r) => r.apiGroups.includes('cert-manager.io'));
+      assert.deepEqual(certRules.map((r) => [r.resources, r.verbs]), [[['certificates'], ['create', 'patch']]], 'Certificates applied, never read');
+    }
+  });
+
+  it('reads the master key Secret by name only, through a Role in the release namespace', async () => {
+    const objects = releaseObjects(await template());
+    const role = objects.find((o) => o.kind === 'Role' && o.metadata.name === 'mc-mailcluster-operator-master-key');
+    assert.equal(role?.metadata.namespace, 'mail-system');
+    const rules = role!.rules as Array<Rule & { resourceNames?: string[] }>;
+    assert.deepEqual(rules.filter((r) => r.verbs.includes('get')).map((r) => r.resourceNames), [['mc-mailcluster-operator-master-key']]);
+    assert.ok(rules.every((r) => !r.verbs.some((v) => ['list', 'watch', 'patch', 'update', '*'].includes(v))));
+    const binding = objects.find((o) => o.kind === 'RoleBinding' && o.metadata.name === 'mc-mailcluster-operator-master-key') as unknown as { subjects: unknown[]; roleRef: { name: string } };
+    assert.equal(binding.roleRef.name, 'mc-mailcluster-operator-master-key');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'mc-mailcluster-operator', namespace: 'mail-system' }]);
+    const args = deploymentArgs(objects);
+    assert.equal(argAfter(args, '--master-key-secret'), 'mc-mailcluster-operator-master-key');
+    assert.equal(argAfter(args, '--operator-namespace'), 'mail-system');
+    assert.equal(argAfter(deploymentArgs(await template('masterKey.secretName=op-key')), '--master-key-secret'), 'op-key');
+  });
+
+  it('tells the operator its pod labels (the NetworkPolicy\'s admin rule) and the metrics scrapers\' selectors', async () => {
+    const objects = releaseObjects(await template());
+    const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } };
+    const args = deploymentArgs(objects);
+    const selector = Object.fromEntries(argAfter(args, '--operator-pod-selector')!.split(',').map((kv) => kv.split('=')));
+    assert.deepEqual(selector, { 'app.kubernetes.io/instance': 'mc', 'app.kubernetes.io/name': 'mailcluster-operator' });
+    for (const [k, v] of Object.entries(selector)) assert.equal(deployment.spec.template.metadata.labels[k], v, 'the selector selects the operator pods');
+    assert.equal(argAfter(args, '--metrics-namespace-selector'), undefined, 'by default only the operator reaches the admin port');
+    const withMetrics = deploymentArgs(await template('nodeMetrics.namespaceSelector.kubernetes\\.io/metadata\\.name=monitoring', 'nodeMetrics.podSelector.app=prometheus'));
+    assert.equal(argAfter(withMetrics, '--metrics-namespace-selector'), 'kubernetes.io/metadata.name=monitoring');
+    assert.equal(argAfter(withMetrics, '--metrics-pod-selector'), 'app=prometheus');
+  });
+
+  it('runs the operator as its image\'s USER (operator/Dockerfile), admitted at Pod Security restricted', async () => {
+    const dockerfile = readFileSync(fileURLToPath(new URL('../../../operator/Dockerfile', import.meta.url)), 'utf8');
+    const user = /^USER\s+(\d+)(?::(\d+))?\s*$/m.exec(dockerfile);
+    assert.ok(user, 'operator/Dockerfile has a numeric USER uid:gid');
+    const objects = releaseObjects(await template());
+    const pod = (objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { securityContext: Record<string, any>; containers: Array<Record<string, any>> } } } }).spec.template.spec;
+    assert.equal(pod.securityContext.runAsUser, Number(user[1]));
+    assert.equal(pod.securityContext.runAsGroup, Number(user[2] ?? user[1]));
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
+    const c = pod.containers[0].securityContext;
+    assert.equal(c.allowPrivilegeEscalation, false);
+    assert.deepEqual(c.capabilities.drop, ['ALL']);
+  });
+
   it('watching namespaces: only namespaced Roles (no cluster-wide Secret reads), one per namespace', async () => {
     const objects = releaseObjects(await template('watchNamespaces={mail-a,mail-b,mail-a}'));
     assert.equal(objects.filter((o) => o.kind === 'ClusterRoleBinding').length, 0, 'nothing cluster-wide is bound to the operator');
     assert.ok(objects.filter((o) => o.kind === 'ClusterRole').every(isUserRole), 'only the aggregated user roles are ClusterRoles');
-    const roles = objects.filter((o) => o.kind === 'Role' && !o.metadata.name.endsWith('-leader-election'));
+    const own = (o: K8sObject) => !o.metadata.name.endsWith('-leader-election') && !o.metadata.name.endsWith('-master-key');
+    const roles = objects.filter((o) => o.kind === 'Role' && own(o));
     assert.deepEqual(roles.map((r) => r.metadata.namespace).sort(), ['mail-a', 'mail-b']);
-    for (const role of roles) assert.ok((role.rules as Rule[]).some((r) => r.resources.includes('secrets')));
-    const bindings = objects.filter((o) => o.kind === 'RoleBinding' && !o.metadata.name.endsWith('-leader-election'));
+    for (const role of roles) {
+      // Secrets: written whole, and read (get, by the name a spec gives for TLS) only in the watched namespace.
+      const verbs = (role.rules as Rule[]).filter((r) => r.resources.includes('secrets')).flatMap((r) => r.verbs).sort();
+      assert.deepEqual(verbs, ['create', 'get', 'update']);
+    }
+    const bindings = objects.filter((o) => o.kind === 'RoleBinding' && own(o));
     assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), ['mail-a', 'mail-b']);
     const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
     const args = deployment.spec.template.spec.containers[0].args;

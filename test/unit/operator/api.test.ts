@@ -74,7 +74,7 @@ describe('operator API: defaults and durations', () => {
     assert.equal(spec.replicas, 3);
     assert.equal(spec.image, 'mailcluster/node:0.1.0');
     assert.deepEqual(spec.service, { type: 'LoadBalancer', port: 25, proxyProtocol: false });
-    assert.deepEqual(spec.storage, { size: '1Gi' });
+    assert.deepEqual(spec.storage, { size: '1Gi', retentionPolicy: { whenDeleted: 'Retain' } }, 'claims are kept when the MailCluster is deleted, unless asked otherwise');
     assert.equal(spec.drainTimeout, '5m');
     assert.equal(spec.maxMessageSize, 10485760);
   });

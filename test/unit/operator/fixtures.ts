@@ -3,6 +3,12 @@
 import type { MailCluster, MailClusterSpec } from '../../../operator/src/api/v1alpha1/types.ts';
 import type { KObject, ObservedPod, ObservedState } from '../../../operator/src/controller/observed.ts';
 import type { Plan } from '../../../operator/src/controller/plan.ts';
+import { clusterCredentials } from '../../../operator/src/resources/credentials.ts';
+import type { AdminAccess } from '../../../operator/src/resources/network-policy.ts';
+
+/** A fixed master key for the pure tests (credentials are derived from it). */
+export const MASTER_KEY = Buffer.alloc(32, 7);
+export const ADMIN_ACCESS: AdminAccess = { operatorNamespace: 'mail-system', operatorPodLabels: { 'app.kubernetes.io/name': 'mailcluster-operator' } };
 
 export const NOW = new Date('2026-11-29T12:00:00Z');
 
@@ -22,6 +28,7 @@ export class World {
   queues: ObservedState['queues'] = {};
   tlsSecret: ObservedState['tlsSecret'];
   now = NOW;
+  private uids = 0;
 
   constructor(cluster: MailCluster) { this.cluster = cluster; }
 
@@ -39,22 +46,27 @@ export class World {
       pods: this.list('Pod') as ObservedPod[],
       configMaps: this.list('ConfigMap'),
       claims: this.list('PersistentVolumeClaim'),
-      secrets: this.list('Secret'),
       services: this.list('Service'),
       podDisruptionBudgets: this.list('PodDisruptionBudget'),
+      networkPolicies: this.list('NetworkPolicy'),
       ...(this.tlsSecret ? { tlsSecret: this.tlsSecret } : {}),
       queues: this.queues,
-      newPassword: 'generated-password-0123456789',
+      credentials: clusterCredentials(MASTER_KEY, { namespace: this.cluster.metadata.namespace, name: this.cluster.metadata.name, uid: this.cluster.metadata.uid! }),
+      adminAccess: ADMIN_ACCESS,
       now: this.now,
     };
   }
 
   /** Applies a plan the way the API server would (without running anything). */
   apply(plan: Plan): void {
+    // Secrets as the controller writes them (whole); the planner never sees them back.
+    for (const obj of plan.secrets) this.objects.set(this.key(obj.kind!, obj.metadata.name), structuredClone(obj));
     for (const obj of plan.apply) {
       const copy = structuredClone(obj);
       const before = this.get(copy.kind!, copy.metadata.name);
       if (before && 'status' in before) copy.status = before.status;
+      // The API server gives every new object a UID and keeps it across updates.
+      copy.metadata.uid = before?.metadata.uid ?? `uid-${copy.metadata.name}-${++this.uids}`;
       if (copy.kind === 'Service' && !(copy.spec as any).clusterIP) (copy.spec as any).clusterIP = (before?.spec as any)?.clusterIP ?? '10.96.0.10';
       this.objects.set(this.key(copy.kind!, copy.metadata.name), copy);
     }
@@ -80,6 +92,13 @@ export class World {
       conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
       containerStatuses: [{ ready, restartCount: 0, state: {} }],
     };
+  }
+
+  /** What GET /queue of pod `name` answers (contract 2), recorded with that pod's UID. */
+  report(name: string, total: number, state: { draining?: boolean; drained?: boolean } = {}): void {
+    const uid = this.get('Pod', name)?.metadata.uid;
+    const draining = state.draining ?? true;
+    this.queues[name] = { total, draining, drained: state.drained ?? (draining && total === 0), ...(uid ? { uid } : {}) };
   }
 
   setLoadBalancer(ip: string): void {

@@ -26,11 +26,14 @@ describe('operator planner', () => {
     assert.deepEqual(names(p.apply, 'Pod'), ['mc-0', 'mc-1', 'mc-2']);
     assert.deepEqual(names(p.apply, 'PersistentVolumeClaim'), ['mc-0-spool', 'mc-1-spool', 'mc-2-spool']);
     assert.deepEqual(names(p.apply, 'ConfigMap'), ['mc-0-config', 'mc-1-config', 'mc-2-config']);
-    assert.deepEqual(names(p.apply, 'Secret'), ['mc-mailq']);
+    assert.deepEqual(names(p.apply, 'Secret'), [], 'Secrets are written whole by the controller, not applied');
+    assert.deepEqual(names(p.secrets), ['mc-admin', 'mc-mailq']);
     assert.deepEqual(names(p.apply, 'Service'), ['mc', 'mc-peers']);
     assert.deepEqual(names(p.apply, 'PodDisruptionBudget'), ['mc']);
-    for (const obj of p.apply) {
+    assert.deepEqual(names(p.apply, 'NetworkPolicy'), ['mc']);
+    for (const obj of [...p.apply, ...p.secrets]) {
       assert.equal(obj.metadata.namespace, 'mail');
+      if (obj.kind === 'PersistentVolumeClaim') { assert.equal(obj.metadata.ownerReferences, undefined, 'spool claims have no owner'); continue; }
       assert.deepEqual(obj.metadata.ownerReferences, [{ apiVersion: 'mailcluster.io/v1alpha1', kind: 'MailCluster', name: 'mc', uid: 'uid-1234', controller: true, blockOwnerDeletion: true }]);
       assert.equal(obj.metadata.labels?.['app.kubernetes.io/managed-by'], 'mailcluster-operator');
     }
@@ -71,7 +74,7 @@ describe('operator planner', () => {
     observed.pods = [...w.objects.entries()].filter(([k]) => k.startsWith('Pod/')).map(([, o]) => o);
     observed.configMaps = [...w.objects.entries()].filter(([k]) => k.startsWith('ConfigMap/')).map(([, o]) => o);
     observed.services = [...w.objects.entries()].filter(([k]) => k.startsWith('Service/')).map(([, o]) => o);
-    observed.secrets = [...w.objects.entries()].filter(([k]) => k.startsWith('Secret/')).map(([, o]) => o);
+    observed.networkPolicies = [...w.objects.entries()].filter(([k]) => k.startsWith('NetworkPolicy/')).map(([, o]) => o);
     observed.claims = [...w.objects.entries()].filter(([k]) => k.startsWith('PersistentVolumeClaim/')).map(([, o]) => o);
     observed.podDisruptionBudgets = [...w.objects.entries()].filter(([k]) => k.startsWith('PodDisruptionBudget/')).map(([, o]) => o);
     assert.ok(isEmptyPlan(plan(observed)), JSON.stringify(plan(observed).apply.map((o) => o.metadata.name)));
@@ -85,15 +88,33 @@ describe('operator planner', () => {
     assert.ok(isEmptyPlan(plan(observed)));
   });
 
-  it('keeps the MAILQv2 Secret it finds and never generates a new password', () => {
+  it('plans the same Secrets again for a converged cluster (the controller skips unchanged ones) and applies none', () => {
     const w = convergedWorld();
     const before = structuredClone(w.get('Secret', 'mc-mailq'));
-    const observed = w.observed();
-    observed.newPassword = 'another-password-that-must-not-be-used';
-    const p = plan(observed);
+    const p = plan(w.observed());
     assert.deepEqual(names(p.apply, 'Secret'), []);
-    assert.deepEqual(w.get('Secret', 'mc-mailq'), before);
-    assert.equal(Buffer.from((before as any).data['etrn-password'], 'base64').toString(), 'generated-password-0123456789');
+    assert.deepEqual(names(p.secrets), ['mc-admin', 'mc-mailq']);
+    assert.deepEqual(p.secrets.find((s) => s.metadata.name === 'mc-mailq'), before);
+    assert.deepEqual(p.createOnce, [{ name: 'mc-peer-tls', dnsName: 'mc-peers.mail.svc' }]);
+  });
+
+  it('lets the ETRN user in from exactly the live pod addresses, rewritten on scale-up and scale-down', () => {
+    const w = convergedWorld();
+    const acl = () => Buffer.from((w.get('Secret', 'mc-mailq') as any).data['scheduler.auth'], 'base64').toString().trim().split(':').slice(3).join(':');
+    assert.equal(acl(), '[127.40.0.10]/32 [127.40.0.11]/32 [127.40.0.12]/32');
+    w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, replicas: 4 }, metadata: { ...w.cluster.metadata, generation: 2 } };
+    w.apply(plan(w.observed()));
+    assert.equal(acl(), '[127.40.0.10]/32 [127.40.0.11]/32 [127.40.0.12]/32', 'a pod without an address adds nothing');
+    w.runAll();
+    w.apply(plan(w.observed()));
+    assert.equal(acl(), '[127.40.0.10]/32 [127.40.0.11]/32 [127.40.0.12]/32 [127.40.0.13]/32');
+    // Scale down: the drained pod is deleted and leaves the ACL in the same pass.
+    w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, replicas: 3 }, metadata: { ...w.cluster.metadata, generation: 3 } };
+    w.apply(plan(w.observed()));
+    w.report('mc-3', 0);
+    w.apply(plan(w.observed()));
+    assert.equal(w.get('Pod', 'mc-3'), undefined);
+    assert.equal(acl(), '[127.40.0.10]/32 [127.40.0.11]/32 [127.40.0.12]/32');
   });
 
   it('scales up by creating the new pods in parallel, touching no existing pod', () => {
@@ -159,6 +180,10 @@ describe('operator planner', () => {
     assert.deepEqual(plan(w.observed()).drain.map((d) => d.pod), ['mc-4'], 'a node that forgot it drains (restart) is asked again');
 
     w.queues = { 'mc-4': { total: 0, draining: true } };
+    assert.deepEqual(plan(w.observed()).delete, [], 'an empty queue is not the node\'s word that it is drained');
+    w.report('mc-4', 0, { drained: false });
+    assert.deepEqual(plan(w.observed()).delete, [], 'drained: false (a session still open) keeps it');
+    w.report('mc-4', 0);
     p = plan(w.observed());
     assert.deepEqual(p.delete, [
       { apiVersion: 'v1', kind: 'PersistentVolumeClaim', name: 'mc-4-spool' },
@@ -173,7 +198,7 @@ describe('operator planner', () => {
     assert.deepEqual(p.patchPods.map((x) => x.name), ['mc-3']);
     w.apply(p);
     w.apply(plan(w.observed()));
-    w.queues = { 'mc-3': { total: 0 } };
+    w.report('mc-3', 0);
     w.apply(plan(w.observed()));
     w.apply(plan(w.observed()));
     assert.deepEqual(names(w.list('Pod')), ['mc-0', 'mc-1', 'mc-2']);

@@ -34,6 +34,11 @@ describe('operator resources: node configuration', () => {
       'PARAM BindMailq 0.0.0.0 1174',
       'PARAM BindAdmin 0.0.0.0 8025',
       'PARAM maxsize 2048',
+      'PARAM admin-token-sha256 @/etc/mailcluster/admin-token.sha256',
+      'PARAM peer-tls-ca-file /etc/mailcluster/peer-tls/ca.crt',
+      'PARAM peer-tls-cert-file /etc/mailcluster/peer-tls/tls.crt',
+      'PARAM peer-tls-key-file /etc/mailcluster/peer-tls/tls.key',
+      'PARAM peer-tls-name mc-peers.mail.svc',
       'PARAM dns-server 127.0.0.53:5353',
       'PARAM smtp-port 2526',
       'PARAM retry-interval 120',
@@ -55,7 +60,7 @@ describe('operator resources: node configuration', () => {
     assert.match(text, /^PARAM proxy-protocol 127.41.0.1\/32$/m, 'defaults to the load balancer address');
     const explicit = renderSmtpserverConf(view({ service: { proxyProtocol: true, proxyProtocolNetworks: ['10.0.0.0/8'] } }));
     assert.match(explicit, /^PARAM proxy-protocol 10.0.0.0\/8$/m);
-    assert.doesNotMatch(renderSmtpserverConf(view()), /proxy-protocol|tls-/);
+    assert.doesNotMatch(renderSmtpserverConf(view()), /proxy-protocol|PARAM tls-/);
   });
 
   it('renders zmailer.conf with every address and name of the cluster, sorted', () => {
@@ -112,7 +117,7 @@ describe('operator resources: children', () => {
     const config = pod.spec.volumes.find((v: any) => v.name === 'config').projected.sources;
     assert.equal(config[0].configMap.name, 'mc-2-config');
     assert.equal(config[1].secret.name, 'mc-mailq');
-    assert.deepEqual(config[1].secret.items.map((i: any) => i.key), ['scheduler.auth', 'etrn-password']);
+    assert.deepEqual(config[1].secret.items.map((i: any) => i.key), ['scheduler.auth', 'etrn-password', 'admin-token.sha256']);
     assert.equal(pod.spec.volumes.find((v: any) => v.name === 'spool').persistentVolumeClaim.claimName, 'mc-2-spool');
     assert.ok(c.volumeMounts.some((m: any) => m.mountPath === '/var/spool/mailcluster'));
     assert.ok(!pod.spec.volumes.some((v: any) => v.name === 'tls'));
@@ -149,10 +154,11 @@ describe('operator resources: children', () => {
     assert.equal(pvc.metadata.name, 'mc-1-spool');
     assert.deepEqual(pvc.spec.resources.requests, { storage: '5Gi' });
     assert.equal(pvc.spec.storageClassName, 'fast');
-    const secret = buildMailqSecret(cluster, 'p4ssw0rd-p4ssw0rd-p4ssw0rd');
+    assert.equal(pvc.metadata.ownerReferences, undefined, 'a spool claim has no owner: garbage collection never takes mail');
+    const secret = buildMailqSecret(cluster, 'p4ssw0rd-p4ssw0rd-p4ssw0rd', 'token', ['127.40.0.11', '127.40.0.2']);
     assert.equal(secret.metadata.name, 'mc-mailq');
-    assert.equal(Buffer.from(secret.data['scheduler.auth'], 'base64').toString(), 'etrn:p4ssw0rd-p4ssw0rd-p4ssw0rd:ETRN:[0.0.0.0]/0\n');
+    assert.equal(Buffer.from(secret.data['scheduler.auth'], 'base64').toString(), 'etrn:p4ssw0rd-p4ssw0rd-p4ssw0rd:ETRN:[127.40.0.2]/32 [127.40.0.11]/32\n');
     assert.equal(Buffer.from(secret.data['etrn-password'], 'base64').toString(), 'p4ssw0rd-p4ssw0rd-p4ssw0rd');
-    assert.throws(() => buildMailqSecret(cluster, 'short'), /at least 16/);
+    assert.throws(() => buildMailqSecret(cluster, 'short', 'token', []), /at least 16/);
   });
 });

@@ -34,7 +34,7 @@ export type DefaultedSpec = MailClusterSpec & {
   replicas: number;
   image: string;
   service: NonNullable<MailClusterSpec['service']> & { type: string; port: number; proxyProtocol: boolean };
-  storage: NonNullable<MailClusterSpec['storage']> & { size: string };
+  storage: NonNullable<MailClusterSpec['storage']> & { size: string; retentionPolicy: { whenDeleted: 'Retain' | 'Delete' } };
   delivery: NonNullable<MailClusterSpec['delivery']>;
   maxMessageSize: number;
   drainTimeout: string;

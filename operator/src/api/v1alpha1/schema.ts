@@ -149,7 +149,37 @@ export const specSchema = {
           minLength: 1,
           maxLength: 253,
           pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
-          description: 'A kubernetes.io/tls Secret in the same namespace, with keys tls.crt and tls.key. If it is missing the cluster reports Degraded (TLSSecretMissing) and starts no new nodes.',
+          description: 'A kubernetes.io/tls Secret in the same namespace, with keys tls.crt and tls.key. It is mounted into every node; the operator does not read it (it has no right to read Secrets cluster-wide), so a missing Secret shows as nodes that do not start (FailedMount events on the pods), or as Degraded (TLSSecretMissing) where the operator may read Secrets in that namespace.',
+        },
+      },
+    },
+    peerTls: {
+      type: 'object',
+      description: 'Where the certificate peers present to each other comes from (Secret <name>-peer-tls: ca.crt, tls.crt, tls.key for <name>-peers.<namespace>.svc). Unset: the operator creates a per-cluster CA and certificate once. With issuerRef: a cert-manager Certificate <name>-peer-tls issues and renews it (cert-manager must be installed; the issuer must put ca.crt in the Secret, as a CA issuer does).',
+      properties: {
+        issuerRef: {
+          type: 'object',
+          required: ['name'],
+          description: 'The cert-manager issuer of the peer certificate.',
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 253, description: 'Name of the Issuer or ClusterIssuer.' },
+            kind: { type: 'string', enum: ['Issuer', 'ClusterIssuer'], default: 'Issuer', description: 'Issuer (in the MailCluster\'s namespace) or ClusterIssuer.' },
+            group: { type: 'string', maxLength: 253, default: 'cert-manager.io', description: 'API group of the issuer.' },
+          },
+        },
+      },
+    },
+    smtpAuth: {
+      type: 'object',
+      description: 'SMTP AUTH for users with a relay right (off when unset). Offered only after STARTTLS; the MAILQv2 credentials never log in over SMTP.',
+      required: ['secretName'],
+      properties: {
+        secretName: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 253,
+          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+          description: 'A Secret in the same namespace with key `users`: lines `user:<PHC scrypt hash>:RELAY` (make a hash with `mailcluster auth-hash`). Mounted read-only at /etc/mailcluster/smtp-auth/users; the node reloads it when it changes.',
         },
       },
     },
@@ -171,6 +201,19 @@ export const specSchema = {
           type: 'string',
           maxLength: 253,
           description: 'StorageClass of the spool volumes (the cluster default when unset). Immutable.',
+        },
+        retentionPolicy: {
+          type: 'object',
+          default: {},
+          description: 'What happens to the spool claims when the MailCluster is deleted (as a StatefulSet\'s persistentVolumeClaimRetentionPolicy). Spool claims never carry an owner reference, so garbage collection never takes mail.',
+          properties: {
+            whenDeleted: {
+              type: 'string',
+              enum: ['Retain', 'Delete'],
+              default: 'Retain',
+              description: 'Retain: deleting the MailCluster keeps every spool claim; a MailCluster created again with the same name in the same namespace adopts them and delivers their mail. Delete: deleting the MailCluster first drains its nodes one at a time (a finalizer holds it), and each claim is deleted only once the node on it reported itself drained (queue empty); the last node delivers or bounces what it holds, so this can take up to the queue lifetime.',
+            },
+          },
         },
       },
     },

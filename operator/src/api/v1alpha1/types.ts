@@ -24,6 +24,7 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   deletionTimestamp?: string | Date;
+  finalizers?: string[];
   creationTimestamp?: string | Date;
 }
 

@@ -1,0 +1,56 @@
+// Configuration: every node knows every node. One ConfigMap per pod, rewritten when the set
+// of peers or the load balancer's address changes; ConfigMaps of indices gone are deleted.
+import { indexOf } from '../resources/labels.ts';
+import { configMapName, podName } from '../resources/names.ts';
+import { buildConfigMap } from '../resources/configmap.ts';
+import type { ClusterView, Peer } from '../resources/config.ts';
+import { objectContainsDesired } from './compare.ts';
+import type { ObservedService } from './observed.ts';
+import { byName, isTerminating, loadBalancerAddresses, type PlanContext, type PodView } from './plan_context.ts';
+
+export interface ConfigResult {
+  view: ClusterView;
+  peers: Peer[];
+  reconfigured: number;
+}
+
+export function planConfiguration(ctx: PlanContext, pods: PodView, creating: number[], service: ObservedService | undefined): ConfigResult {
+  const { out, observed, cluster, name, spec, desired } = ctx;
+  const { live, terminating } = pods;
+  const deleted = new Set(out.delete.filter((d) => d.kind === 'Pod').map((d) => d.name));
+  const peers: Peer[] = live
+    .filter(([, p]) => p.status?.podIP && !deleted.has(p.metadata.name))
+    .map(([i, p]) => ({ index: i, ip: p.status!.podIP! }));
+  const configIndices = new Set<number>([...live.map(([i]) => i).filter((i) => !deleted.has(podName(name, i))), ...creating]);
+  const view: ClusterView = {
+    name,
+    namespace: cluster.metadata.namespace,
+    spec,
+    peers,
+    indices: [...new Set([...configIndices, ...Array.from({ length: desired }, (_, i) => i)])].sort((a, b) => a - b),
+    serviceClusterIP: service?.spec?.clusterIP,
+    loadBalancerAddresses: loadBalancerAddresses(service),
+  };
+  let reconfigured = 0;
+  for (const i of [...configIndices, ...terminating.map((p) => indexOf(p)!)].sort((a, b) => a - b)) {
+    const want = buildConfigMap(cluster, i, view);
+    const have = byName(observed.configMaps, configMapName(name, i));
+    if (!have || !objectContainsDesired(want, have) || Object.keys(have.data ?? {}).length !== 2) {
+      if (have) reconfigured++;
+      out.apply.push(want);
+    }
+  }
+  // Creating pods need their ConfigMap first; terminating pods keep theirs until gone.
+  const keepConfig = new Set([
+    ...configIndices, ...terminating.map((p) => indexOf(p)!), ...pods.byIndex.keys(), ...Array.from({ length: desired }, (_, i) => i),
+  ].map((i) => configMapName(name, i)));
+  for (const cm of observed.configMaps) {
+    if (!keepConfig.has(cm.metadata.name) && indexOf(cm) !== undefined && !isTerminating(cm)) {
+      out.delete.push({ apiVersion: 'v1', kind: 'ConfigMap', name: cm.metadata.name });
+    }
+  }
+  if (reconfigured > 0) {
+    out.events.push({ type: 'Normal', reason: 'Reconfigured', message: `rewrote ${reconfigured} node configurations: ${peers.length} peers` });
+  }
+  return { view, peers, reconfigured };
+}

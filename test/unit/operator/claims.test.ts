@@ -1,0 +1,104 @@
+// The claim invariant: a spool claim is deleted only after a node running on that very claim
+// reported itself drained. The first two cases are the verified bugs of issue 9, reproduced by
+// running the planner twice.
+import assert from 'node:assert/strict';
+import { drainedOnClaim } from '../../../operator/src/controller/claims.ts';
+import { queueProbeOf } from '../../../operator/src/controller/node-admin.ts';
+import type { ObservedPod } from '../../../operator/src/controller/observed.ts';
+import { plan } from '../../../operator/src/controller/plan.ts';
+import { mailCluster, World } from './fixtures.ts';
+
+function convergedWorld(replicas: number): World {
+  const w = new World(mailCluster({ replicas }));
+  w.apply(plan(w.observed()));
+  w.runAll();
+  w.setLoadBalancer('127.41.0.1');
+  w.apply(plan(w.observed()));
+  return w;
+}
+
+const claimDeletes = (w: World): string[] => plan(w.observed()).delete.filter((d) => d.kind === 'PersistentVolumeClaim').map((d) => d.name);
+const scaleTo = (w: World, replicas: number): void => { w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, replicas } }; };
+
+describe('operator: a spool claim goes only after its node reported itself drained', () => {
+  it('bug 1: a recovered draining pod that is Pending without an address does not lose its claim', () => {
+    const w = convergedWorld(4);
+    scaleTo(w, 3);
+    w.objects.delete('Pod/mc-3'); // went away mid scale-down, before it drained
+    w.apply(plan(w.observed())); // brought back as draining
+    assert.equal(w.get('Pod', 'mc-3')?.metadata.labels?.['mailcluster.io/role'], 'draining');
+    for (let pass = 0; pass < 3; pass++) {
+      assert.deepEqual(claimDeletes(w), [], `pass ${pass}: Pending, no IP: says nothing about its spool`);
+      w.apply(plan(w.observed()));
+    }
+    assert.ok(w.get('PersistentVolumeClaim', 'mc-3-spool'));
+    // It gets an address: asked to drain; only its own word lets the claim go.
+    w.run('mc-3', '127.40.0.33');
+    const asked = plan(w.observed());
+    assert.deepEqual(asked.drain.map((d) => d.pod), ['mc-3']);
+    w.apply(asked);
+    w.report('mc-3', 7);
+    assert.deepEqual(claimDeletes(w), []);
+    w.report('mc-3', 0);
+    assert.deepEqual(claimDeletes(w), ['mc-3-spool']);
+  });
+
+  it('bug 2: an excess serving pod without an address is drained, not deleted with its claim', () => {
+    const w = convergedWorld(4);
+    // mc-3 restarted (a new pod on the same spool) and is still Pending when the scale-down comes.
+    w.objects.delete('Pod/mc-3');
+    w.apply(plan(w.observed()));
+    assert.equal(w.get('Pod', 'mc-3')?.metadata.labels?.['mailcluster.io/role'], 'serving');
+    scaleTo(w, 3);
+    const p = plan(w.observed());
+    assert.deepEqual(p.delete, [], 'nothing deleted');
+    assert.deepEqual(p.patchPods.map((x) => [x.name, x.labels]), [['mc-3', { 'mailcluster.io/role': 'draining' }]], 'relabelled draining instead');
+    w.apply(p);
+    for (let pass = 0; pass < 3; pass++) { assert.deepEqual(claimDeletes(w), []); w.apply(plan(w.observed())); }
+    w.run('mc-3', '127.40.0.43');
+    w.apply(plan(w.observed()));
+    w.report('mc-3', 0);
+    assert.deepEqual(claimDeletes(w), ['mc-3-spool']);
+  });
+
+  it('an answer recorded for an earlier pod of the same name does not count', () => {
+    const w = convergedWorld(4);
+    scaleTo(w, 3);
+    w.apply(plan(w.observed()));
+    w.report('mc-3', 0); // mc-3 (this pod) drained ...
+    const old = w.queues['mc-3'];
+    w.objects.delete('Pod/mc-3'); // ... but then it is force-deleted and a new pod starts on the claim
+    w.apply(plan(w.observed()));
+    w.run('mc-3', '127.40.0.53');
+    w.queues['mc-3'] = old;
+    assert.deepEqual(claimDeletes(w), [], 'the old pod\'s answer is not the new pod\'s');
+  });
+
+  it('a node that does not mount the claim cannot vouch for it; a held message is not drained', () => {
+    const w = convergedWorld(4);
+    scaleTo(w, 3);
+    w.apply(plan(w.observed()));
+    const pod = w.get('Pod', 'mc-3') as ObservedPod;
+    w.report('mc-3', 0);
+    assert.equal(drainedOnClaim('mc-3-spool', pod, w.queues['mc-3']), true);
+    assert.equal(drainedOnClaim('mc-2-spool', pod, w.queues['mc-3']), false);
+    const bare = { ...pod, spec: { ...pod.spec, volumes: [] } } as ObservedPod;
+    assert.equal(drainedOnClaim('mc-3-spool', bare, w.queues['mc-3']), false);
+    assert.equal(drainedOnClaim('mc-3-spool', pod, { total: 1, drained: true, uid: pod.metadata.uid }), false);
+    assert.equal(drainedOnClaim('mc-3-spool', pod, { error: 'timeout', uid: pod.metadata.uid }), false);
+    assert.equal(drainedOnClaim('mc-3-spool', pod, undefined), false);
+  });
+
+  it('reads GET /queue defensively: only drained === true with nothing queued is drained', () => {
+    const full = { total: 0, deferred: 0, active: 0, held: 0, draining: true, listening: false, sessions: 0, drained: true, oldestSeconds: null };
+    assert.deepEqual(queueProbeOf(full, 'u1'), { total: 0, draining: true, drained: true, uid: 'u1' });
+    assert.equal((queueProbeOf({ total: 0, draining: true }) as { drained: boolean }).drained, false, 'missing drained: not drained');
+    assert.equal((queueProbeOf({ ...full, drained: 'true' }) as { drained: boolean }).drained, false);
+    assert.equal((queueProbeOf({ ...full, drained: 1 }) as { drained: boolean }).drained, false);
+    assert.equal((queueProbeOf({ ...full, total: 3 }) as { drained: boolean }).drained, false, 'drained with mail counted is not');
+    assert.equal((queueProbeOf({ ...full, draining: false }) as { drained: boolean }).drained, false);
+    assert.ok('error' in queueProbeOf({ drained: true }));
+    assert.ok('error' in queueProbeOf(null));
+    assert.ok('error' in queueProbeOf({ total: -1, drained: true }));
+  });
+});
