@@ -70,7 +70,7 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
     relayDomains: ['customer.example'],
     service: { port: SMTP_PORT },
     // The customer's MX is down: everything waits deferred until the ETRN at the end.
-    delivery: { dnsServer: dns.server, port: mx.port, retryInterval: '1h', maxRetryInterval: '2h', queueLifetime: '7d' },
+    delivery: { dnsServer: dns.server, port: mx.port, retryInterval: '1h', maxRetryInterval: '2h', queueLifetime: '168h' },
     drainTimeout: '10m',
     ...(templateFlip ? { resources: { requests: { cpu: '11m' } } } : { resources: { requests: { cpu: '10m' } } }),
   });
