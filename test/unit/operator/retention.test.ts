@@ -124,6 +124,10 @@ describe('operator: spool claims when a MailCluster is deleted (retentionPolicy)
         assert.ok(q && 'total' in q && q.drained === true && q.total === 0 && held.get(pod) === 0, `${d.name} deleted only after ${pod} said drained`);
         order.push(d.name);
       }
+      if (p.status) {
+        const c = (type: string) => p.status!.conditions!.find((x) => x.type === type)!;
+        assert.deepEqual([c('Ready').status, c('Ready').reason, c('Progressing').status, c('Progressing').reason], ['False', 'Deleting', 'True', 'Deleting']);
+      }
       released = p.finalizers;
       w.apply(p);
     }
