@@ -6,8 +6,11 @@ import { deleteDrainedNode, deletePod } from './claims.ts';
 import type { ObservedPod, QueueProbe } from './observed.ts';
 import { adminUrl, DRAIN_REREQUEST_MS, iso, POLL_MS, sinceMs, type PlanContext } from './plan_context.ts';
 
-/** Relabels a pod draining (it leaves the Service) and asks its node to drain. */
-export function startDrain(ctx: PlanContext, p: ObservedPod, reason: 'scale-down' | 'roll'): void {
+/**
+ * Relabels a pod draining (it leaves the Service) and asks its node to drain — when a serving
+ * peer can take its hand-off (`canHandOff`); otherwise it is asked once its queue is empty.
+ */
+export function startDrain(ctx: PlanContext, p: ObservedPod, reason: 'scale-down' | 'roll', canHandOff = true): void {
   const { out, now, desired } = ctx;
   out.patchPods.push({
     name: p.metadata.name,
@@ -19,7 +22,7 @@ export function startDrain(ctx: PlanContext, p: ObservedPod, reason: 'scale-down
   // Right after the relabel (the controller patches first): it has left the Service. A pod
   // without an address yet is asked once it has one (planDraining).
   const ip = p.status?.podIP;
-  if (ip) out.drain.push({ pod: p.metadata.name, url: adminUrl(ip, '/drain') });
+  if (ip && canHandOff) out.drain.push({ pod: p.metadata.name, url: adminUrl(ip, '/drain') });
   ctx.requeue(POLL_MS);
 }
 
@@ -31,8 +34,14 @@ function probeOf(ctx: PlanContext, p: ObservedPod): QueueProbe | undefined {
 
 const neverStarted = (p: ObservedPod): boolean => !p.status?.containerStatuses?.some((c) => (c.restartCount ?? 0) > 0 || c.ready);
 
-/** Follows the pods already draining: ask again, wait, or delete once drained. */
-export function planDraining(ctx: PlanContext, draining: Array<[number, ObservedPod]>): void {
+/**
+ * Follows the pods already draining: ask again, wait, or delete once drained. `servingPeers`:
+ * serving pods with an address, which can take a draining node's hand-off. With none (the last
+ * node of a MailCluster deleted with whenDeleted: Delete), a node that drains could only stop
+ * delivering (a draining node hands off, it does not retry): it is left out of the Service,
+ * delivers its queue on its own schedule, and is asked to drain once that queue is empty.
+ */
+export function planDraining(ctx: PlanContext, draining: Array<[number, ObservedPod]>, servingPeers = 1): void {
   const { out, name, spec, desired, now } = ctx;
   const drainTimeoutMs = parseDuration(spec.drainTimeout);
   for (const [i, p] of draining) {
@@ -76,7 +85,9 @@ export function planDraining(ctx: PlanContext, draining: Array<[number, Observed
     }
     const requestedAgo = sinceMs(p.metadata.annotations?.[ANNOTATION_DRAIN_REQUESTED], now);
     const forgot = probe !== undefined && 'total' in probe && probe.draining === false; // restarted since
-    if (requestedAgo === undefined || requestedAgo >= DRAIN_REREQUEST_MS || forgot) {
+    const emptyNow = probe !== undefined && 'total' in probe && probe.total === 0;
+    const mayAsk = servingPeers > 0 || emptyNow;
+    if (mayAsk && (requestedAgo === undefined || requestedAgo >= DRAIN_REREQUEST_MS || forgot)) {
       out.drain.push({ pod, url: adminUrl(ip, '/drain') });
     }
     if (stalled) {
@@ -91,6 +102,6 @@ export function planDraining(ctx: PlanContext, draining: Array<[number, Observed
  * without an address (a pod without one is drained once it has one; its spool may hold mail
  * from an earlier pod).
  */
-export function planScaleDown(ctx: PlanContext, excess: Array<[number, ObservedPod]>): void {
-  startDrain(ctx, excess[0][1], 'scale-down');
+export function planScaleDown(ctx: PlanContext, excess: Array<[number, ObservedPod]>, servingPeers: number): void {
+  startDrain(ctx, excess[0][1], 'scale-down', servingPeers > 0);
 }

@@ -43,6 +43,7 @@ export function planStatus(ctx: PlanContext, s: StatusInputs): void {
     ...(tlsProblem ? { tlsProblem } : {}),
     reconfigured: s.reconfigured,
     ...(observed.lastError ? { lastError: observed.lastError } : {}),
+    ...(cluster.metadata.deletionTimestamp ? { deleting: true } : {}),
   };
   const generation = cluster.metadata.generation ?? 0;
   const address = loadBalancerAddresses(s.service)[0] ?? (spec.service.type !== 'LoadBalancer' ? s.service?.spec?.clusterIP : undefined);

@@ -72,10 +72,12 @@ export function plan(observed: ObservedState): Plan {
   const excess = serving.filter(([i]) => i >= desired).sort((a, b) => b[0] - a[0]);
   const outdated = outdatedPods(ctx, serving);
 
+  // Serving pods with an address take a draining node's hand-off (the one about to drain excepted).
+  const peersFor = (i: number): number => serving.filter(([j, p]) => j !== i && p.status?.podIP).length;
   // Finish what is draining before starting anything else: one node at a time.
-  planDraining(ctx, draining);
+  planDraining(ctx, draining, serving.filter(([, p]) => p.status?.podIP).length);
   if (draining.length === 0 && pods.terminating.length === 0) {
-    if (excess.length > 0) planScaleDown(ctx, excess);
+    if (excess.length > 0) planScaleDown(ctx, excess, peersFor(excess[0][0]));
     else if (outdated.length > 0 && creating.length === 0) planRoll(ctx, outdated, serving, missing);
   }
   if (pods.terminating.length > 0) ctx.requeue(POLL_MS * 2);

@@ -394,10 +394,24 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     }
   });
 
+  /** What a failing wait shows: pods, their queues, claims, the operator's last words. */
+  async function diagnose(name: string): Promise<string> {
+    const lines: string[] = [];
+    for (const p of (await c.core.listNamespacedPod({ namespace: NS, labelSelector: `app.kubernetes.io/instance=${name}` })).items) {
+      const ip = p.status?.podIP;
+      const q = ip ? await nodeAdmin(ip, '/queue').then((r) => r.text(), (e: Error) => e.message) : 'no ip';
+      lines.push(`pod ${p.metadata?.name} ${p.metadata?.labels?.['mailcluster.io/role']} ${p.status?.phase} ${ip}: ${q.slice(0, 300)}`);
+    }
+    lines.push(`claims ${(await claimsOf(name)).map((x) => x.metadata?.name).join(' ')}`);
+    lines.push(`mc ${await getMailCluster(c, NS, name).then((m) => JSON.stringify({ finalizers: m.metadata.finalizers, deletion: m.metadata.deletionTimestamp, conditions: m.status?.conditions?.map((x: any) => `${x.type}=${x.status}/${x.reason}: ${x.message}`) }), () => 'gone')}`);
+    lines.push(`operator: ${operator.logs().split('\n').slice(-15).join('\n')}`);
+    return lines.join('\n');
+  }
+
   const claimsOf = async (name: string) => (await c.core.listNamespacedPersistentVolumeClaim({ namespace: NS, labelSelector: `mailcluster.io/cluster=${name}` })).items
     .filter((x) => !x.metadata?.deletionTimestamp);
   const subjectsIn = (messages: CaptureServer['messages']): Set<string> =>
-    new Set(messages.map((m) => /Subject: (\S+)/.exec(m.raw.toString())?.[1]).filter((x): x is string => Boolean(x)));
+    new Set(messages.map((m) => /Subject: ([a-z]+-\d+)/.exec(m.raw.toString())?.[1]).filter((x): x is string => Boolean(x)));
 
   // Garbage collection is kube-controller-manager's; adoption is the operator's (a new one).
   it('deleting the MailCluster (Retain, the default) keeps its spool claims; created again with the same name, it adopts them and delivers their mail', async function () {
@@ -434,7 +448,8 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     await capture.start();
     const reply = await etrn((await mc()).status.address, SMTP_PORT, 'customer.example');
     assert.match(reply.at(-1) ?? '', /^25\d /, reply.join('\n'));
-    await waitUntil('every retained message delivered', async () => subjects.every((x) => subjectsIn(capture.messages).has(x)), { timeoutMs: 60_000, intervalMs: 250 });
+    await waitUntil('every retained message delivered', async () => subjects.every((x) => subjectsIn(capture.messages).has(x)), { timeoutMs: 60_000, intervalMs: 250 })
+      .catch(async (err) => { throw new Error(`${(err as Error).message}; delivered ${[...subjectsIn(capture.messages)].join(' ')}; ${await diagnose(MC)}`); });
   });
 
   it('with whenDeleted: Delete, deletion waits until every queue is empty, then removes the claims and the MailCluster', async function () {
@@ -469,7 +484,8 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
     await waitUntil('the MailCluster and every claim gone', async () => {
       const stillThere = await getMailCluster(c, NS, name).then(() => true, () => false);
       return !stillThere && (await claimsOf(name)).length === 0;
-    }, { timeoutMs: 150_000, intervalMs: 500 });
+    }, { timeoutMs: 150_000, intervalMs: 500 })
+      .catch(async (err) => { throw new Error(`${(err as Error).message}; delivered ${[...subjectsIn(capture.messages)].join(' ')}; ${await diagnose(name)}`); });
     const got = subjectsIn(capture.messages);
     assert.deepEqual(subjects.filter((x) => !got.has(x)), [], 'every acknowledged message was delivered before its claim went');
   });

@@ -142,8 +142,9 @@ class Sim {
         return;
       }
       case 'deliver': {
+        // A node delivers on its retry schedule; a draining one does not (it only hands off).
         const n = this.nodes.get(`mc-${e.i}`);
-        if (n) { this.delivered += this.held(n); this.mail.set(n.claimUid, 0); }
+        if (n && !n.draining) { this.delivered += this.held(n); this.mail.set(n.claimUid, 0); }
         return;
       }
       case 'scale': this.w.cluster = { ...this.w.cluster, spec: { ...this.w.cluster.spec, replicas: e.n } }; return;
@@ -296,6 +297,7 @@ class Sim {
       this.step({ t: 'recreate', n: 3, policy: 'Retain' }); // a user who deleted it wants it back
       this.step({ t: 'finalize' });
       for (let i = 0; i < MAX_INDEX; i++) { this.step({ t: 'ip', i }); this.step({ t: 'ready', i }); this.step({ t: 'session', i, open: false }); this.step({ t: 'deliver', i }); }
+      this.step({ t: 'handoffAll' });
       this.step({ t: 'reconcile' });
       this.step({ t: 'time', s: 1 });
       this.checkLedger();

@@ -94,31 +94,48 @@ describe('operator: spool claims when a MailCluster is deleted (retentionPolicy)
     const w = converged(new World(mailCluster({ replicas: 3, storage: { retentionPolicy: { whenDeleted: 'Delete' } } })));
     withFinalizers(w, [SPOOL_FINALIZER]);
     deleting(w);
+    // Every node holds 3 messages. A node asked to drain hands its mail to a serving peer; the
+    // last one has none: it delivers one message a pass (on its own retry schedule).
+    const held = new Map([['mc-0', 3], ['mc-1', 3], ['mc-2', 3]]);
+    const asked = (n: string) => Boolean(w.get('Pod', n)?.metadata.annotations?.['mailcluster.io/drain-requested']);
     const order: string[] = [];
     let released: string[] | undefined;
-    for (let step = 0; step < 40 && !released; step++) {
+    for (let step = 0; step < 60 && !released; step++) {
+      w.queues = {};
+      for (const pod of w.list('Pod') as ObservedPod[]) {
+        const n = pod.metadata.name;
+        if (pod.metadata.labels?.['mailcluster.io/role'] !== 'draining') continue;
+        const peer = (w.list('Pod') as ObservedPod[]).find((x) => x.metadata.labels?.['mailcluster.io/role'] === 'serving');
+        if (asked(n) && peer) { held.set(peer.metadata.name, held.get(peer.metadata.name)! + held.get(n)!); held.set(n, 0); }
+        if (!asked(n) && !peer && held.get(n)! > 0) held.set(n, held.get(n)! - 1);
+        w.report(n, held.get(n)!, { draining: asked(n) });
+      }
       const p = plan(w.observed());
       const drainingNow = (w.list('Pod') as ObservedPod[]).filter((x) => x.metadata.labels?.['mailcluster.io/role'] === 'draining');
       assert.ok(drainingNow.length + p.patchPods.length <= 1, 'one node drains at a time; the others keep serving and take its hand-off');
+      for (const d of p.drain) {
+        const peers = (w.list('Pod') as ObservedPod[]).filter((x) => x.metadata.name !== d.pod && x.metadata.labels?.['mailcluster.io/role'] === 'serving');
+        assert.ok(peers.length > 0 || held.get(d.pod) === 0, `${d.pod} asked to drain with no peer only once its queue is empty`);
+      }
       for (const d of p.delete) {
         if (d.kind !== 'PersistentVolumeClaim') continue;
         const pod = d.name.replace(/-spool$/, '');
         const q = w.queues[pod];
-        assert.ok(q && 'total' in q && q.drained === true && q.total === 0, `${d.name} deleted only after ${pod} said drained`);
+        assert.ok(q && 'total' in q && q.drained === true && q.total === 0 && held.get(pod) === 0, `${d.name} deleted only after ${pod} said drained`);
         order.push(d.name);
+      }
+      if (p.status) {
+        const c = (type: string) => p.status!.conditions!.find((x) => x.type === type)!;
+        assert.deepEqual([c('Ready').status, c('Ready').reason, c('Progressing').status, c('Progressing').reason], ['False', 'Deleting', 'True', 'Deleting']);
       }
       released = p.finalizers;
       w.apply(p);
-      w.queues = {};
-      // Nodes that were asked to drain hold mail for one pass, then report drained.
-      for (const pod of w.list('Pod') as ObservedPod[]) {
-        if (pod.metadata.annotations?.['mailcluster.io/drain-requested']) w.report(pod.metadata.name, step % 2 === 0 ? 3 : 0);
-      }
     }
     assert.deepEqual(order, ['mc-2-spool', 'mc-1-spool', 'mc-0-spool']);
     assert.deepEqual(released, []);
     assert.deepEqual(names(w.list('Pod')), []);
     assert.deepEqual(names(w.list('PersistentVolumeClaim')), []);
+    assert.equal([...held.values()].reduce((a, b) => a + b, 0), 0, 'all 9 messages handed off or delivered');
   });
 
   it('Delete, deleted before the finalizer was added: nothing holds it, the claims are retained', () => {

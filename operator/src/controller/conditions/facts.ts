@@ -16,4 +16,6 @@ export interface ClusterFacts {
   /** ConfigMaps rewritten by this reconcile. */
   reconfigured: number;
   lastError?: string;
+  /** Deleted with whenDeleted: Delete: every node drains out before its claim goes. */
+  deleting?: boolean;
 }

@@ -4,6 +4,10 @@ import type { ClusterFacts } from './facts.ts';
 
 export function progressingCondition(f: ClusterFacts): ComputedCondition {
   const t = 'Progressing' as const;
+  if (f.deleting) {
+    const left = f.draining.map((x) => x.pod).concat(f.excess);
+    return { type: t, status: 'True', reason: 'Deleting', message: left.length > 0 ? `draining out before deletion: ${left.join(', ')}` : 'every node drained; removing what is left' };
+  }
   if (f.draining.length > 0) {
     const d = f.draining[0];
     return { type: t, status: 'True', reason: d.reason === 'roll' ? 'Rolling' : 'ScalingDown', message: `draining ${f.draining.map((x) => x.pod).join(', ')}` };
