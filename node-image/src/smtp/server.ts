@@ -76,7 +76,15 @@ export class InboundSmtp {
   private readonly proxyTimeoutMs: number;
   private readonly blobThreshold: number;
   private hooks: Array<(c: SmtpConnection) => void> = [];
-  private sockets = new Set<Socket>();
+  /**
+   * Open client connections: the accepted socket -> the socket the session speaks on now
+   * (the TLS socket after STARTTLS). smtp-server's STARTTLS removes every listener from the
+   * accepted socket, ours included, so a session is also forgotten by its id when smtp-server
+   * reports it closed (onClose): without that, each STARTTLS session stayed counted for good,
+   * a drain never saw its sessions end and max-connections filled up.
+   */
+  private sockets = new Map<Socket, Socket>();
+  private socketsBySession = new Map<string, Socket>();
   private bound: { address: string; port: number } | null = null;
   private peerContext: { name: string; context: tls.SecureContext } | null;
   private connectionRate: { window: number; counter: WindowCounter };
@@ -126,6 +134,16 @@ export class InboundSmtp {
       SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) =>
         cb(null, this.peerContext && servername === this.peerContext.name ? this.peerContext.context : undefined),
       onConnect: (session, cb) => this.onConnect(session, cb),
+      onSecure: (secureSocket, session, cb) => {
+        const accepted = this.socketsBySession.get(session.id);
+        if (accepted && this.sockets.has(accepted)) this.sockets.set(accepted, secureSocket);
+        cb();
+      },
+      onClose: (session) => {
+        const accepted = this.socketsBySession.get(session.id);
+        this.socketsBySession.delete(session.id);
+        if (accepted) this.forgetSocket(accepted);
+      },
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => this.onMailFrom(declaredSize(address.args), session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address as RcptAddress, session, cb),
@@ -281,7 +299,7 @@ export class InboundSmtp {
 
   /** Ends every open session with a 421 (a drain's wait for sessions ran out). */
   closeSessions(): void {
-    for (const socket of this.sockets) {
+    for (const socket of this.sockets.values()) {
       socket.end(`421 4.3.2 ${this.config.hostname} Service shutting down, closing transmission channel\r\n`);
       setTimeout(() => socket.destroy(), 1000).unref();
     }
@@ -312,8 +330,8 @@ export class InboundSmtp {
   private handleSocket(socket: Socket): void {
     this.metrics.connections.inc();
     this.metrics.connectionsActive.inc();
-    this.sockets.add(socket);
-    socket.once('close', () => { this.metrics.connectionsActive.dec(); this.sockets.delete(socket); });
+    this.sockets.set(socket, socket);
+    socket.once('close', () => this.forgetSocket(socket));
     socket.on('error', () => {});
     if (!this.accepting) {
       this.refuse(socket, '421 4.3.2 ' + this.config.hostname + ' Service not available, closing transmission channel', 'not accepting');
@@ -364,7 +382,7 @@ export class InboundSmtp {
     const pauseMs = trusted ? 0 : sec.smtpGreetPause * 1000;
     if (pauseMs <= 0) {
       greeted = true;
-      this.server.connect(socket, opts);
+      this.connectSession(socket, opts);
       return;
     }
     // sockets waiting out the pause count toward max-connections too (smtp-server counts
@@ -377,8 +395,18 @@ export class InboundSmtp {
     setTimeout(() => {
       if (refused || socket.destroyed) return;
       greeted = true;
-      this.server.connect(socket, opts);
+      this.connectSession(socket, opts);
     }, pauseMs).unref();
+  }
+
+  private forgetSocket(accepted: Socket): void {
+    if (this.sockets.delete(accepted)) this.metrics.connectionsActive.dec();
+  }
+
+  /** Hands a socket to smtp-server as session `opts.id`. */
+  private connectSession(socket: Socket, opts: { id: string; remoteAddress?: string; [k: string]: unknown }): void {
+    this.socketsBySession.set(opts.id, socket);
+    this.server.connect(socket, opts);
   }
 
   private sessionSeq = 0;
@@ -598,7 +626,7 @@ export class InboundSmtp {
   /** Stops listening and closes open sessions. */
   async close(): Promise<void> {
     await new Promise<void>((r) => this.listener.close(() => r()));
-    for (const s of this.sockets) s.destroy();
+    for (const [accepted, current] of this.sockets) { current.destroy(); accepted.destroy(); }
     (this.server.options as SMTPServerOptions).closeTimeout = 1;
     await new Promise<void>((r) => this.server.close(() => r()));
   }
