@@ -42,7 +42,7 @@ export interface NodeOptions {
   signals?: boolean;
 }
 
-function queueSettings(c: NodeConfig): QueueSettings {
+function queueSettings(c: NodeConfig, budget?: number): QueueSettings {
   return {
     hostname: c.hostname,
     smtpPort: c.smtpPort,
@@ -50,6 +50,7 @@ function queueSettings(c: NodeConfig): QueueSettings {
     maxRetryIntervalMs: c.maxRetryInterval * 1000,
     queueLifetimeMs: c.queueLifetime * 1000,
     concurrency: c.deliveryConcurrency,
+    ...(budget !== undefined ? { contentBudgetBytes: budget } : {}),
   };
 }
 
@@ -103,6 +104,8 @@ export class MailNode {
   readonly freeSpace: FreeSpace;
   private watcher: DirectoryWatcher;
   private readonly env: Env;
+  /** MAILCLUSTER_DELIVERY_CONTENT_BUDGET_BYTES: content loaded for delivery at once (default 32 MiB). */
+  private readonly deliveryContentBudget: number | undefined;
   private readonly transportTimeouts: { connect: number; socket: number };
   private reloadHooks: Array<(config: NodeConfig, previous: NodeConfig) => void | Promise<void>> = [];
   private readyChecks: Array<() => boolean> = [];
@@ -114,6 +117,7 @@ export class MailNode {
 
   private constructor(loaded: LoadedConfig, spool: Spool, opts: NodeOptions, log: Logger) {
     this.env = opts.env ?? process.env;
+    this.deliveryContentBudget = numberEnv(this.env, 'MAILCLUSTER_DELIVERY_CONTENT_BUDGET_BYTES');
     this.config = loaded.config;
     this.tlsMaterial = loaded.tlsMaterial;
     this.log = log;
@@ -140,7 +144,7 @@ export class MailNode {
     this.transports = this.env.MAILCLUSTER_DELIVERY_THREAD === '0'
       ? new TransportPool(this.transportSettings(this.config))
       : new ThreadedTransports(this.transportSettings(this.config), (err) => log.error({ event: 'delivery', err: err.message }, 'delivery thread failed, restarting it'));
-    this.queue = new DeliveryQueue(spool, this.router, this.transports, queueSettings(this.config), log.child({ component: 'delivery' }), this.metrics);
+    this.queue = new DeliveryQueue(spool, this.router, this.transports, queueSettings(this.config, this.deliveryContentBudget), log.child({ component: 'delivery' }), this.metrics);
     this.smtp = new InboundSmtp(this.config, this.tlsMaterial, this.queue, log.child({ component: 'smtp' }), this.metrics, {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
       blobThresholdBytes: numberEnv(this.env, 'MAILCLUSTER_BLOB_THRESHOLD_BYTES'),
@@ -320,7 +324,7 @@ export class MailNode {
     this.router.configure(c.dnsServers, c.selfAddresses);
     this.mtaSts.configure(mtaStsSettings(c));
     this.transports.configure(this.transportSettings(c));
-    this.queue.configure(queueSettings(c));
+    this.queue.configure(queueSettings(c, this.deliveryContentBudget));
     this.smtp.configure(c, loaded.tlsMaterial);
     this.freeSpace.minFree = c.queueMinFree;
     try {

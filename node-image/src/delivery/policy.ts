@@ -27,3 +27,13 @@ export function classifySendError(err: { code?: string; responseCode?: number; r
   if (err.code === 'EMESSAGE' && code === undefined && /size/i.test(message)) return { permanent: true, message: `552 5.3.4 ${message}`, tryNextHost: false };
   return { permanent: false, message: code ? message : `${err.code ?? 'error'}: ${message}`, tryNextHost: true };
 }
+
+/**
+ * Whether a message of `size` bytes may start its delivery attempt now: always when nothing
+ * is in flight (a message larger than the whole budget goes alone), otherwise only within the
+ * budget of content loaded for delivery at once. Bounds the node's memory by bytes, not by
+ * the attempt count (20 attempts of 10 MB messages would hold hundreds of MB).
+ */
+export function fitsContentBudget(inFlight: number, inFlightBytes: number, size: number, budgetBytes: number): boolean {
+  return inFlight === 0 || inFlightBytes + size <= budgetBytes;
+}

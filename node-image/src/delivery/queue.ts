@@ -10,7 +10,7 @@ import type { MessageMeta, RecipientState } from '../spool/records.ts';
 import type { BlobWriter, Spool } from '../spool/spool.ts';
 import { buildDsn, headerSection, statusFromDiagnostic } from './dsn.ts';
 import type { FailedRecipient } from './dsn.ts';
-import { backoffMs, classifySendError, domainMatches } from './policy.ts';
+import { backoffMs, classifySendError, domainMatches, fitsContentBudget } from './policy.ts';
 import type { DomainSelector } from './policy.ts';
 import type { Sender } from './transports.ts';
 
@@ -23,7 +23,12 @@ export interface QueueSettings {
   maxRetryIntervalMs: number;
   queueLifetimeMs: number;
   concurrency: number;
+  /** Bytes of message content loaded for delivery at once (large messages wait for room; one larger than this goes alone). */
+  contentBudgetBytes?: number;
 }
+
+/** Default content budget: a few large messages in flight, not `concurrency` of them. */
+export const DEFAULT_DELIVERY_CONTENT_BUDGET = 32 * 1024 * 1024;
 
 /** What the queue API reports about one message. */
 export interface QueuedMessageInfo {
@@ -105,6 +110,7 @@ class Fifo<T> {
   private items: T[] = [];
   private head = 0;
   get length(): number { return this.items.length - this.head; }
+  peek(): T | undefined { return this.items[this.head]; }
   push(v: T): void { this.items.push(v); }
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -124,6 +130,8 @@ export class DeliveryQueue {
   private heap = new DueHeap();
   private ready = new Fifo<string>();
   private inFlight = new Set<string>();
+  /** Content bytes of the messages in flight (each attempt holds its whole message, and the delivery thread a copy). */
+  private inFlightBytes = 0;
   private hot = new Map<string, Buffer>();
   private hotBytes = 0;
   private paused = false;
@@ -398,12 +406,18 @@ export class DeliveryQueue {
       if (m && m.meta.nextAttempt === top.at) this.ready.push(top.id);
     }
     while (!this.paused && this.ready.length > 0 && this.inFlight.size < this.settings.concurrency) {
-      const id = this.ready.shift()!;
+      const id = this.ready.peek()!;
       const m = this.spool.messages.get(id);
-      if (!m || m.meta.held || this.inFlight.has(id) || m.meta.nextAttempt > Date.now()) continue;
+      if (!m || m.meta.held || this.inFlight.has(id) || m.meta.nextAttempt > Date.now()) { this.ready.shift(); continue; }
+      // in order: a message that does not fit waits at the head until attempts in flight finish
+      if (!fitsContentBudget(this.inFlight.size, this.inFlightBytes, m.meta.size, this.settings.contentBudgetBytes ?? DEFAULT_DELIVERY_CONTENT_BUDGET)) break;
+      this.ready.shift();
+      const size = m.meta.size;
       this.inFlight.add(id);
+      this.inFlightBytes += size;
       void this.attempt(m.meta).finally(() => {
         this.inFlight.delete(id);
+        this.inFlightBytes -= size;
         if (this.inFlight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
         this.pump();
       });
