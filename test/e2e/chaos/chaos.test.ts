@@ -24,7 +24,7 @@ const NS = `chaos-${randomBytes(3).toString('hex')}`;
 const MC = 'chaos';
 const SMTP_PORT = 2525;
 const SEED = Number(process.env.MAILCLUSTER_CHAOS_SEED ?? Date.now() % 1_000_000);
-const ROUNDS = Number(process.env.MAILCLUSTER_CHAOS_ROUNDS ?? 8);
+const ROUNDS = Number(process.env.MAILCLUSTER_CHAOS_ROUNDS ?? 10);
 const SECONDS = Number(process.env.MAILCLUSTER_CHAOS_SECONDS ?? 300);
 const SENDERS = 2;
 const SEND_PAUSE_MS = 300;
@@ -200,8 +200,9 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
       }
     });
 
-    // Every kind of fault once (seeded order), then seeded random picks, bounded by count and time.
-    const order: Fault[] = [...FAULTS].sort(() => random() - 0.5);
+    // Every kind of fault once and the scale steps 5, 2, 4 in turn (seeded order), then seeded
+    // random picks, bounded by count and time.
+    const order: Fault[] = [...FAULTS, 'scale', 'scale'].sort(() => random() - 0.5);
     while (order.length < ROUNDS) order.push(pick([...FAULTS]));
     const deadline = Date.now() + SECONDS * 1000;
     try {
