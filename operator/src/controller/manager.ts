@@ -14,7 +14,7 @@ import { LeaderElector } from './leader.ts';
 import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
-import { describeError, FIELD_MANAGER, NotLeaderError, Reconciler } from './reconciler.ts';
+import { describeError, FIELD_MANAGER, isNamespaceTerminating, NotLeaderError, Reconciler } from './reconciler.ts';
 import { SECRET_RESYNC_MS, SecretWriter } from './secret-writer.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -160,6 +160,14 @@ export class Manager {
         if (p) this.queue.addAfter(key, this.o.secretResyncMs ?? SECRET_RESYNC_MS);
       } catch (err) {
         if (err instanceof NotLeaderError) { this.o.log.warn({ key }, 'write refused: no longer the leader'); continue; }
+        if (isNamespaceTerminating(err)) {
+          // the namespace's deletion removes the MailCluster; its watch event ends this key
+          this.metrics.reconciles.inc({ result: 'namespace-terminating' });
+          this.queue.forget(key);
+          this.lastErrors.delete(key);
+          this.o.log.info({ key }, 'namespace is being deleted: nothing more to create there');
+          continue;
+        }
         const message = describeError(err);
         this.metrics.reconciles.inc({ result: 'error' });
         this.metrics.reconcileErrors.inc();

@@ -53,6 +53,20 @@ export function describeError(err: unknown): string {
   return (message ?? (err as Error).message ?? String(err)).slice(0, 500);
 }
 
+/**
+ * A create refused because the namespace is being deleted (403, cause NamespaceTerminating):
+ * nothing new can be made there, and the namespace's deletion takes the MailCluster with it.
+ * Not a failure to report or retry: an event or a status write would be refused the same way.
+ */
+export function isNamespaceTerminating(err: unknown): boolean {
+  if (codeOf(err) !== 403) return false;
+  const body = (err as { body?: unknown }).body;
+  let parsed: unknown = body;
+  if (typeof body === 'string') { try { parsed = JSON.parse(body); } catch { return false; } }
+  const causes = (parsed as { details?: { causes?: Array<{ reason?: string }> } } | undefined)?.details?.causes ?? [];
+  return causes.some((c) => c.reason === 'NamespaceTerminating');
+}
+
 function ownedBy(uid: string | undefined) {
   return (o: KObject): boolean => Boolean(uid) && (o.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
 }

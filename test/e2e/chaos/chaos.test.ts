@@ -202,7 +202,7 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
 
     // Every kind of fault once and the scale steps 5, 2, 4 in turn (seeded order), then seeded
     // random picks, bounded by count and time.
-    const order: Fault[] = [...FAULTS, 'scale', 'scale'].sort(() => random() - 0.5);
+    const order: Fault[] = [...FAULTS, 'scale' as const, 'scale' as const].sort(() => random() - 0.5);
     while (order.length < ROUNDS) order.push(pick([...FAULTS]));
     const deadline = Date.now() + SECONDS * 1000;
     try {

@@ -104,7 +104,10 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
   });
 
   after(async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
+    // The MailClusters go first, while an operator runs (a Delete policy's finalizer needs
+    // it), so that no later suite's cluster-wide operator finds them in a terminating namespace.
+    if (cluster) await kubectl(['delete', 'mc', '--all', '-n', NS, '--wait=true', '--timeout=90s']).catch(() => undefined);
     await operator?.stop();
     if (cluster) await kubectl(['delete', 'namespace', NS, '--wait=false']).catch(() => undefined);
     await dns?.stop();

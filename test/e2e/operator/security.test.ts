@@ -106,6 +106,12 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
       users: [{ name: 'sa', user: { token: token.status!.token } }],
       contexts: [{ name: 'sa', context: { cluster: 'local', user: 'sa' } }],
     }), { mode: 0o600 });
+    // This operator watches every namespace: another suite's MailCluster still going away
+    // would show up in its counts (writes, errors) as if they were this suite's.
+    await waitUntil('no other suite\'s MailCluster left', async () => {
+      const all = await c.custom.listClusterCustomObject({ group: 'mailcluster.io', version: 'v1alpha1', plural: 'mailclusters' }) as { items: Array<{ metadata: { namespace: string } }> };
+      return all.items.every((m) => m.metadata.namespace === NS);
+    }, { timeoutMs: 120_000, intervalMs: 500 });
     operator = await startRestrictedOperator();
   });
 
