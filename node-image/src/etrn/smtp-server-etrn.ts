@@ -1,6 +1,6 @@
 // ETRN for smtp-server, which has no ETRN and no hook for custom commands.
 //
-// The ONE place that touches smtp-server internals. It relies on, in smtp-server 3.21.6
+// The place that checks smtp-server's internals. ETRN relies on, in smtp-server 3.21.6
 // (dist/esm/smtp-connection.js):
 //   - SMTPConnection#_onCommand finds a command's handler as `this['handler_' + NAME]`
 //     (through _isSupported/_getHandler), so a prototype method `handler_ETRN` becomes a command;
@@ -8,6 +8,11 @@
 //   - `this._server` is the SMTPServer, `this.session.envelope.mailFrom` is set inside a mail
 //     transaction, `this.hostNameAppearsAs` after HELO/EHLO, `this.send(code, lines, false)`
 //     writes a multi-line reply verbatim.
+// smtp/security-hooks.ts patches per connection `_parseAddressCommand(name, command)` (RCPT
+// paths as sent) and `handler_EHLO` (no AUTH before STARTTLS); smtp/server.ts keys open
+// sessions by the id it passes to `server.connect(socket, {id})`, which must become
+// `session.id` (smtp-server's STARTTLS strips the accepted socket's listeners, so sessions end
+// through onClose); smtp/fast-data-mode.ts checks its own SMTPStream internals.
 // installEtrn() checks the version and each of these before patching and throws if any is
 // off; test/unit/etrn/smtp-server-etrn.test.ts fails loudly when they change.
 import { createRequire } from 'node:module';
@@ -44,6 +49,7 @@ interface ConnectionPrototype {
   _onCommand: unknown;
   _getHandler: unknown;
   _isSupported: unknown;
+  _parseAddressCommand: unknown;
   send: unknown;
   handler_EHLO: HandlerFn;
   handler_ETRN?: HandlerFn;
@@ -66,7 +72,7 @@ export function checkSmtpServerInternals(): string[] {
     problems.push(`smtp-server is ${version}, but the ETRN extension was written for exactly ${SUPPORTED_SMTP_SERVER_VERSION}`);
   }
   const proto = SMTPConnection.prototype as unknown as ConnectionPrototype;
-  for (const name of ['_onCommand', '_getHandler', '_isSupported', 'send', 'handler_EHLO'] as const) {
+  for (const name of ['_onCommand', '_getHandler', '_isSupported', 'send', 'handler_EHLO', '_parseAddressCommand'] as const) {
     if (typeof proto[name] !== 'function') problems.push(`SMTPConnection.prototype.${name} is not a function`);
   }
   const source = (name: keyof ConnectionPrototype) => (typeof proto[name] === 'function' ? String(proto[name]) : '');
@@ -78,6 +84,9 @@ export function checkSmtpServerInternals(): string[] {
   }
   if (!/this\.send\(250, \[formattedResponse\]\.concat\(features/.test(source('handler_EHLO'))) {
     problems.push('SMTPConnection#handler_EHLO no longer sends its keywords as one send(250, [greeting, ...features])');
+  }
+  if (!/options\.id \|\|/.test(String(SMTPConnection))) {
+    problems.push('new SMTPConnection(server, socket, options) no longer takes its id (session.id) from options.id');
   }
   if (!/session\.envelope = \{\s*mailFrom: false/.test(source('_resetSession' as keyof ConnectionPrototype))) {
     problems.push('SMTPConnection#_resetSession no longer resets session.envelope.mailFrom');
