@@ -5,6 +5,9 @@
 /** A DNS name (RFC 1123 labels, dot separated); the 253-character limit is a maxLength. */
 export const DNS_NAME_PATTERN = '^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$';
 /** A Go-style duration such as `90s`, `5m` or `1h30m`. */
+/** An object name (DNS-1123 subdomain), as a Secret's name must be. */
+const SECRET_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 /** A Kubernetes resource quantity such as `1Gi` or `500M`. */
 export const QUANTITY_PATTERN = '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
@@ -148,7 +151,7 @@ export const specSchema = {
           type: 'string',
           minLength: 1,
           maxLength: 253,
-          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+          pattern: SECRET_NAME_PATTERN,
           description: 'A kubernetes.io/tls Secret in the same namespace, with keys tls.crt and tls.key. It is mounted into every node; the operator does not read it (it has no right to read Secrets cluster-wide), so a missing Secret shows as nodes that do not start (FailedMount events on the pods), or as Degraded (TLSSecretMissing) where the operator may read Secrets in that namespace.',
         },
       },
@@ -178,7 +181,7 @@ export const specSchema = {
           type: 'string',
           minLength: 1,
           maxLength: 253,
-          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+          pattern: SECRET_NAME_PATTERN,
           description: 'A Secret in the same namespace with key `users`: lines `user:<PHC scrypt hash>:RELAY` (make a hash with `mailcluster auth-hash`). Mounted read-only at /etc/mailcluster/smtp-auth/users; the node reloads it when it changes.',
         },
       },
