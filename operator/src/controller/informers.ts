@@ -7,6 +7,7 @@ import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, ty
 import type { Logger } from 'pino';
 import { API_VERSION, KIND, PLURAL } from '../api/v1alpha1/types.ts';
 import { MANAGED_SELECTOR } from '../resources/labels.ts';
+import { ClusterIndex } from './cluster-index.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
 
@@ -50,6 +51,8 @@ export interface InformerSetOptions {
 
 export class InformerSet {
   private readonly handles: Handle[] = [];
+  /** Each kind's objects by the MailCluster they belong to (cluster-index.ts). */
+  private readonly indexes = new Map<string, ClusterIndex>();
   private stopped = false;
   private readonly o: InformerSetOptions;
 
@@ -57,6 +60,8 @@ export class InformerSet {
     this.o = o;
     const namespaces: Array<string | undefined> = o.namespaces && o.namespaces.length > 0 ? o.namespaces : [undefined];
     for (const kind of WATCHED_KINDS) {
+      const index = new ClusterIndex();
+      this.indexes.set(kind.kind, index);
       for (const namespace of namespaces) {
         const selector = kind.managedOnly ? MANAGED_SELECTOR : undefined;
         const list = () => o.objects.list(kind.apiVersion, kind.kind, namespace, undefined, undefined, undefined, undefined, selector);
@@ -66,9 +71,9 @@ export class InformerSet {
           handle.failures = 0;
           o.onChange(kind.kind, obj as unknown as KObject);
         };
-        informer.on('add', changed);
-        informer.on('update', changed);
-        informer.on('delete', changed);
+        informer.on('add', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
+        informer.on('update', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
+        informer.on('delete', (obj) => { index.remove(obj as unknown as KObject); changed(obj); });
         informer.on('error', (err: unknown) => this.restart(handle, err));
         this.handles.push(handle);
       }
@@ -119,8 +124,19 @@ export class InformerSet {
     return out;
   }
 
+  /** The objects of `kind` belonging to MailCluster `<namespace>/<cluster>`, from the index. */
+  children(kind: string, namespace: string, cluster: string): KObject[] {
+    return this.indexes.get(kind)?.byCluster(namespace, cluster) ?? [];
+  }
+
   get(kind: string, namespace: string, name: string): KObject | undefined {
-    return this.list(kind, namespace).find((o) => o.metadata.name === name);
+    for (const h of this.handles) {
+      if (h.kind.kind !== kind) continue;
+      if (h.namespace !== undefined && h.namespace !== namespace) continue;
+      const found = h.informer.get(name, namespace) as unknown as KObject | undefined;
+      if (found) return found;
+    }
+    return undefined;
   }
 
   async stop(): Promise<void> {

@@ -100,13 +100,14 @@ export class Reconciler {
     }
     const credentials = clusterCredentials(this.d.masterKey(), { namespace, name, uid: cluster.metadata.uid ?? '' });
     const owned = ownedBy(cluster.metadata.uid);
-    const children = (kind: string) => this.d.informers.list(kind, namespace).filter(owned);
+    // From the index by cluster (only this cluster's objects), then checked by owner UID.
+    const children = (kind: string) => this.d.informers.children(kind, namespace, name).filter(owned);
     const pods = children('Pod') as ObservedPod[];
     const observed: ObservedState = {
       cluster,
       pods,
       configMaps: children('ConfigMap'),
-      claims: this.d.informers.list('PersistentVolumeClaim', namespace).filter(spoolClaimsOf(name)),
+      claims: this.d.informers.children('PersistentVolumeClaim', namespace, name).filter(spoolClaimsOf(name)),
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
       networkPolicies: children('NetworkPolicy').map(fromClientModel),
