@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { KIND } from '../api/v1alpha1/types.ts';
 import { LABEL_CLUSTER } from '../resources/labels.ts';
 import type { AdminAccess } from '../resources/network-policy.ts';
+import { countApiRequests } from './api-requests.ts';
 import { EventRecorder } from './events.ts';
 import { InformerSet } from './informers.ts';
 import { LeaderElector } from './leader.ts';
@@ -64,10 +65,13 @@ export class Manager {
   private leading = false;
   private workersRunning: Promise<void>[] = [];
   private stopped = false;
+  private readonly stopCountingApiRequests: () => void;
 
   constructor(o: ManagerOptions) {
     this.o = o;
     this.metrics = createMetrics();
+    const server = o.kubeConfig.getCurrentCluster()?.server;
+    this.stopCountingApiRequests = server ? countApiRequests(server, (r) => this.metrics.apiRequests.inc(r)) : () => {};
     this.queue = new WorkQueue({ onDepth: (d) => this.metrics.workqueueDepth.set(d) });
     const objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
     const core = o.kubeConfig.makeApiClient(CoreV1Api);
@@ -152,6 +156,8 @@ export class Manager {
       try {
         const p = await this.reconciler.reconcile(key, this.lastErrors.get(key));
         this.metrics.reconciles.inc({ result: 'success' });
+        // One line per reconcile at debug level: reconciles per cluster without a per-cluster metric label.
+        this.o.log.debug({ cluster: key }, 'reconcile');
         this.queue.forget(key);
         const hadError = this.lastErrors.delete(key);
         if (hadError) this.queue.addAfter(key, 10); // clear the Degraded ReconcileError
@@ -232,6 +238,7 @@ export class Manager {
     await Promise.race([Promise.all(this.workersRunning), new Promise((r) => setTimeout(r, 5000))]);
     await this.elector?.stop();
     await this.informers.stop();
+    this.stopCountingApiRequests();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections?.();
   }

@@ -10,6 +10,10 @@ export interface OperatorMetrics {
   watchRestarts: Counter<'resource'>;
   writes: Counter<'verb' | 'kind'>;
   isLeader: Gauge;
+  apiRequests: Counter<'verb' | 'resource' | 'code'>;
+  rolloutsInProgress: Gauge;
+  queueProbes: Counter<'result'>;
+  queueProbesInFlight: Gauge;
 }
 
 export function createMetrics(): OperatorMetrics {
@@ -26,6 +30,13 @@ export function createMetrics(): OperatorMetrics {
     workqueueDepth: new Gauge({ name: 'mailcluster_operator_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [registry] }),
     watchRestarts: new Counter({ name: 'mailcluster_operator_watch_restarts_total', help: 'Watches restarted after an error, by resource.', labelNames: ['resource'], registers: [registry] }),
     writes: new Counter({ name: 'mailcluster_operator_writes_total', help: 'Write requests sent to the API server, by verb and kind.', labelNames: ['verb', 'kind'], registers: [registry] }),
+    apiRequests: new Counter({
+      name: 'mailcluster_operator_api_requests_total', help: 'Requests sent to the API server (reads, watches and writes), by verb, resource and answer code (error: no answer).',
+      labelNames: ['verb', 'resource', 'code'], registers: [registry],
+    }),
+    rolloutsInProgress: new Gauge({ name: 'mailcluster_operator_rollouts_in_progress', help: 'MailClusters rolling a pod-template change (from the first replaced pod until every pod runs the new template and is Ready).', registers: [registry] }),
+    queueProbes: new Counter({ name: 'mailcluster_operator_queue_probes_total', help: 'GET /queue probes of draining nodes, by result (answer, error).', labelNames: ['result'], registers: [registry] }),
+    queueProbesInFlight: new Gauge({ name: 'mailcluster_operator_queue_probes_in_flight', help: 'GET /queue probes sent and not yet answered.', registers: [registry] }),
     isLeader: new Gauge({ name: 'mailcluster_operator_leader', help: '1 while this process is the elected leader (or runs without election).', registers: [registry] }),
   };
 }
