@@ -68,7 +68,7 @@ export function planDraining(ctx: PlanContext, draining: Array<[number, Observed
       continue;
     }
     if (spoolGoes) {
-      if (deleteDrainedNode(out, name, i, p, probe)) {
+      if (deleteDrainedNode(out, name, i, p, probe, now)) {
         out.events.push({ type: 'Normal', reason: 'Drained', message: `${pod} reported itself drained; deleting it and its spool` });
         continue;
       }

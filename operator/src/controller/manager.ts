@@ -12,6 +12,7 @@ import { countApiRequests } from './api-requests.ts';
 import { EventRecorder } from './events.ts';
 import { InformerSet } from './informers.ts';
 import { LeaderElector } from './leader.ts';
+import { QueueProber } from './queue-prober.ts';
 import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
@@ -28,6 +29,8 @@ export interface ManagerOptions {
   /** host:port for /metrics, /healthz and /readyz; undefined for none. */
   metricsAddress?: string;
   workers?: number;
+  /** GET /queue probes of draining nodes in flight at once, across all clusters (default 16). */
+  probeConcurrency?: number;
   /** The master key, or where to find it (loaded at start, before anything is reconciled). */
   masterKey: MasterKeySource | Buffer;
   /** How often each written Secret is written again even when unchanged (default SECRET_RESYNC_MS). */
@@ -57,6 +60,7 @@ export class Manager {
   private readonly queue: WorkQueue;
   private readonly informers: InformerSet;
   private readonly reconciler: Reconciler;
+  private readonly prober: QueueProber;
   private readonly elector?: LeaderElector;
   private readonly lastErrors = new Map<string, string>();
   private readonly core: CoreV1Api;
@@ -89,7 +93,14 @@ export class Manager {
       if (!this.stillLeading()) throw new NotLeaderError();
       this.metrics.writes.inc({ verb, kind: 'Secret' });
     }, o.secretResyncMs);
+    this.prober = new QueueProber({
+      ...(o.probeConcurrency ? { concurrency: o.probeConcurrency } : {}),
+      onAnswer: (key) => { if (this.leading) this.queue.add(key); },
+      onProbe: (result) => this.metrics.queueProbes.inc({ result }),
+      onInFlight: (n) => this.metrics.queueProbesInFlight.set(n),
+    });
     this.reconciler = new Reconciler({
+      prober: this.prober,
       informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log,
       fence: () => { if (!this.stillLeading()) throw new NotLeaderError(); },
       masterKey: () => { if (!this.masterKey) throw new Error('the master key is not loaded yet'); return this.masterKey; },
@@ -235,6 +246,7 @@ export class Manager {
     this.stopped = true;
     this.leading = false;
     this.queue.shutDown();
+    this.prober.stop();
     await Promise.race([Promise.all(this.workersRunning), new Promise((r) => setTimeout(r, 5000))]);
     await this.elector?.stop();
     await this.informers.stop();

@@ -43,9 +43,12 @@ export interface ObservedConfigMap extends KObject {
  * What GET /queue on a draining node answered (or why it could not be asked). `uid` is the
  * UID of the pod whose address was asked, so an answer is never credited to another pod of
  * the same name; `drained` is the node's own word (contract 2), absent = not drained.
+ * Answers are gathered in the background (queue-prober.ts), so a reconcile may read one that
+ * is some time old: `askedAt` (epoch ms, when the request was sent) and `restarts` (the pod's
+ * container restart count then) let the planner judge whether it still holds.
  */
 export type QueueProbe =
-  | { total: number; draining?: boolean; drained?: boolean; uid?: string }
+  | { total: number; draining?: boolean; drained?: boolean; uid?: string; askedAt?: number; restarts?: number }
   | { error: string; uid?: string };
 
 /** The user's TLS Secret, when spec.tls names one. */

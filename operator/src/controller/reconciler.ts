@@ -14,7 +14,9 @@ import type { EventRecorder } from './events.ts';
 import type { InformerSet } from './informers.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { fromClientModel, toClientModel } from './client-model.ts';
-import { probeQueue, requestDrain } from './node-admin.ts';
+import { requestDrain } from './node-admin.ts';
+import { restartsOf } from './claims.ts';
+import type { QueueProber } from './queue-prober.ts';
 import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
 import { plan, type Plan } from './plan.ts';
 import type { SecretWriter } from './secret-writer.ts';
@@ -33,6 +35,8 @@ export interface ReconcilerDeps {
   masterKey: () => Buffer;
   adminAccess: AdminAccess;
   secrets: SecretWriter;
+  /** GET /queue of draining nodes, in the background (a reconcile never waits for a node). */
+  prober: QueueProber;
   /** Throws when this replica may no longer write (leader election's fence); checked before every write. */
   fence?: () => void;
 }
@@ -94,6 +98,7 @@ export class Reconciler {
     const [namespace, name] = key.split('/');
     const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
     if (!cluster) { // deleted: garbage collection removes the children
+      this.d.prober.forget(key);
       this.d.secrets.forget(namespace, [mailqSecretName(name), adminSecretName(name), peerTlsSecretName(name)]);
       for (const k of this.peerTls.keys()) if (k.startsWith(`${namespace}/${name}/`)) this.peerTls.delete(k);
       return undefined;
@@ -111,7 +116,7 @@ export class Reconciler {
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
       networkPolicies: children('NetworkPolicy').map(fromClientModel),
-      queues: await this.probeDrainingQueues(pods, credentials.adminToken),
+      queues: this.drainingQueues(key, pods, credentials.adminToken),
       ...(lastError ? { lastError } : {}),
       credentials,
       adminAccess: this.d.adminAccess,
@@ -151,16 +156,19 @@ export class Reconciler {
   }
 
   /**
-   * Asks every draining pod that has an address for its queue. The answer is recorded with
-   * the UID of the pod asked, so the planner never credits it to another pod of that name.
+   * The last answers of every draining pod that has an address, from the background prober
+   * (which asks again those that are old, and queues this cluster when an answer arrives).
+   * Each answer carries the UID of the pod asked, so the planner never credits it to another
+   * pod of that name, and when it was asked, so the planner can judge whether it still holds.
    */
-  private async probeDrainingQueues(pods: ObservedPod[], token: string): Promise<Record<string, QueueProbe>> {
-    const draining = pods.filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.status?.podIP);
-    const entries = await Promise.all(draining.map(async (p) => {
-      const ip = p.status!.podIP!;
-      return [p.metadata.name, await probeQueue(`http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`, token, p.metadata.uid)] as const;
-    }));
-    return Object.fromEntries(entries);
+  private drainingQueues(key: string, pods: ObservedPod[], token: string): Record<string, QueueProbe> {
+    const targets = pods
+      .filter((p) => p.metadata.labels?.[LABEL_ROLE] === 'draining' && p.status?.podIP && p.metadata.uid)
+      .map((p) => {
+        const ip = p.status!.podIP!;
+        return { pod: p.metadata.name, uid: p.metadata.uid!, baseUrl: `http://${ip.includes(':') ? `[${ip}]` : ip}:${ADMIN_PORT}`, restarts: restartsOf(p) };
+      });
+    return this.d.prober.answers(key, token, targets);
   }
 
   /**

@@ -2,7 +2,7 @@
 // reported itself drained. The first two cases are the verified bugs of issue 9, reproduced by
 // running the planner twice.
 import assert from 'node:assert/strict';
-import { drainedOnClaim } from '../../../operator/src/controller/claims.ts';
+import { DRAIN_ANSWER_MAX_AGE_MS, drainedOnClaim } from '../../../operator/src/controller/claims.ts';
 import { queueProbeOf } from '../../../operator/src/controller/node-admin.ts';
 import type { ObservedPod } from '../../../operator/src/controller/observed.ts';
 import { plan } from '../../../operator/src/controller/plan.ts';
@@ -80,13 +80,40 @@ describe('operator: a spool claim goes only after its node reported itself drain
     w.apply(plan(w.observed()));
     const pod = w.get('Pod', 'mc-3') as ObservedPod;
     w.report('mc-3', 0);
-    assert.equal(drainedOnClaim('mc-3-spool', pod, w.queues['mc-3']), true);
-    assert.equal(drainedOnClaim('mc-2-spool', pod, w.queues['mc-3']), false);
+    const now = w.now;
+    assert.equal(drainedOnClaim('mc-3-spool', pod, w.queues['mc-3'], now), true);
+    assert.equal(drainedOnClaim('mc-2-spool', pod, w.queues['mc-3'], now), false);
     const bare = { ...pod, spec: { ...pod.spec, volumes: [] } } as ObservedPod;
-    assert.equal(drainedOnClaim('mc-3-spool', bare, w.queues['mc-3']), false);
-    assert.equal(drainedOnClaim('mc-3-spool', pod, { total: 1, drained: true, uid: pod.metadata.uid }), false);
-    assert.equal(drainedOnClaim('mc-3-spool', pod, { error: 'timeout', uid: pod.metadata.uid }), false);
-    assert.equal(drainedOnClaim('mc-3-spool', pod, undefined), false);
+    assert.equal(drainedOnClaim('mc-3-spool', bare, w.queues['mc-3'], now), false);
+    const fresh = { askedAt: now.getTime(), restarts: 0, uid: pod.metadata.uid };
+    assert.equal(drainedOnClaim('mc-3-spool', pod, { total: 1, drained: true, ...fresh }, now), false);
+    assert.equal(drainedOnClaim('mc-3-spool', pod, { error: 'timeout', uid: pod.metadata.uid }, now), false);
+    assert.equal(drainedOnClaim('mc-3-spool', pod, undefined, now), false);
+  });
+
+  it('a cached drained answer vouches only while fresh, and only for the process that gave it', () => {
+    const w = convergedWorld(4);
+    scaleTo(w, 3);
+    w.apply(plan(w.observed()));
+    const pod = w.get('Pod', 'mc-3') as ObservedPod;
+    const t = w.now.getTime();
+    const answer = { total: 0, draining: true, drained: true, uid: pod.metadata.uid, askedAt: t, restarts: 0 };
+    const at = (ms: number) => new Date(t + ms);
+    assert.equal(drainedOnClaim('mc-3-spool', pod, answer, at(DRAIN_ANSWER_MAX_AGE_MS)), true, 'at the age limit');
+    assert.equal(drainedOnClaim('mc-3-spool', pod, answer, at(DRAIN_ANSWER_MAX_AGE_MS + 1)), false, 'past it: too old to vouch');
+    const { askedAt: _a, ...undated } = answer;
+    assert.equal(drainedOnClaim('mc-3-spool', pod, undated, at(0)), false, 'an answer without its time vouches for nothing');
+    const { restarts: _r, ...uncounted } = answer;
+    assert.equal(drainedOnClaim('mc-3-spool', pod, uncounted, at(0)), false, 'nor one without the restart count');
+    // The container restarted after it answered: the new process forgot the drain and may take mail.
+    const restarted = { ...pod, status: { ...pod.status, containerStatuses: [{ ready: true, restartCount: 1, state: {} }] } } as ObservedPod;
+    assert.equal(drainedOnClaim('mc-3-spool', restarted, answer, at(0)), false, 'said by an earlier process');
+    // Through the planner: the same stale answer deletes nothing; a fresh one does.
+    w.queues['mc-3'] = answer;
+    w.now = at(DRAIN_ANSWER_MAX_AGE_MS + 1000);
+    assert.deepEqual(claimDeletes(w), []);
+    w.report('mc-3', 0);
+    assert.deepEqual(claimDeletes(w), ['mc-3-spool']);
   });
 
   it('reads GET /queue defensively: only drained === true with nothing queued is drained', () => {

@@ -3,6 +3,7 @@
 import type { MailCluster, MailClusterSpec } from '../../../operator/src/api/v1alpha1/types.ts';
 import type { KObject, ObservedPod, ObservedState } from '../../../operator/src/controller/observed.ts';
 import type { Plan } from '../../../operator/src/controller/plan.ts';
+import { restartsOf } from '../../../operator/src/controller/claims.ts';
 import { clusterCredentials } from '../../../operator/src/resources/credentials.ts';
 import type { AdminAccess } from '../../../operator/src/resources/network-policy.ts';
 
@@ -96,9 +97,13 @@ export class World {
 
   /** What GET /queue of pod `name` answers (contract 2), recorded with that pod's UID. */
   report(name: string, total: number, state: { draining?: boolean; drained?: boolean } = {}): void {
-    const uid = this.get('Pod', name)?.metadata.uid;
+    const pod = this.get('Pod', name) as ObservedPod | undefined;
+    const uid = pod?.metadata.uid;
     const draining = state.draining ?? true;
-    this.queues[name] = { total, draining, drained: state.drained ?? (draining && total === 0), ...(uid ? { uid } : {}) };
+    this.queues[name] = {
+      total, draining, drained: state.drained ?? (draining && total === 0), ...(uid ? { uid } : {}),
+      askedAt: this.now.getTime(), restarts: pod ? restartsOf(pod) : 0,
+    };
   }
 
   setLoadBalancer(ip: string): void {

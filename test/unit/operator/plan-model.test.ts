@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { KObject, ObservedPod, QueueProbe } from '../../../operator/src/controller/observed.ts';
 import { plan, type Plan } from '../../../operator/src/controller/plan.ts';
+import { DRAIN_ANSWER_MAX_AGE_MS, restartsOf } from '../../../operator/src/controller/claims.ts';
 import { mailCluster, World } from './fixtures.ts';
 
 interface Node { podUid: string; claimUid: string; draining: boolean; sessions: number }
@@ -33,10 +34,12 @@ type Event =
   | { t: 'template' }
   | { t: 'time'; s: number }
   | { t: 'probeFault' }
+  | { t: 'probe' }
+  | { t: 'directMail'; i: number; n: number }
   | { t: 'deleteCluster' }
   | { t: 'recreate'; n: number; policy: 'Retain' | 'Delete' }
   | { t: 'policy' }
-  | { t: 'reconcile'; crashAfter?: number };
+  | { t: 'reconcile'; crashAfter?: number; probe?: boolean };
 
 const MAX_INDEX = 6;
 
@@ -49,6 +52,8 @@ class Sim {
   acked = 0;
   delivered = 0;
   private probeFault = false;
+  /** The operator's background prober: the last answer per pod UID, read by reconciles however old. */
+  private answers = new Map<string, QueueProbe>();
   /** The MailCluster was deleted and garbage-collected (its claims may remain). */
   gone = false;
   private generations = 0;
@@ -151,7 +156,17 @@ class Sim {
       case 'template': this.w.cluster = { ...this.w.cluster, spec: { ...this.w.cluster.spec, image: `mailcluster/node:0.${++this.images}` } }; return;
       case 'time': this.w.now = new Date(this.w.now.getTime() + e.s * 1000); return;
       case 'probeFault': this.probeFault = true; return;
-      case 'reconcile': if (!this.gone) this.reconcile(e.crashAfter); return;
+      case 'probe': this.probe(); return;
+      case 'directMail': {
+        // A client or a draining peer's hand-off reaching a node by its own address: any node
+        // whose listener is open takes it, whatever its role label (a restarted draining node).
+        const n = this.nodes.get(`mc-${e.i}`);
+        if (!n || n.draining) return;
+        this.mail.set(n.claimUid, this.held(n) + e.n);
+        this.acked += e.n;
+        return;
+      }
+      case 'reconcile': if (!this.gone) this.reconcile(e.crashAfter, e.probe); return;
       case 'deleteCluster': {
         if (this.gone || this.w.cluster.metadata.deletionTimestamp) return;
         this.w.cluster = { ...this.w.cluster, metadata: { ...this.w.cluster.metadata, deletionTimestamp: this.w.now.toISOString() } };
@@ -211,21 +226,36 @@ class Sim {
     }
   }
 
-  probes(): Record<string, QueueProbe> {
-    const out: Record<string, QueueProbe> = {};
+  /** The background prober finishes a round: every draining pod with an address answers now. */
+  probe(): void {
     for (const p of this.pods()) {
       if (this.role(p) !== 'draining' || !p.status?.podIP) continue;
       const n = this.nodes.get(p.metadata.name);
-      if (!n || this.probeFault) { out[p.metadata.name] = { error: 'connect ECONNREFUSED', uid: p.metadata.uid }; continue; }
-      out[p.metadata.name] = { total: this.held(n), draining: n.draining, drained: this.drained(n), uid: n.podUid };
+      const uid = p.metadata.uid!;
+      if (!n || this.probeFault) { this.answers.set(uid, { error: 'connect ECONNREFUSED', uid }); continue; }
+      this.answers.set(uid, {
+        total: this.held(n), draining: n.draining, drained: this.drained(n), uid: n.podUid,
+        askedAt: this.w.now.getTime(), restarts: restartsOf(p),
+      });
     }
     this.probeFault = false;
+  }
+
+  /** What a reconcile reads: the last answer of each draining pod (queue-prober.ts), maybe stale. */
+  cachedAnswers(): Record<string, QueueProbe> {
+    const out: Record<string, QueueProbe> = {};
+    for (const p of this.pods()) {
+      if (this.role(p) !== 'draining' || !p.status?.podIP) continue;
+      const a = this.answers.get(p.metadata.uid!);
+      if (a) out[p.metadata.name] = a;
+    }
     return out;
   }
 
-  /** One operator pass: probe, plan, carry out the plan in the reconciler's order (maybe only a prefix). */
-  reconcile(crashAfter?: number): void {
-    this.w.queues = this.probes();
+  /** One operator pass: read the answers, plan, carry out the plan in the reconciler's order (maybe only a prefix). */
+  reconcile(crashAfter?: number, probeFirst = false): void {
+    if (probeFirst) this.probe();
+    this.w.queues = this.cachedAnswers();
     const observed = this.w.observed();
     const p = plan(observed);
     const actions: Array<() => void> = [];
@@ -260,11 +290,12 @@ class Sim {
     if (kind === 'PersistentVolumeClaim') {
       const held = this.mail.get(o.metadata.uid!) ?? 0;
       assert.equal(held, 0, `claim ${name} deleted holding ${held} messages\n${this.log.join('\n')}`);
-      // The model's own check, independent of claims.ts: a pod on this very volume whose
-      // probe (of that pod) said drained.
+      // The model's own check: a pod on this very volume whose probe (of that pod, by the
+      // process still running, recently enough) said drained.
       const vouching = this.pods().filter((p) => {
         const q = queues[p.metadata.name];
-        return this.claimOf(p) === o && q !== undefined && 'total' in q && q.drained === true && q.uid === p.metadata.uid;
+        return this.claimOf(p) === o && q !== undefined && 'total' in q && q.drained === true && q.uid === p.metadata.uid
+          && q.restarts === restartsOf(p) && q.askedAt !== undefined && this.w.now.getTime() - q.askedAt <= DRAIN_ANSWER_MAX_AGE_MS;
       });
       assert.ok(vouching.length > 0, `claim ${name} deleted without a node on it having reported itself drained\n${this.log.join('\n')}`);
       o.metadata.deletionTimestamp = this.w.now.toISOString();
@@ -298,7 +329,7 @@ class Sim {
       this.step({ t: 'finalize' });
       for (let i = 0; i < MAX_INDEX; i++) { this.step({ t: 'ip', i }); this.step({ t: 'ready', i }); this.step({ t: 'session', i, open: false }); this.step({ t: 'deliver', i }); }
       this.step({ t: 'handoffAll' });
-      this.step({ t: 'reconcile' });
+      this.step({ t: 'reconcile', probe: true });
       this.step({ t: 'time', s: 1 });
       this.checkLedger();
       if (this.converged()) return r;
@@ -327,7 +358,9 @@ const same = (a: string[], b: string[]): boolean => a.length === b.length && [..
 
 const index = fc.integer({ min: 0, max: MAX_INDEX - 1 });
 const event: fc.Arbitrary<Event> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ t: fc.constant('reconcile' as const), crashAfter: fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined }) }) },
+  { weight: 6, arbitrary: fc.record({ t: fc.constant('reconcile' as const), crashAfter: fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined }), probe: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.constant({ t: 'probe' as const }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('directMail' as const), i: index, n: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('mail' as const), n: fc.integer({ min: 1, max: 5 }) }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('ip' as const), i: index }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('ready' as const), i: index }) },
@@ -385,34 +418,51 @@ describe('operator planner, model-based (fast-check)', function () {
   it('bug 1 as a sequence: a recovered draining pod without an address keeps its mail', () => {
     runScenario([
       { t: 'mail', n: 3 }, { t: 'mail', n: 4 }, { t: 'mail', n: 5 },
-      { t: 'scale', n: 2 }, { t: 'reconcile' }, // mc-2 draining (holds mail)
-      { t: 'forceDelete', i: 2 }, { t: 'reconcile' }, // brought back as draining, Pending
-      { t: 'reconcile' }, { t: 'reconcile' },
+      { t: 'scale', n: 2 }, { t: 'reconcile', probe: true }, // mc-2 draining (holds mail)
+      { t: 'forceDelete', i: 2 }, { t: 'reconcile', probe: true }, // brought back as draining, Pending
+      { t: 'reconcile', probe: true }, { t: 'reconcile', probe: true },
     ]);
   });
 
   it('deleted with Retain and created again smaller: the retained claims are adopted, the surplus drained', () => {
     runScenario([
       { t: 'mail', n: 3 }, { t: 'mail', n: 4 }, { t: 'mail', n: 5 },
-      { t: 'deleteCluster' }, { t: 'reconcile' },
-      { t: 'recreate', n: 1, policy: 'Retain' }, { t: 'reconcile' }, { t: 'reconcile' },
+      { t: 'deleteCluster' }, { t: 'reconcile', probe: true },
+      { t: 'recreate', n: 1, policy: 'Retain' }, { t: 'reconcile', probe: true }, { t: 'reconcile', probe: true },
     ]);
   });
 
   it('deleted with Delete while the last node holds mail: nothing goes until it is delivered', () => {
     runScenario([
-      { t: 'policy' }, { t: 'reconcile' },
+      { t: 'policy' }, { t: 'reconcile', probe: true },
       { t: 'mail', n: 3 }, { t: 'mail', n: 4 }, { t: 'mail', n: 5 },
-      { t: 'deleteCluster' }, { t: 'reconcile' }, { t: 'handoffAll' }, { t: 'reconcile' }, { t: 'reconcile' },
-      { t: 'handoffAll' }, { t: 'reconcile' }, { t: 'reconcile' }, { t: 'reconcile' },
+      { t: 'deleteCluster' }, { t: 'reconcile', probe: true }, { t: 'handoffAll' }, { t: 'reconcile', probe: true }, { t: 'reconcile', probe: true },
+      { t: 'handoffAll' }, { t: 'reconcile', probe: true }, { t: 'reconcile', probe: true }, { t: 'reconcile', probe: true },
     ]);
+  });
+
+  it('a cached drained answer from before a restart does not let the claim go (the new process took mail)', () => {
+    runScenario([
+      { t: 'scale', n: 2 }, { t: 'reconcile', probe: true }, // mc-2 draining, asked to drain
+      { t: 'probe' }, // it answers drained (empty, no session)
+      { t: 'nodeRestart', i: 2 }, { t: 'directMail', i: 2, n: 3 }, // a new process, listening, takes 3 messages
+      { t: 'reconcile' }, { t: 'reconcile' }, // the cached answer still says drained
+    ]);
+  });
+
+  it('a cached drained answer too old to vouch does not let the claim go', () => {
+    const s = start();
+    for (const e of [{ t: 'scale', n: 2 }, { t: 'reconcile', probe: true }, { t: 'probe' }, { t: 'time', s: 6 }, { t: 'reconcile' }] as Event[]) s.step(e);
+    assert.ok(s.w.get('PersistentVolumeClaim', 'mc-2-spool') && !s.w.get('PersistentVolumeClaim', 'mc-2-spool')!.metadata.deletionTimestamp, 'kept');
+    s.step({ t: 'reconcile', probe: true });
+    assert.ok(s.w.get('PersistentVolumeClaim', 'mc-2-spool')?.metadata.deletionTimestamp, 'a fresh answer lets it go');
   });
 
   it('bug 2 as a sequence: an excess serving pod without an address keeps its mail', () => {
     runScenario([
       { t: 'mail', n: 3 }, { t: 'mail', n: 4 }, { t: 'mail', n: 5 },
-      { t: 'forceDelete', i: 2 }, { t: 'reconcile' }, // mc-2 recreated serving, Pending
-      { t: 'scale', n: 2 }, { t: 'reconcile' }, { t: 'reconcile' },
+      { t: 'forceDelete', i: 2 }, { t: 'reconcile', probe: true }, // mc-2 recreated serving, Pending
+      { t: 'scale', n: 2 }, { t: 'reconcile', probe: true }, { t: 'reconcile', probe: true },
     ]);
   });
 });
