@@ -23,7 +23,11 @@ export interface OperatorArgs {
   metricsPodSelector?: Record<string, string>;
   /** How long a written Secret is trusted to be as written before it is written again. */
   secretResyncMs?: number;
+  /** MailClusters rolling a pod-template change at once, operator-wide. */
+  maxConcurrentRollouts: number;
 }
+
+export const DEFAULT_MAX_CONCURRENT_ROLLOUTS = 3;
 
 export const DEFAULT_OPERATOR_POD_SELECTOR = { 'app.kubernetes.io/name': 'mailcluster-operator' };
 
@@ -48,7 +52,9 @@ export const USAGE = `usage: mailcluster operator [flags]
                                     scraped, e.g. kubernetes.io/metadata.name=monitoring (default: none)
   --metrics-pod-selector K=V,...    only these pods in those namespaces (default: all of them)
   --secret-resync D                 write each of its Secrets again after D even when unchanged, restoring
-                                    one deleted or edited by hand (it cannot watch Secrets; default 10m)`;
+                                    one deleted or edited by hand (it cannot watch Secrets; default 10m)
+  --max-concurrent-rollouts N       MailClusters that roll a pod-template change at once (an operator upgrade
+                                    that changes the pods rolls the clusters a few at a time; default 3)`;
 
 function durationMs(flag: string, value: string): number {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$/.exec(value);
@@ -60,6 +66,7 @@ export function parseOperatorArgs(argv: string[]): OperatorArgs {
   const out: OperatorArgs = {
     namespaces: [], leaderElect: false, leaderElectionId: 'mailcluster-operator', metricsAddress: '127.0.0.1:8080', logLevel: 'info', help: false,
     masterKeySecret: 'mailcluster-operator-master-key', operatorPodSelector: { ...DEFAULT_OPERATOR_POD_SELECTOR },
+    maxConcurrentRollouts: DEFAULT_MAX_CONCURRENT_ROLLOUTS,
   };
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];
@@ -90,6 +97,12 @@ export function parseOperatorArgs(argv: string[]): OperatorArgs {
       case '--metrics-namespace-selector': out.metricsNamespaceSelector = parseLabelSelector(need(), flag); break;
       case '--metrics-pod-selector': out.metricsPodSelector = parseLabelSelector(need(), flag); break;
       case '--secret-resync': out.secretResyncMs = durationMs(flag, need()); break;
+      case '--max-concurrent-rollouts': {
+        const v = need();
+        if (!/^[1-9][0-9]{0,5}$/.test(v)) throw new Error(`--max-concurrent-rollouts ${JSON.stringify(v)}: expected a whole number of clusters, at least 1`);
+        out.maxConcurrentRollouts = Number(v);
+        break;
+      }
       case '-h': case '--help': out.help = true; break;
       default: throw new Error(`unknown flag ${JSON.stringify(flag)}\n${USAGE}`);
     }

@@ -44,6 +44,7 @@ export async function main(argv: string[]): Promise<void> {
     const operatorNamespace = args.operatorNamespace ?? ownNamespace() ?? 'default';
     manager = new Manager({
       ...(args.secretResyncMs ? { secretResyncMs: args.secretResyncMs } : {}),
+      maxConcurrentRollouts: args.maxConcurrentRollouts,
       masterKey: args.masterKeyFile ? { file: args.masterKeyFile } : { namespace: operatorNamespace, secretName: args.masterKeySecret },
       adminAccess: {
         operatorNamespace,

@@ -1,6 +1,6 @@
 // Rolling: a pod whose template hash is outdated is drained and replaced at the same index,
 // one at a time, keeping its spool.
-import { ANNOTATION_TEMPLATE_HASH } from '../resources/labels.ts';
+import { ANNOTATION_DRAIN_REASON, ANNOTATION_TEMPLATE_HASH } from '../resources/labels.ts';
 import { podTemplateHash } from '../resources/pod.ts';
 import { deletePod } from './claims.ts';
 import { startDrain } from './cluster_scale.ts';
@@ -15,14 +15,36 @@ export function outdatedPods(ctx: PlanContext, serving: Array<[number, ObservedP
     .sort((a, b) => b[0] - a[0]);
 }
 
+/**
+ * Is this cluster in the middle of a rollout — from its first replaced pod until every pod
+ * runs the new template and is Ready? Read from what is observed, so an operator restart
+ * finds every rollout in progress: pods of mixed template hashes below the desired count, a
+ * pod draining to be rolled, or (the tail, after the last old pod is gone) a status that still
+ * says Rolling while not every node is back and Ready.
+ */
+export function rollingNow(ctx: PlanContext, live: Array<[number, ObservedPod]>, serving: Array<[number, ObservedPod]>, outdated: Array<[number, ObservedPod]>, missing: number[]): boolean {
+  const { cluster, desired } = ctx;
+  const rollDraining = live.some(([, p]) => p.metadata.annotations?.[ANNOTATION_DRAIN_REASON] === 'roll' && p.metadata.labels?.['mailcluster.io/role'] === 'draining');
+  if (rollDraining) return true;
+  const current = serving.filter(([i]) => i < desired).length - outdated.length;
+  if (outdated.length > 0) return current > 0;
+  const progressing = cluster.status?.conditions?.find((c) => c.type === 'Progressing');
+  const tail = progressing?.status === 'True' && progressing.reason === 'Rolling';
+  return tail && (missing.length > 0 || serving.filter(([i]) => i < desired).some(([, p]) => !isPodReady(p)));
+}
+
 export function planRoll(ctx: PlanContext, outdated: Array<[number, ObservedPod]>, serving: Array<[number, ObservedPod]>, missing: number[]): void {
   const { out, name, desired } = ctx;
+  // The cluster-wide pace: a cluster not rolling yet starts only with a slot (the edge decides).
+  if (ctx.rollout !== 'rolling' && ctx.observed.rolloutAllowed === false) { ctx.rollout = 'waiting'; return; }
   const allOthersReady = (except: number): boolean =>
     serving.filter(([i]) => i !== except && i < desired).every(([, p]) => isPodReady(p)) && missing.length === 0;
   // Roll one pod at a time, and only while the rest of the cluster serves; a pod that is
   // not ready itself (a bad image) may be replaced at once.
   const notReady = outdated.find(([, p]) => !isPodReady(p));
   const [i, p] = notReady ?? outdated[0];
+  // Once it may roll it holds its slot, even while it waits for the rest to be ready.
+  ctx.rollout = 'rolling';
   if (!allOthersReady(i)) return;
   // A pod that does not serve has nothing in flight: replace it (its spool stays).
   if (!isPodReady(p)) {

@@ -44,6 +44,7 @@ export function planStatus(ctx: PlanContext, s: StatusInputs): void {
     reconfigured: s.reconfigured,
     ...(observed.lastError ? { lastError: observed.lastError } : {}),
     ...(cluster.metadata.deletionTimestamp ? { deleting: true } : {}),
+    ...(ctx.rollout ? { rollout: ctx.rollout } : {}),
   };
   const generation = cluster.metadata.generation ?? 0;
   const address = loadBalancerAddresses(s.service)[0] ?? (spec.service.type !== 'LoadBalancer' ? s.service?.spec?.clusterIP : undefined);

@@ -13,6 +13,7 @@ import { EventRecorder } from './events.ts';
 import { InformerSet } from './informers.ts';
 import { LeaderElector } from './leader.ts';
 import { QueueProber } from './queue-prober.ts';
+import { RolloutSlots } from './rollout-slots.ts';
 import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
@@ -29,6 +30,8 @@ export interface ManagerOptions {
   /** host:port for /metrics, /healthz and /readyz; undefined for none. */
   metricsAddress?: string;
   workers?: number;
+  /** Clusters rolling a pod-template change at once (default 3). */
+  maxConcurrentRollouts?: number;
   /** GET /queue probes of draining nodes in flight at once, across all clusters (default 16). */
   probeConcurrency?: number;
   /** The master key, or where to find it (loaded at start, before anything is reconciled). */
@@ -61,6 +64,7 @@ export class Manager {
   private readonly informers: InformerSet;
   private readonly reconciler: Reconciler;
   private readonly prober: QueueProber;
+  private readonly slots: RolloutSlots;
   private readonly elector?: LeaderElector;
   private readonly lastErrors = new Map<string, string>();
   private readonly core: CoreV1Api;
@@ -99,8 +103,10 @@ export class Manager {
       onProbe: (result) => this.metrics.queueProbes.inc({ result }),
       onInFlight: (n) => this.metrics.queueProbesInFlight.set(n),
     });
+    this.slots = new RolloutSlots(o.maxConcurrentRollouts ?? 3, (key) => { if (this.leading) this.queue.add(key); }, (n) => this.metrics.rolloutsInProgress.set(n));
     this.reconciler = new Reconciler({
       prober: this.prober,
+      slots: this.slots,
       informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log,
       fence: () => { if (!this.stillLeading()) throw new NotLeaderError(); },
       masterKey: () => { if (!this.masterKey) throw new Error('the master key is not loaded yet'); return this.masterKey; },
@@ -144,10 +150,20 @@ export class Manager {
     if (this.leading || this.stopped) return;
     this.leading = true;
     this.metrics.isLeader.set(1);
-    const workers = this.o.workers ?? 4;
-    for (let i = 0; i < workers; i++) this.workersRunning.push(this.worker());
-    for (const mc of this.informers.list(KIND, '')) this.queue.add(`${mc.metadata.namespace}/${mc.metadata.name}`);
-    for (const ns of this.o.namespaces ?? []) for (const mc of this.informers.list(KIND, ns)) this.queue.add(`${mc.metadata.namespace}/${mc.metadata.name}`);
+    const keys = new Set<string>();
+    for (const mc of this.informers.list(KIND, '')) keys.add(`${mc.metadata.namespace}/${mc.metadata.name}`);
+    for (const ns of this.o.namespaces ?? []) for (const mc of this.informers.list(KIND, ns)) keys.add(`${mc.metadata.namespace}/${mc.metadata.name}`);
+    // Rollouts in progress hold their slots before any worker may start another (a restart
+    // mid-rollout must not start more than the pace allows).
+    void this.reconciler.seedRollouts([...keys]).catch((err: unknown) => {
+      this.o.log.error({ err: describeError(err) }, 'reading the rollouts in progress failed; rollouts start as slots are seen');
+    }).then(() => {
+      if (!this.leading || this.stopped) return;
+      this.o.log.info({ clusters: keys.size, rolling: this.slots.inProgress, waiting: this.slots.waitingCount }, 'rollouts in progress read from the cluster');
+      const workers = this.o.workers ?? 4;
+      for (let i = 0; i < workers; i++) this.workersRunning.push(this.worker());
+      for (const key of keys) this.queue.add(key);
+    });
   }
 
   private stopLeading(): void {

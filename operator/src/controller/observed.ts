@@ -67,6 +67,12 @@ export interface ObservedState {
   tlsSecret?: TlsSecretState;
   /** Queue probes of draining pods, by pod name. */
   queues: Record<string, QueueProbe>;
+  /**
+   * May this cluster start rolling a pod-template change? The operator's cluster-wide pace
+   * (--max-concurrent-rollouts), decided at the edge; undefined: yes. A cluster already rolling
+   * always continues.
+   */
+  rolloutAllowed?: boolean;
   /** The last reconcile's error, surfaced as Degraded. */
   lastError?: string;
   /** The cluster's admin token and MAILQv2 password, derived from the operator's master key. */

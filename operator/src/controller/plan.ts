@@ -21,7 +21,7 @@ import { planClusterChildren, planMailqSecret } from './cluster_children.ts';
 import { deletionMode, releaseWhenEmpty } from './cluster_deletion.ts';
 import { planConfiguration } from './cluster_config.ts';
 import { planCreate } from './cluster_create.ts';
-import { outdatedPods, planRoll } from './cluster_roll.ts';
+import { outdatedPods, planRoll, rollingNow } from './cluster_roll.ts';
 import { planDraining, planScaleDown } from './cluster_scale.ts';
 import { planStatus } from './cluster_status.ts';
 import type { ObservedPod, ObservedState } from './observed.ts';
@@ -71,6 +71,7 @@ export function plan(observed: ObservedState): Plan {
   const serving = pods.live.filter(([, p]) => roleOf(p) !== 'draining');
   const excess = serving.filter(([i]) => i >= desired).sort((a, b) => b[0] - a[0]);
   const outdated = outdatedPods(ctx, serving);
+  if (rollingNow(ctx, pods.live, serving, outdated, missing)) ctx.rollout = 'rolling';
 
   // Serving pods with an address take a draining node's hand-off (the one about to drain excepted).
   const peersFor = (i: number): number => serving.filter(([j, p]) => j !== i && p.status?.podIP).length;
@@ -82,6 +83,8 @@ export function plan(observed: ObservedState): Plan {
   }
   if (pods.terminating.length > 0) ctx.requeue(POLL_MS * 2);
 
+  if (ctx.rollout === undefined && outdated.length > 0 && ctx.observed.rolloutAllowed === false) ctx.rollout = 'waiting';
+  if (ctx.rollout) out.rollout = ctx.rollout;
   const { view, peers, reconfigured } = planConfiguration(ctx, pods, creating, service);
   planMailqSecret(ctx, peers);
   planStatus(ctx, { live: pods.live, serving, excess, outdated, missing, reconfigured, view, service });

@@ -60,6 +60,8 @@ export interface Plan {
   finalizers?: string[];
   /** Come back after this long even without a watch event (drain polling, waiting). */
   requeueAfterMs?: number;
+  /** This cluster rolls a pod-template change (holds a rollout slot), or waits for a slot to. */
+  rollout?: 'rolling' | 'waiting';
 }
 
 /** How often a draining node is asked again to drain (a node restart forgets it). */
@@ -83,6 +85,8 @@ export interface PlanContext {
   tlsProblem?: TlsProblem;
   /** Facts about draining pods, gathered for the conditions. */
   drainingFacts: ClusterFacts['draining'];
+  /** Set by the roll planner: rolling (holds a slot) or waiting for one. */
+  rollout?: 'rolling' | 'waiting';
   requeue(ms: number): void;
   applyIfChanged(want: KObject, have: KObject | undefined): void;
 }

@@ -17,6 +17,7 @@ import { fromClientModel, toClientModel } from './client-model.ts';
 import { requestDrain } from './node-admin.ts';
 import { restartsOf } from './claims.ts';
 import type { QueueProber } from './queue-prober.ts';
+import type { RolloutSlots } from './rollout-slots.ts';
 import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
 import { plan, type Plan } from './plan.ts';
 import type { SecretWriter } from './secret-writer.ts';
@@ -35,6 +36,8 @@ export interface ReconcilerDeps {
   masterKey: () => Buffer;
   adminAccess: AdminAccess;
   secrets: SecretWriter;
+  /** The cluster-wide pace of pod-template rollouts. */
+  slots: RolloutSlots;
   /** GET /queue of draining nodes, in the background (a reconcile never waits for a node). */
   prober: QueueProber;
   /** Throws when this replica may no longer write (leader election's fence); checked before every write. */
@@ -93,22 +96,32 @@ export class Reconciler {
 
   constructor(deps: ReconcilerDeps) { this.d = deps; }
 
-  async reconcile(key: string, lastError?: string): Promise<Plan | undefined> {
-    const started = Date.now();
-    const [namespace, name] = key.split('/');
-    const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
-    if (!cluster) { // deleted: garbage collection removes the children
-      this.d.prober.forget(key);
-      this.d.secrets.forget(namespace, [mailqSecretName(name), adminSecretName(name), peerTlsSecretName(name)]);
-      for (const k of this.peerTls.keys()) if (k.startsWith(`${namespace}/${name}/`)) this.peerTls.delete(k);
-      return undefined;
+  /**
+   * Whether each cluster is rolling (or waiting to), read from the informers alone — no probe,
+   * no request — for the rollout slots at start (rollout-slots.ts). Yields now and then.
+   */
+  async seedRollouts(keys: string[]): Promise<void> {
+    for (let n = 0; n < keys.length; n++) {
+      const key = keys[n];
+      const [namespace, name] = key.split('/');
+      const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
+      if (!cluster) continue;
+      const observed = this.observe(key, cluster, undefined, false);
+      observed.rolloutAllowed = false; // only what is rolling already counts
+      this.d.slots.record(key, plan(observed).rollout);
+      if (n % 50 === 49) await new Promise((r) => setImmediate(r));
     }
+  }
+
+  /** What the informers (and, with `probe`, the background prober) show of one cluster. */
+  private observe(key: string, cluster: MailCluster, lastError: string | undefined, probe: boolean): ObservedState {
+    const [namespace, name] = key.split('/');
     const credentials = clusterCredentials(this.d.masterKey(), { namespace, name, uid: cluster.metadata.uid ?? '' });
     const owned = ownedBy(cluster.metadata.uid);
     // From the index by cluster (only this cluster's objects), then checked by owner UID.
     const children = (kind: string) => this.d.informers.children(kind, namespace, name).filter(owned);
     const pods = children('Pod') as ObservedPod[];
-    const observed: ObservedState = {
+    return {
       cluster,
       pods,
       configMaps: children('ConfigMap'),
@@ -116,17 +129,35 @@ export class Reconciler {
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
       networkPolicies: children('NetworkPolicy').map(fromClientModel),
-      queues: this.drainingQueues(key, pods, credentials.adminToken),
+      queues: probe ? this.drainingQueues(key, pods, credentials.adminToken) : {},
       ...(lastError ? { lastError } : {}),
       credentials,
       adminAccess: this.d.adminAccess,
       now: new Date(),
     };
+  }
+
+  async reconcile(key: string, lastError?: string): Promise<Plan | undefined> {
+    const started = Date.now();
+    const [namespace, name] = key.split('/');
+    const cluster = this.d.informers.get('MailCluster', namespace, name) as unknown as MailCluster | undefined;
+    if (!cluster) { // deleted: garbage collection removes the children
+      this.d.prober.forget(key);
+      this.d.slots.forget(key);
+      this.d.secrets.forget(namespace, [mailqSecretName(name), adminSecretName(name), peerTlsSecretName(name)]);
+      for (const k of this.peerTls.keys()) if (k.startsWith(`${namespace}/${name}/`)) this.peerTls.delete(k);
+      return undefined;
+    }
+    const observed = this.observe(key, cluster, lastError, true);
+    const { credentials } = observed;
     if (cluster.spec?.tls?.secretName) {
       const state = await this.tlsSecretState(namespace, cluster.spec.tls.secretName);
       if (state) observed.tlsSecret = state;
     }
+    // No await between asking for a rollout slot and recording what the plan did with it.
+    observed.rolloutAllowed = this.d.slots.allowed(key);
     const p = plan(observed);
+    this.d.slots.record(key, p.rollout);
     const planned = Date.now();
     const secretsWritten = await this.writeSecrets(cluster, p);
     await this.execute(cluster, p, credentials);

@@ -154,6 +154,14 @@ describe('helm chart mailcluster-operator (helm lint/template, no server)', func
     assert.equal(argAfter(deploymentArgs(await template('masterKey.secretName=op-key')), '--master-key-secret'), 'op-key');
   });
 
+  it('passes maxConcurrentRollouts to the operator as --max-concurrent-rollouts, which parses it', async () => {
+    assert.equal(argAfter(deploymentArgs(await template()), '--max-concurrent-rollouts'), '3');
+    const args = deploymentArgs(await template('maxConcurrentRollouts=7'));
+    assert.equal(argAfter(args, '--max-concurrent-rollouts'), '7');
+    const { parseOperatorArgs } = await import('../../../operator/src/args.ts');
+    assert.equal(parseOperatorArgs(args).maxConcurrentRollouts, 7, 'the operator accepts every flag the chart renders');
+  });
+
   it('tells the operator its pod labels (the NetworkPolicy\'s admin rule) and the metrics scrapers\' selectors', async () => {
     const objects = releaseObjects(await template());
     const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } };
@@ -240,6 +248,8 @@ describe('helm chart mailcluster-operator (helm lint/template, no server)', func
       [['replicaCount=two'], /replicaCount/],
       [['replicaCount=-1'], /replicaCount/],
       [['logLevel=loud'], /logLevel/],
+      [['maxConcurrentRollouts=0'], /maxConcurrentRollouts/],
+      [['maxConcurrentRollouts=many'], /maxConcurrentRollouts/],
       [['watchNamespaces={Bad_Namespace}'], /watchNamespaces/],
       [['metrics.port=70000'], /metrics[./]port/],
       [['podSecurityContext.runAsNonRoot=false'], /runAsNonRoot/],

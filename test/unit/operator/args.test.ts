@@ -24,6 +24,13 @@ describe('operator command line and small helpers', () => {
     assert.equal(parseOperatorArgs(['--metrics-address', '0']).metricsAddress, undefined);
   });
 
+  it('--max-concurrent-rollouts: default 3, a whole number of clusters, at least 1', () => {
+    assert.equal(parseOperatorArgs([]).maxConcurrentRollouts, 3);
+    assert.equal(parseOperatorArgs(['--max-concurrent-rollouts', '10']).maxConcurrentRollouts, 10);
+    assert.equal(parseOperatorArgs(['--max-concurrent-rollouts=1']).maxConcurrentRollouts, 1);
+    for (const bad of ['0', '-1', '2.5', 'many', '']) assert.throws(() => parseOperatorArgs([`--max-concurrent-rollouts=${bad}`]), /--max-concurrent-rollouts/);
+  });
+
   it('rejects bad input with a clear message', () => {
     assert.throws(() => parseOperatorArgs(['--bogus']), /unknown flag "--bogus"/);
     assert.throws(() => parseOperatorArgs(['--kubeconfig']), /--kubeconfig needs a value/);

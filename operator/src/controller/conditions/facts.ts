@@ -18,4 +18,9 @@ export interface ClusterFacts {
   lastError?: string;
   /** Deleted with whenDeleted: Delete: every node drains out before its claim goes. */
   deleting?: boolean;
+  /**
+   * A pod-template rollout: `rolling` from the first replaced pod until every pod runs the new
+   * template and is Ready; `waiting` when outdated pods wait for a cluster-wide rollout slot.
+   */
+  rollout?: 'rolling' | 'waiting';
 }
