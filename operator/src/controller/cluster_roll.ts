@@ -18,19 +18,20 @@ export function outdatedPods(ctx: PlanContext, serving: Array<[number, ObservedP
 /**
  * Is this cluster in the middle of a rollout — from its first replaced pod until every pod
  * runs the new template and is Ready? Read from what is observed, so an operator restart
- * finds every rollout in progress: pods of mixed template hashes below the desired count, a
- * pod draining to be rolled, or (the tail, after the last old pod is gone) a status that still
- * says Rolling while not every node is back and Ready.
+ * finds every rollout in progress: a pod draining to be rolled, pods of mixed template hashes
+ * below the desired count, or a status that says Rolling (written once the rollout had its
+ * slot) while anything is left: an outdated pod, a replaced pod not created yet, a new pod not
+ * Ready yet.
  */
 export function rollingNow(ctx: PlanContext, live: Array<[number, ObservedPod]>, serving: Array<[number, ObservedPod]>, outdated: Array<[number, ObservedPod]>, missing: number[]): boolean {
   const { cluster, desired } = ctx;
   const rollDraining = live.some(([, p]) => p.metadata.annotations?.[ANNOTATION_DRAIN_REASON] === 'roll' && p.metadata.labels?.['mailcluster.io/role'] === 'draining');
   if (rollDraining) return true;
-  const current = serving.filter(([i]) => i < desired).length - outdated.length;
-  if (outdated.length > 0) return current > 0;
+  const below = serving.filter(([i]) => i < desired);
+  if (outdated.length > 0 && below.length > outdated.length) return true; // mixed hashes
   const progressing = cluster.status?.conditions?.find((c) => c.type === 'Progressing');
-  const tail = progressing?.status === 'True' && progressing.reason === 'Rolling';
-  return tail && (missing.length > 0 || serving.filter(([i]) => i < desired).some(([, p]) => !isPodReady(p)));
+  const saysRolling = progressing?.status === 'True' && progressing.reason === 'Rolling';
+  return saysRolling && (outdated.length > 0 || missing.length > 0 || below.some(([, p]) => !isPodReady(p)));
 }
 
 export function planRoll(ctx: PlanContext, outdated: Array<[number, ObservedPod]>, serving: Array<[number, ObservedPod]>, missing: number[]): void {
