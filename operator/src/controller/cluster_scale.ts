@@ -72,6 +72,15 @@ export function planDraining(ctx: PlanContext, draining: Array<[number, Observed
         out.events.push({ type: 'Normal', reason: 'Drained', message: `${pod} reported itself drained; deleting it and its spool` });
         continue;
       }
+      // Draining with mail and no serving peer left (they drained out first, as in a deleted
+      // cluster's drain-out): it can hand nothing off, and a draining node does not deliver. Its
+      // pod is replaced, the spool kept; the new node is not asked to drain until its queue is
+      // empty (below), so it delivers what it holds.
+      if (servingPeers === 0 && probe !== undefined && 'total' in probe && probe.draining === true && probe.total > 0) {
+        deletePod(out, name, i);
+        out.events.push({ type: 'Normal', reason: 'Recovering', message: `${pod} holds ${probe.total} messages and has no peer to hand them to; restarting it to deliver them itself (its spool stays)` });
+        continue;
+      }
     } else {
       const requestedAgo = sinceMs(p.metadata.annotations?.[ANNOTATION_DRAIN_REQUESTED], now);
       const empty = probe !== undefined && 'total' in probe && (probe.drained === true || (requestedAgo !== undefined && probe.total === 0));

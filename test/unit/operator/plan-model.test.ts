@@ -458,15 +458,18 @@ describe('operator planner, model-based (fast-check)', function () {
     assert.ok(s.w.get('PersistentVolumeClaim', 'mc-2-spool')?.metadata.deletionTimestamp, 'a fresh answer lets it go');
   });
 
-  // Found by this model (seed 2064087455), and failing the same way on main before the probes
-  // became asynchronous: deleted with whenDeleted: Delete, two force-deleted nodes come back as
-  // draining, drain empty and go first; the last node, asked to drain while they served, holds
-  // mail with no peer left to hand it to, and a draining node does not deliver. Kept pending
-  // until the planner lets such a node stop draining (or deliver) — a planner change of its own.
-  it.skip('known liveness bug: the last draining node of a deleted cluster, left without a peer, keeps its mail forever', () => {
+  // Found by this model (seed 2064087455, and failing the same way before the probes became
+  // asynchronous): deleted with whenDeleted: Delete, nodes brought back for their claims drain
+  // empty and go first; the last one, asked to drain while they served, holds mail with no peer
+  // left to hand it to, and a draining node does not deliver.
+  it('the last draining node of a deleted cluster, left without a peer, is restarted to deliver its mail itself', () => {
     runScenario([
       { t: 'forceDelete', i: 0 }, { t: 'mail', n: 1 }, { t: 'policy' }, { t: 'reconcile', crashAfter: 1, probe: true },
       { t: 'deleteCluster' }, { t: 'reconcile', probe: true }, { t: 'forceDelete', i: 1 }, { t: 'reconcile', probe: true },
+    ]);
+    runScenario([
+      { t: 'policy' }, { t: 'scale', n: 1 }, { t: 'mail', n: 5 }, { t: 'reconcile' }, { t: 'evict', i: 1 }, { t: 'forceDelete', i: 0 },
+      { t: 'deleteCluster' }, { t: 'reconcile' },
     ]);
   });
 
