@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { KIND } from '../api/v1alpha1/types.ts';
 import { LABEL_CLUSTER } from '../resources/labels.ts';
 import type { AdminAccess } from '../resources/network-policy.ts';
+import { reuseApiConnections } from './api-connections.ts';
 import { countApiRequests } from './api-requests.ts';
 import { EventRecorder } from './events.ts';
 import { InformerSet } from './informers.ts';
@@ -74,12 +75,14 @@ export class Manager {
   private workersRunning: Promise<void>[] = [];
   private stopped = false;
   private readonly stopCountingApiRequests: () => void;
+  private readonly closeApiConnections: () => Promise<void>;
 
   constructor(o: ManagerOptions) {
     this.o = o;
     this.metrics = createMetrics();
     const server = o.kubeConfig.getCurrentCluster()?.server;
     this.stopCountingApiRequests = server ? countApiRequests(server, (r) => this.metrics.apiRequests.inc(r)) : () => {};
+    this.closeApiConnections = reuseApiConnections(o.kubeConfig);
     this.queue = new WorkQueue({ onDepth: (d) => this.metrics.workqueueDepth.set(d) });
     const objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
     const core = o.kubeConfig.makeApiClient(CoreV1Api);
@@ -267,6 +270,7 @@ export class Manager {
     await this.elector?.stop();
     await this.informers.stop();
     this.stopCountingApiRequests();
+    await this.closeApiConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections?.();
   }
