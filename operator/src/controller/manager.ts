@@ -45,6 +45,16 @@ export interface ManagerOptions {
   onLostLeadership?: () => void;
 }
 
+/**
+ * When a converged cluster comes back to write its Secrets again: the resync period plus up to a
+ * quarter of it at random, so that clusters created (or an operator started) together do not
+ * come back together — a thousand clusters would otherwise reconcile and write 3,000 Secrets
+ * in one burst every period. Never earlier than the period, when the Secrets are due.
+ */
+export function resyncDelay(resyncMs: number, random: () => number = Math.random): number {
+  return Math.floor(resyncMs * (1 + 0.25 * random()));
+}
+
 /** The work-queue key of the MailCluster an object belongs to, if any. */
 export function ownerKey(kind: string, obj: KObject): string | undefined {
   const ns = obj.metadata.namespace;
@@ -193,7 +203,7 @@ export class Manager {
         if (hadError) this.queue.addAfter(key, 10); // clear the Degraded ReconcileError
         if (p?.requeueAfterMs !== undefined) this.queue.addAfter(key, p.requeueAfterMs);
         // The operator cannot watch Secrets: come back once per resync period to write them again.
-        if (p) this.queue.addAfter(key, this.o.secretResyncMs ?? SECRET_RESYNC_MS);
+        if (p) this.queue.addAfter(key, resyncDelay(this.o.secretResyncMs ?? SECRET_RESYNC_MS));
       } catch (err) {
         if (err instanceof NotLeaderError) { this.o.log.warn({ key }, 'write refused: no longer the leader'); continue; }
         if (isNamespaceTerminating(err)) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { parseOperatorArgs } from '../../../operator/src/args.ts';
-import { ownerKey } from '../../../operator/src/controller/manager.ts';
+import { ownerKey, resyncDelay } from '../../../operator/src/controller/manager.ts';
 import { parseQueue } from '../../../operator/src/controller/node-admin.ts';
 import { describeError } from '../../../operator/src/controller/reconciler.ts';
 
@@ -29,6 +29,14 @@ describe('operator command line and small helpers', () => {
     assert.equal(parseOperatorArgs(['--max-concurrent-rollouts', '10']).maxConcurrentRollouts, 10);
     assert.equal(parseOperatorArgs(['--max-concurrent-rollouts=1']).maxConcurrentRollouts, 1);
     for (const bad of ['0', '-1', '2.5', 'many', '']) assert.throws(() => parseOperatorArgs([`--max-concurrent-rollouts=${bad}`]), /--max-concurrent-rollouts/);
+  });
+
+  it('spreads the Secret resync of converged clusters over a quarter period after it is due', () => {
+    assert.equal(resyncDelay(600_000, () => 0), 600_000);
+    assert.equal(resyncDelay(600_000, () => 0.999999), 749_999);
+    const delays = Array.from({ length: 1000 }, () => resyncDelay(600_000));
+    assert.ok(delays.every((d) => d >= 600_000 && d < 750_000));
+    assert.ok(new Set(delays.map((d) => Math.floor(d / 15_000))).size === 10, 'spread over every tenth of the window');
   });
 
   it('rejects bad input with a clear message', () => {
