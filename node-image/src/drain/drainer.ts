@@ -4,7 +4,9 @@
 // then hand every message still held, late arrivals included, to a live etrn-cluster peer
 // over SMTP with its envelope (sender and pending recipients) and its content unchanged.
 // The local copy is marked done only after the peer's 250, so a node killed mid-hand-off
-// loses nothing and duplicates at most the messages in flight. The hand-off loop never ends
+// loses nothing and duplicates at most the messages in flight. With no peer listed (the last
+// node of a cluster being deleted) the node delivers them itself on its retry schedule
+// instead, and is drained once they are out. The hand-off loop never ends
 // while anything is queued (only stop() ends it, and then the mail stays on the spool).
 // The node is drained (GET /queue `drained`) only when the listener is closed, no session
 // is open, nothing is being spooled and the queue is empty. The peer, not draining, keeps
@@ -52,7 +54,7 @@ export class Drainer {
   #wake: (() => void) | null = null;
   /** A SIGTERM's grace period: every bounded wait ends by then. */
   #deadline = Infinity;
-  /** Sessions ended and the flush settled, and no peer is configured: nothing more can move. */
+  /** No peer is configured: nothing can be handed off (the node delivers directly instead). */
   #nowhereToGo = false;
   readonly #sender: HandoffSender;
 
@@ -143,7 +145,8 @@ export class Drainer {
     // (within a SIGTERM at most a third of the grace: a slow destination must not eat the hand-off's time)
     const third = this.#deadline === Infinity ? Infinity : Date.now() + (this.#deadline - Date.now()) / 3;
     await this.#settle(Math.min(this.#bound(this.#options.flushWaitMs), third));
-    // 4. no new attempts from here on: what is still queued, late arrivals included, goes to a peer
+    // 4. no new attempts from here on: what is still queued, late arrivals included, goes to a
+    // peer; with no peer listed the node keeps delivering on its own schedule (below)
     queue.pause();
     let announced = false;
     while (!this.#stopped) {
@@ -168,8 +171,26 @@ export class Drainer {
         await this.#pause(this.drained ? 1000 : 200);
         continue;
       }
+      if (this.#targets().length === 0) {
+        // Nobody to hand to (the last node of a cluster being deleted, or a cluster of one):
+        // the mail goes out on the node's own retry schedule instead of waiting here for ever.
+        this.#nowhereToGo = true;
+        this.#state = 'delivering';
+        this.#lastError = 'no etrn-cluster peer to hand the mail to: delivering directly';
+        if (queue.isPaused) {
+          queue.resume();
+          this.#node.log.info({ event: 'drain', queued: toHandOff.length }, 'no peer to hand off to: delivering directly');
+        }
+        await this.#pause(this.#options.retryDelayMs);
+        continue;
+      }
+      this.#nowhereToGo = false;
+      if (!queue.isPaused) {
+        // peers again (a reload listed some): no new attempts, everything goes to them
+        queue.pause();
+        this.#node.log.info({ event: 'drain', queued: toHandOff.length }, 'peers listed again: handing off');
+      }
       this.#state = 'handing-off';
-      this.#nowhereToGo = this.#targets().length === 0;
       const moved = await this.#handOffAll(toHandOff);
       // no pooled connection outlives a round: an idle one would hold the peer's own drain open
       this.#sender.close();

@@ -264,4 +264,33 @@ describe('drain and SIGTERM (node side)', function () {
       await node.close();
     }
   });
+  it('with no peer listed (the last node of a deleted cluster) a draining node delivers its mail itself once the destination is back, then is drained', async () => {
+    await dest.stop();
+    dest.clear();
+    const node = await startMailNode({ hostname: 'last.test', address: A(4), relayDomains: [DOMAIN], dnsServer: dns.server, deliveryPort, retryInterval: 1, maxRetryInterval: 1 },
+      { env: { MAILCLUSTER_DRAIN_FLUSH_WAIT_MS: '1000', MAILCLUSTER_DRAIN_RETRY_MS: '300', MAILCLUSTER_DELIVERY_CONNECT_TIMEOUT_MS: '1000' } });
+    try {
+      const port = Number(node.smtp.split(':')[1]);
+      const ledger = new Ledger();
+      for (let i = 0; i < 6; i++) ledger.record(`last-${i}`, await send(A(4), port, `last-${i}`));
+      await waitUntil('6 deferred', async () => (await q(node)).deferred === 6, { timeoutMs: 20_000 });
+      assert.equal(await startDrain(node), 202);
+      await new Promise((r) => setTimeout(r, 2500));
+      let report = await q(node);
+      assert.deepEqual([report.total, report.drained], [6, false], 'the destination is down: the mail stays, not drained');
+      const progress = JSON.parse((await node.admin('/drain')).body);
+      assert.equal(progress.state, 'delivering');
+      assert.match(progress.lastError, /no etrn-cluster peer/);
+      await dest.start();
+      await waitUntil('drained', async () => (await q(node)).drained, { timeoutMs: 30_000 });
+      report = await q(node);
+      assert.deepEqual([report.total, report.listening], [0, false]);
+      const ours = dest.messages.filter((m) => /last-/.test(header(m.raw, 'Message-ID') ?? ''));
+      assert.deepEqual(new Set(ours.map((m) => /<(.*)@test>/.exec(header(m.raw, 'Message-ID') ?? '')?.[1])), new Set(ledger.acked.keys()));
+      assert.equal(ours.length, ledger.acked.size, 'each once');
+      assert.ok(ours.every((m) => m.remoteAddress === A(4)), 'delivered by the draining node itself');
+    } finally {
+      await node.close();
+    }
+  });
 });
