@@ -6,6 +6,8 @@
 // of connection settings (server, proxy, CA, client certificate, TLS options) and handed to
 // every request; settings that change (a rotated client certificate read from its file) get a
 // new Agent, and the old one is closed gracefully (requests in flight finish).
+// client-node is pinned to an exact version in package.json for this; the handshake-count
+// test (test/unit/operator/api-connections.test.ts) fails if the internal hook changes.
 import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 
