@@ -636,6 +636,16 @@ export class Spool {
     return buf;
   }
 
+  /**
+   * The blob file of a blob-backed message, for the delivery thread to stream (read-only).
+   * The file stays until the message's removal is durable (remove()), and the queue removes
+   * no message while an attempt for it is in flight; compaction never touches blob files.
+   */
+  blobFile(id: string): { path: string; length: number; crc: number } | undefined {
+    const blob = this.messages.get(id)?.meta.blob;
+    return blob ? { path: path.join(this.blobDir, blobName(id)), length: blob.length, crc: blob.crc } : undefined;
+  }
+
   private async readBlob(m: StoredMessage): Promise<Buffer> {
     const file = path.join(this.blobDir, blobName(m.meta.id));
     const buf = await readFile(file);
