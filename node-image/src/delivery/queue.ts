@@ -140,6 +140,8 @@ export class DeliveryQueue {
   /** Content bytes the attempts in flight hold (a whole small message and the delivery thread's copy; a streamed one's read-ahead). */
   private inFlightBytes = 0;
   private hot = new Map<string, Buffer>();
+  /** Messages whose blob failed its check while being sent: not streamed again (see content()). */
+  private badBlobs = new Set<string>();
   private hotBytes = 0;
   private paused = false;
   private stopped = false;
@@ -380,6 +382,7 @@ export class DeliveryQueue {
       await this.finishOrUpdate(m.meta);
     } else {
       this.dropHot(id);
+      this.badBlobs.delete(id);
       await this.spool.remove(id);
       this.updateGauge();
     }
@@ -444,7 +447,9 @@ export class DeliveryQueue {
    */
   private async content(id: string): Promise<MessageContent> {
     const blob = this.spool.blobFile(id);
-    if (blob) return { kind: 'blob', ...blob };
+    // a blob that failed its check goes through the spool's whole-file check first (it fails
+    // again before any connection, or passes once the file is restored)
+    if (blob && !this.badBlobs.has(id)) return { kind: 'blob', ...blob };
     return { kind: 'bytes', raw: await this.readContent(id) };
   }
 
@@ -513,6 +518,7 @@ export class DeliveryQueue {
       return;
     }
     this.dropHot(meta.id);
+    this.badBlobs.delete(meta.id);
     await this.spool.remove(meta.id);
     this.updateGauge();
   }
@@ -584,6 +590,7 @@ export class DeliveryQueue {
             // no other host can be given it; the spool's own check quarantines the blob
             lastError = `local error: ${e.message}`;
             this.log.error({ ...logBase, result: 'deferred', mx: host.exchange, ip: address, err: e.message }, 'spooled message failed its check while being sent');
+            this.badBlobs.add(meta.id);
             void this.spool.readContent(meta.id).catch(() => {});
             for (const r of todo) { r.status = 'deferred'; r.error = lastError; }
             this.metrics.deferred.inc(todo.length);

@@ -235,8 +235,12 @@ describe('mail node: large messages streamed to the destination', function () {
     sinks.push(sink);
     await node.waitForLog((l) => l.event === 'delivery' && l.id === id && typeof l.err === 'string' && /CRC/.test(l.err as string), 20000);
     await waitUntil('the blob in quarantine', () => existsSync(join(node.config.postoffice, 'quarantine')) && readdirSync(join(node.config.postoffice, 'quarantine')).some((f) => f.startsWith(id)), { timeoutMs: 10000 });
-    await new Promise((r) => setTimeout(r, 1000));
+    // later attempts fail on the spool's own check, before connecting
+    const sessionsAfterCheck = sink.sessions();
+    await new Promise((r) => setTimeout(r, 1500));
+    await node.waitForLog((l) => l.event === 'delivery' && l.id === id && l.msg === 'cannot read spooled message', 10000);
     assert.equal(sink.count(), 0, 'smtp-sink never saw the end of the corrupt message');
+    assert.ok(sink.sessions() <= sessionsAfterCheck + 1, 'the corrupt blob is not sent again and again');
     assert.equal((await node.queue()).total, 1, 'the message stays queued (never acknowledged as delivered)');
   });
 });
