@@ -106,7 +106,13 @@ function session(host: string, port: number, localAddress: string, i: number, by
   });
 }
 
-interface Measurement { idleMb: number; peakMb: number; afterMb: number; ok: number; seconds: number; failure?: string; atPeak?: string }
+interface Measurement { idleMb: number; peakMb: number; afterMb: number; ok: number; seconds: number; cpuSeconds: number; failure?: string; atPeak?: string }
+
+/** CPU seconds (user + system, every thread) the process used so far: less swayed by a shared machine than wall time. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
+}
 
 const MEMORY_METRICS = ['nodejs_heap_size_total_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_external_memory_bytes'];
 
@@ -122,6 +128,7 @@ async function measure(dnsServer: string, variant: Variant, setting: string): Pr
   try {
     const pid = node.pid()!;
     const before = status(pid);
+    const cpu0 = cpuSeconds(pid);
     let peakRss = before.rssKb;
     const poll = setInterval(() => { try { peakRss = Math.max(peakRss, status(pid).rssKb); } catch { /* gone */ } }, 50);
     // --breakdown: the heap figures of the sample with the highest RSS
@@ -149,10 +156,11 @@ async function measure(dnsServer: string, variant: Variant, setting: string): Pr
     sampling = false;
     await sampler;
     const after = status(pid);
+    const cpu = cpuSeconds(pid) - cpu0;
     const ok = replies.filter((r) => r.status === 'fulfilled' && r.value.startsWith('250')).length;
     const failed = replies.find((r) => r.status === 'rejected' || !r.value.startsWith('250'));
     const failure = failed ? (failed.status === 'rejected' ? String(failed.reason) : failed.value) : undefined;
-    return { idleMb: before.rssKb / 1024, peakMb: Math.max(peakRss, after.hwmKb) / 1024, afterMb: after.rssKb / 1024, ok, seconds: ms / 1000, ...(failure ? { failure } : {}), ...(breakdown ? { atPeak: atPeak.text } : {}) };
+    return { idleMb: before.rssKb / 1024, peakMb: Math.max(peakRss, after.hwmKb) / 1024, afterMb: after.rssKb / 1024, ok, seconds: ms / 1000, cpuSeconds: cpu, ...(failure ? { failure } : {}), ...(breakdown ? { atPeak: atPeak.text } : {}) };
   } finally {
     await node.close();
   }
@@ -169,7 +177,7 @@ async function main(): Promise<void> {
         for (const v of variants) {
           const m = await measure(dns.server, v, setting);
           results.set(key(v, setting), [...(results.get(key(v, setting)) ?? []), m]);
-          console.log(`run ${run} ${v.name} concurrency=${setting}: accepted ${m.ok}/${sessions} in ${m.seconds.toFixed(1)} s, RSS idle ${m.idleMb.toFixed(0)} MB, peak ${m.peakMb.toFixed(0)} MB, after ${m.afterMb.toFixed(0)} MB${m.failure ? `; first failure: ${m.failure}` : ''}${m.atPeak ? `\n  ${m.atPeak}` : ''}`);
+          console.log(`run ${run} ${v.name} concurrency=${setting}: accepted ${m.ok}/${sessions} in ${m.seconds.toFixed(1)} s (node CPU ${m.cpuSeconds.toFixed(1)} s), RSS idle ${m.idleMb.toFixed(0)} MB, peak ${m.peakMb.toFixed(0)} MB, after ${m.afterMb.toFixed(0)} MB${m.failure ? `; first failure: ${m.failure}` : ''}${m.atPeak ? `\n  ${m.atPeak}` : ''}`);
         }
       }
     }
@@ -183,11 +191,11 @@ async function main(): Promise<void> {
       const ms = results.get(key(v, setting)) ?? [];
       const peaks = ms.map((m) => m.peakMb);
       const med = median(peaks);
-      rows.push([setting, v.name, Math.round(med), Math.round(Math.min(...peaks)), Math.round(Math.max(...peaks)), (med / ref).toFixed(2), Math.round(median(ms.map((m) => m.idleMb))), `${Math.min(...ms.map((m) => m.ok))}/${sessions}`]);
+      rows.push([setting, v.name, Math.round(med), Math.round(Math.min(...peaks)), Math.round(Math.max(...peaks)), (med / ref).toFixed(2), Math.round(median(ms.map((m) => m.idleMb))), median(ms.map((m) => m.cpuSeconds)), `${Math.min(...ms.map((m) => m.ok))}/${sessions}`]);
     }
   }
   console.log(`\nnode peak RSS (VmHWM), median of ${runs} runs per row, MB; ratio against ${variants[0].name} of the same concurrency`);
-  console.log(table(['concurrency', 'variant', 'median', 'min', 'max', 'ratio', 'idle', 'accepted'], rows));
+  console.log(table(['concurrency', 'variant', 'median', 'min', 'max', 'ratio', 'idle', 'cpu s', 'accepted'], rows));
 }
 
 await main();
