@@ -420,7 +420,7 @@ export class DeliveryQueue {
       const m = this.spool.messages.get(id);
       if (!m || m.meta.held || this.inFlight.has(id) || m.meta.nextAttempt > Date.now()) { this.ready.shift(); continue; }
       // in order: a message that does not fit waits at the head until attempts in flight finish
-      const size = deliveryHeldBytes(m.meta.size, m.meta.blob !== undefined, BLOB_STREAM_HELD_BYTES);
+      const size = deliveryHeldBytes(m.meta.size, m.meta.blob !== undefined && !this.badBlobs.has(id), BLOB_STREAM_HELD_BYTES);
       if (!fitsContentBudget(this.inFlight.size, this.inFlightBytes, size, this.settings.contentBudgetBytes ?? DEFAULT_DELIVERY_CONTENT_BUDGET)) break;
       this.ready.shift();
       this.inFlight.add(id);
