@@ -40,6 +40,19 @@ if (major < 24) {
     process.exit(code ?? 1);
   });
 } else {
+  if (process.argv[2] === 'node') {
+    // the mail node's runtime settings (V8 and glibc: node-image/src/process-env.ts) must be
+    // in place before they start: re-execute this process once with them (same PID)
+    const { nodeReexec } = await import('../node-image/src/process-env.ts');
+    const re = nodeReexec(process.execPath, process.execArgv, process.argv, process.env);
+    if (re && typeof process.execve === 'function') {
+      try {
+        process.execve(re.args[0], re.args, re.env);
+      } catch (err) {
+        console.error(`mailcluster: cannot re-execute with the node's runtime settings (${err.message}); running without them`);
+      }
+    }
+  }
   const shim = Number(process.env.MAILCLUSTER_SHIM_PID);
   if (shim > 0) {
     // run by the shim above: when it is gone (a SIGKILL it could not pass on), stop as on SIGTERM

@@ -104,7 +104,7 @@ export class MailNode {
   readonly freeSpace: FreeSpace;
   private watcher: DirectoryWatcher;
   private readonly env: Env;
-  /** MAILCLUSTER_DELIVERY_CONTENT_BUDGET_BYTES: content loaded for delivery at once (default 32 MiB). */
+  /** MAILCLUSTER_DELIVERY_CONTENT_BUDGET_BYTES: content held for delivery at once (default 32 MiB; a streamed blob counts 256 KiB). */
   private readonly deliveryContentBudget: number | undefined;
   private readonly transportTimeouts: { connect: number; socket: number };
   private reloadHooks: Array<(config: NodeConfig, previous: NodeConfig) => void | Promise<void>> = [];
@@ -148,6 +148,7 @@ export class MailNode {
     this.smtp = new InboundSmtp(this.config, this.tlsMaterial, this.queue, log.child({ component: 'smtp' }), this.metrics, {
       proxyHeaderTimeoutMs: opts.proxyHeaderTimeoutMs ?? numberEnv(this.env, 'MAILCLUSTER_PROXY_TIMEOUT_MS'),
       blobThresholdBytes: numberEnv(this.env, 'MAILCLUSTER_BLOB_THRESHOLD_BYTES'),
+      dataMemoryBudgetBytes: numberEnv(this.env, 'MAILCLUSTER_DATA_MEMORY_BUDGET_BYTES'),
     });
     this.freeSpace = new FreeSpace(spool.dir, this.config.queueMinFree);
     this.smtp.setStorageCheck((need) => this.freeSpace.check(need));

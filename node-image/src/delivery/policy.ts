@@ -37,3 +37,12 @@ export function classifySendError(err: { code?: string; responseCode?: number; r
 export function fitsContentBudget(inFlight: number, inFlightBytes: number, size: number, budgetBytes: number): boolean {
   return inFlight === 0 || inFlightBytes + size <= budgetBytes;
 }
+
+/**
+ * What a delivery attempt of a message holds in memory, for the content budget: the whole
+ * message when it is sent from memory, at most `streamedBytes` when it is streamed from its
+ * blob file (never more than the message itself).
+ */
+export function deliveryHeldBytes(size: number, blobBacked: boolean, streamedBytes: number): number {
+  return blobBacked ? Math.min(size, streamedBytes) : size;
+}

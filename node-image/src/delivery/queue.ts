@@ -2,6 +2,7 @@
 // concurrency), delivers through the MX router and the transport pool, bounces, and is
 // the queue API that ETRN, MAILQv2 and drain build on.
 import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Metrics } from '../admin/metrics.ts';
 import type { MxRouter } from '../routing/dns.ts';
@@ -10,7 +11,9 @@ import type { MessageMeta, RecipientState } from '../spool/records.ts';
 import type { BlobWriter, Spool } from '../spool/spool.ts';
 import { buildDsn, headerSection, statusFromDiagnostic } from './dsn.ts';
 import type { FailedRecipient } from './dsn.ts';
-import { backoffMs, classifySendError, domainMatches, fitsContentBudget } from './policy.ts';
+import { backoffMs, classifySendError, deliveryHeldBytes, domainMatches, fitsContentBudget } from './policy.ts';
+import { BLOB_STREAM_HELD_BYTES } from './message-content.ts';
+import type { MessageContent } from './message-content.ts';
 import type { DomainSelector } from './policy.ts';
 import type { Sender } from './transports.ts';
 
@@ -23,7 +26,11 @@ export interface QueueSettings {
   maxRetryIntervalMs: number;
   queueLifetimeMs: number;
   concurrency: number;
-  /** Bytes of message content loaded for delivery at once (large messages wait for room; one larger than this goes alone). */
+  /**
+   * Bytes of message content held in memory for delivery at once (messages wait for room; one
+   * larger than this goes alone). A blob-backed message is streamed and counts only what its
+   * stream holds (BLOB_STREAM_HELD_BYTES).
+   */
   contentBudgetBytes?: number;
 }
 
@@ -130,9 +137,11 @@ export class DeliveryQueue {
   private heap = new DueHeap();
   private ready = new Fifo<string>();
   private inFlight = new Set<string>();
-  /** Content bytes of the messages in flight (each attempt holds its whole message, and the delivery thread a copy). */
+  /** Content bytes the attempts in flight hold (a whole small message and the delivery thread's copy; a streamed one's read-ahead). */
   private inFlightBytes = 0;
   private hot = new Map<string, Buffer>();
+  /** Messages whose blob failed its check while being sent: not streamed again (see content()). */
+  private badBlobs = new Set<string>();
   private hotBytes = 0;
   private paused = false;
   private stopped = false;
@@ -373,6 +382,7 @@ export class DeliveryQueue {
       await this.finishOrUpdate(m.meta);
     } else {
       this.dropHot(id);
+      this.badBlobs.delete(id);
       await this.spool.remove(id);
       this.updateGauge();
     }
@@ -410,9 +420,9 @@ export class DeliveryQueue {
       const m = this.spool.messages.get(id);
       if (!m || m.meta.held || this.inFlight.has(id) || m.meta.nextAttempt > Date.now()) { this.ready.shift(); continue; }
       // in order: a message that does not fit waits at the head until attempts in flight finish
-      if (!fitsContentBudget(this.inFlight.size, this.inFlightBytes, m.meta.size, this.settings.contentBudgetBytes ?? DEFAULT_DELIVERY_CONTENT_BUDGET)) break;
+      const size = deliveryHeldBytes(m.meta.size, m.meta.blob !== undefined && !this.badBlobs.has(id), BLOB_STREAM_HELD_BYTES);
+      if (!fitsContentBudget(this.inFlight.size, this.inFlightBytes, size, this.settings.contentBudgetBytes ?? DEFAULT_DELIVERY_CONTENT_BUDGET)) break;
       this.ready.shift();
-      const size = m.meta.size;
       this.inFlight.add(id);
       this.inFlightBytes += size;
       void this.attempt(m.meta).finally(() => {
@@ -430,11 +440,38 @@ export class DeliveryQueue {
     if (b) { this.hot.delete(id); this.hotBytes -= b.length; }
   }
 
+  /**
+   * What an attempt sends: a blob-backed message as its file, which the delivery thread
+   * streams once a destination accepts the envelope (nothing is read for a host that is
+   * down); any other message as its bytes.
+   */
+  private async content(id: string): Promise<MessageContent> {
+    const blob = this.spool.blobFile(id);
+    // a blob that failed its check goes through the spool's whole-file check first (it fails
+    // again before any connection, or passes once the file is restored)
+    if (blob && !this.badBlobs.has(id)) return { kind: 'blob', ...blob };
+    return { kind: 'bytes', raw: await this.readContent(id) };
+  }
+
+  /** The start of a message, enough for its header section (a DSN quotes it). */
+  private async readHead(id: string, limit = 64 * 1024): Promise<Buffer> {
+    const blob = this.spool.blobFile(id);
+    if (!blob) return this.readContent(id);
+    const fh = await open(blob.path, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(limit, blob.length));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** One attempt for every open recipient of a message, grouped by domain. */
   private async attempt(meta: MessageMeta): Promise<void> {
-    let content: Buffer;
+    let content: MessageContent;
     try {
-      content = await this.readContent(meta.id);
+      content = await this.content(meta.id);
     } catch (err) {
       this.log.error({ event: 'delivery', id: meta.id, err: (err as Error).message }, 'cannot read spooled message');
       meta.nextAttempt = Date.now() + backoffMs(meta.attempts + 1, this.settings.retryIntervalMs, this.settings.maxRetryIntervalMs);
@@ -461,7 +498,7 @@ export class DeliveryQueue {
         meta.nextAttempt = Date.now() + backoffMs(meta.attempts, this.settings.retryIntervalMs, this.settings.maxRetryIntervalMs);
       }
     }
-    await this.finishOrUpdate(meta, content);
+    await this.finishOrUpdate(meta, content.kind === 'bytes' ? Buffer.from(content.raw.buffer, content.raw.byteOffset, content.raw.byteLength) : undefined);
   }
 
   /** Removes a finished message (bouncing its failures first) or records its state and reschedules. */
@@ -481,6 +518,7 @@ export class DeliveryQueue {
       return;
     }
     this.dropHot(meta.id);
+    this.badBlobs.delete(meta.id);
     await this.spool.remove(meta.id);
     this.updateGauge();
   }
@@ -491,7 +529,7 @@ export class DeliveryQueue {
       this.log.warn({ event: 'bounce', id: meta.id, skipped: meta.from === '' ? 'null sender' : 'bounce of a bounce', recipients: failed.map((r) => r.address) }, 'no DSN sent');
       return true;
     }
-    const body = content ?? await this.spool.readContent(meta.id).catch(() => Buffer.alloc(0));
+    const body = content ?? await this.readHead(meta.id).catch(() => Buffer.alloc(0));
     const report: FailedRecipient[] = failed.map((r) => ({
       address: r.address,
       status: statusFromDiagnostic(r.error ?? '', true),
@@ -512,7 +550,7 @@ export class DeliveryQueue {
     }
   }
 
-  private async attemptDomain(meta: MessageMeta, domain: string, rcpts: RecipientState[], content: Buffer): Promise<void> {
+  private async attemptDomain(meta: MessageMeta, domain: string, rcpts: RecipientState[], content: MessageContent): Promise<void> {
     const started = process.hrtime.bigint();
     const route = await this.router.route(domain);
     const logBase = { event: 'delivery', id: meta.id, from: meta.from, domain, recipients: rcpts.map((r) => r.address), attempt: meta.attempts + 1 };
@@ -546,7 +584,18 @@ export class DeliveryQueue {
           this.log.info({ ...logBase, result: failed ? 'partial' : delivered === todo.length ? 'delivered' : 'partial', mx: host.exchange, ip: address, response: res.response, rejected: res.rejected }, 'delivery attempt');
           return;
         } catch (err) {
-          const e = err as { code?: string; responseCode?: number; response?: string; message?: string; rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> };
+          const e = err as { code?: string; originalCode?: string; responseCode?: number; response?: string; message?: string; rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> };
+          if (e.originalCode === 'EBLOB') {
+            // our copy failed its check while it was sent (the DATA was cut off, never ended):
+            // no other host can be given it; the spool's own check quarantines the blob
+            lastError = `local error: ${e.message}`;
+            this.log.error({ ...logBase, result: 'deferred', mx: host.exchange, ip: address, err: e.message }, 'spooled message failed its check while being sent');
+            this.badBlobs.add(meta.id);
+            void this.spool.readContent(meta.id).catch(() => {});
+            for (const r of todo) { r.status = 'deferred'; r.error = lastError; }
+            this.metrics.deferred.inc(todo.length);
+            return;
+          }
           const f = classifySendError(e);
           lastError = `${host.exchange}[${address}]: ${f.message}`;
           if (e.rejectedErrors && e.rejectedErrors.length > 0 && e.code === 'EENVELOPE' && e.rejectedErrors.length === todo.length) {

@@ -4,6 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import type { SendResult, Sender, TransportSettings } from './transports.ts';
 import type { SerializedSendError, WorkerRequest } from './worker.ts';
+import type { MessageContent } from './message-content.ts';
 
 interface Pending { resolve: (r: SendResult) => void; reject: (e: Error) => void }
 
@@ -53,12 +54,12 @@ export class ThreadedTransports implements Sender {
     if (this.worker) this.worker.postMessage({ type: 'configure', settings } satisfies WorkerRequest);
   }
 
-  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string, domain?: string): Promise<SendResult> {
+  send(address: string, port: number, servername: string, from: string, to: string[], content: MessageContent, messageId?: string, domain?: string): Promise<SendResult> {
     const seq = ++this.seq;
     return new Promise<SendResult>((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
       try {
-        this.post({ type: 'send', seq, address, port, servername, from, to, raw, messageId, domain });
+        this.post({ type: 'send', seq, address, port, servername, from, to, content, messageId, domain });
       } catch (err) {
         this.pending.delete(seq);
         reject(err as Error);

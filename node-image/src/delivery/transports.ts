@@ -1,9 +1,12 @@
 // Outbound SMTP connections, reused per destination address:port: a small pool of
 // nodemailer SMTPConnection objects each (nodemailer's SMTP client, which pipelines the
 // envelope). The raw spooled message goes out as is: no MIME composing, no stream
-// pipeline per message, which is most of nodemailer's per-message cost in a relay.
+// pipeline per message, which is most of nodemailer's per-message cost in a relay. A large
+// message is streamed from its spool blob file (message-content.ts).
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { installFastDataStream } from './fast-data-stream.ts';
+import { messageBody } from './message-content.ts';
+import type { MessageContent } from './message-content.ts';
 import { levelForDomain, tlsConnectionOptions } from './tls-policy.ts';
 import type { OutboundTlsSettings } from './tls-policy.ts';
 import type { TlsSecurityLevel } from '../config/security.ts';
@@ -29,12 +32,12 @@ export interface SendResult {
 /** Sends one SMTP transaction to one destination address (in this thread or the delivery thread). */
 export interface Sender {
   /** `domain`: the recipients' domain, for the per-destination TLS policy. */
-  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, messageId?: string, domain?: string): Promise<SendResult>;
+  send(address: string, port: number, servername: string, from: string, to: string[], content: MessageContent, messageId?: string, domain?: string): Promise<SendResult>;
   configure(settings: TransportSettings): void;
   close(): void;
 }
 
-type SmtpError = Error & { code?: string; responseCode?: number; response?: string; rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> };
+type SmtpError = Error & { code?: string; originalCode?: string; responseCode?: number; response?: string; rejectedErrors?: Array<{ recipient: string; responseCode?: number; response?: string }> };
 
 const MAX_MESSAGES_PER_CONNECTION = 1000;
 
@@ -135,14 +138,19 @@ class Destination {
     this.idle.push(p);
   }
 
-  private sendOn(p: PooledConnection, from: string, to: string[], raw: Buffer): Promise<SendResult> {
+  private sendOn(p: PooledConnection, from: string, to: string[], content: MessageContent): Promise<SendResult> {
     return new Promise((resolve, reject) => {
-      p.conn.send({ from, to }, raw, (err, info) => {
+      // a blob stream is opened per transaction, and read only once the envelope is accepted
+      p.conn.send({ from, to }, messageBody(content), (err, info) => {
         p.messages++;
         if (err) {
           const e = err as SmtpError;
-          // the server refused this message; the session is fine once reset
-          if ((e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && e.responseCode !== 421 && p.alive) {
+          if (e.code === 'ESTREAM') {
+            // the content failed to read mid-DATA: drop the connection, never end the DATA
+            // (no QUIT either: it would be read as message text); 'end' does the bookkeeping
+            p.conn.close();
+          } else if ((e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && e.responseCode !== 421 && p.alive) {
+            // the server refused this message; the session is fine once reset
             p.conn.reset((resetErr) => { this.release(p, !resetErr); });
           } else {
             this.release(p, false);
@@ -161,19 +169,19 @@ class Destination {
     });
   }
 
-  async send(from: string, to: string[], raw: Buffer): Promise<SendResult> {
+  async send(from: string, to: string[], content: MessageContent): Promise<SendResult> {
     this.active++;
     this.lastUsed = Date.now();
     try {
       const p = await this.acquire();
       const reused = p.messages > 0;
       try {
-        return await this.sendOn(p, from, to, raw);
+        return await this.sendOn(p, from, to, content);
       } catch (err) {
         // a reused connection the server had closed meanwhile: once more on a fresh one
         const e = err as SmtpError;
         if (reused && e.responseCode === undefined && (e.code === 'ECONNECTION' || e.code === 'ESOCKET' || e.code === 'ETIMEDOUT')) {
-          return await this.sendOn(await this.acquire(), from, to, raw);
+          return await this.sendOn(await this.acquire(), from, to, content);
         }
         throw err;
       }
@@ -227,7 +235,7 @@ export class TransportPool implements Sender {
   }
 
   /** Sends one transaction; rejects with nodemailer's error (code, responseCode, response, rejectedErrors). */
-  send(address: string, port: number, servername: string, from: string, to: string[], raw: Buffer, _messageId?: string, domain?: string): Promise<SendResult> {
+  send(address: string, port: number, servername: string, from: string, to: string[], content: MessageContent, _messageId?: string, domain?: string): Promise<SendResult> {
     const level = levelForDomain(domain, this.settings.tls);
     const key = `${address}|${port}|${servername}|${level}`;
     let d = this.destinations.get(key);
@@ -235,7 +243,7 @@ export class TransportPool implements Sender {
       d = new Destination(address, port, servername, this.settings, this.idleMs, level);
       this.destinations.set(key, d);
     }
-    return d.send(from, to, raw);
+    return d.send(from, to, content);
   }
 
   private closeIdle(): void {

@@ -3,9 +3,12 @@
 // hold either: for it the scan finds nothing and smtp-server keeps the last 4 bytes and
 // passes the rest on. This does that directly after one native indexOf; every other chunk
 // takes smtp-server's own code. (For 100 KB messages the scan was a large part of inbound cost.)
+// It never copies a chunk: the 4 bytes kept from the previous chunk go out as their own write.
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 
 const LF_DOT = Buffer.from('\n.');
+const LF = 0x0a;
+const DOT = 0x2e;
 
 interface DataModeInternals {
   _lastBytes: Buffer | false;
@@ -27,15 +30,23 @@ export function installFastDataMode(): void {
   originalFeedDataStream = original;
   proto._feedDataStream = function (this: DataModeInternals, chunk: Buffer, done: () => void) {
     const dataStream = this._dataStream;
-    if (this._atDataStart || !dataStream) return original.call(this, chunk, done);
-    const merged = this._lastBytes && this._lastBytes.length ? Buffer.concat([this._lastBytes, chunk]) : chunk;
-    if (merged.indexOf(LF_DOT) !== -1) return original.call(this, chunk, done);
-    this._lastBytes = merged.length < 4 ? merged : merged.subarray(merged.length - 4);
-    if (this._lastBytes.length >= merged.length) return done();
-    const buf = merged.subarray(0, merged.length - this._lastBytes.length);
-    this._countDataBytes(buf.length);
+    if (this._atDataStart || !dataStream || chunk.length < 4) return original.call(this, chunk, done);
+    // "\n." anywhere in the kept bytes + chunk, looked for without joining them: smtp-server's
+    // Buffer.concat copied every chunk of every message once more
+    const last = this._lastBytes && this._lastBytes.length ? this._lastBytes : null;
+    if (chunk.indexOf(LF_DOT) !== -1) return original.call(this, chunk, done);
+    if (last && (last.indexOf(LF_DOT) !== -1 || (last[last.length - 1] === LF && chunk[0] === DOT))) return original.call(this, chunk, done);
+    // keep the chunk's last 4 bytes (a copy: the chunk is not held for them), emit the rest
+    this._lastBytes = Buffer.from(chunk.subarray(chunk.length - 4));
+    const body = chunk.subarray(0, chunk.length - 4);
+    const n = (last ? last.length : 0) + body.length;
+    if (n === 0) return done();
+    this._countDataBytes(n);
     if (!dataStream.writable) return done();
-    if (dataStream.write(buf) || dataStream.destroyed) return done();
+    let ok = true;
+    if (last) ok = dataStream.write(last);
+    if (body.length > 0) ok = dataStream.write(body);
+    if (ok || dataStream.destroyed) return done();
     // wait for the consumer, as smtp-server does (a destroyed stream only closes)
     const onDrain = () => {
       dataStream.removeListener('drain', onDrain);

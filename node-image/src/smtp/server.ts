@@ -20,6 +20,8 @@ import { countReceivedHeaders, receivedHeader, relayRefusal, relayVerdict, trans
 import { authCommands, effectiveTls, hasRelayRight, hideAuthBeforeTls, keepRecipientPaths, peerContext, rateWindow } from './security-hooks.ts';
 import type { RcptAddress } from './security-hooks.ts';
 import { installFastDataMode } from './fast-data-mode.ts';
+import { DEFAULT_DATA_MEMORY_BUDGET_BYTES, shouldSpill } from './data-spill.ts';
+import type { SpillLimits } from './data-spill.ts';
 import { authenticate } from './auth.ts';
 import type { WindowCounter } from './limits.ts';
 import type { SmtpAuthUser } from '../config/security.ts';
@@ -33,6 +35,8 @@ export interface InboundOptions {
   socketTimeoutMs?: number;
   /** Messages larger than this are streamed into their own spool file instead of held in memory (default 256 KiB). */
   blobThresholdBytes?: number;
+  /** DATA all sessions may hold in memory before writing it to blob files, together (default 16 MiB; see data-spill.ts). */
+  dataMemoryBudgetBytes?: number;
 }
 
 /** An smtp-server connection object, as far as hooks need it (see onConnection). */
@@ -74,7 +78,9 @@ export class InboundSmtp {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly proxyTimeoutMs: number;
-  private readonly blobThreshold: number;
+  private readonly spillLimits: SpillLimits;
+  /** DATA bytes held in memory by transactions that have not spilled to a blob yet. */
+  private dataHeld = 0;
   private hooks: Array<(c: SmtpConnection) => void> = [];
   /**
    * Open client connections: the accepted socket -> the socket the session speaks on now
@@ -104,7 +110,11 @@ export class InboundSmtp {
     this.log = log;
     this.metrics = metrics;
     this.proxyTimeoutMs = opts.proxyHeaderTimeoutMs ?? 5000;
-    this.blobThreshold = opts.blobThresholdBytes ?? 256 * 1024;
+    this.spillLimits = {
+      thresholdBytes: opts.blobThresholdBytes ?? 256 * 1024,
+      stepBytes: BLOB_STEP,
+      budgetBytes: opts.dataMemoryBudgetBytes ?? DEFAULT_DATA_MEMORY_BUDGET_BYTES,
+    };
     this.policy = this.buildPolicy(config);
     this.isProxyPeer = cidrMatcher(config.proxyProtocol);
     this.connectionRate = rateWindow(config.security.smtpClientConnectionRateTime);
@@ -290,6 +300,11 @@ export class InboundSmtp {
   /** Open client connections. */
   get sessionCount(): number {
     return this.sockets.size;
+  }
+
+  /** DATA bytes held in memory by transactions not yet spilled to a blob (for tests and metrics). */
+  get dataHeldBytes(): number {
+    return this.dataHeld;
   }
 
   /** DATA transactions not yet answered. */
@@ -520,10 +535,11 @@ export class InboundSmtp {
     cb();
   }
 
-  // DATA: a message's first `blobThreshold` bytes are held in memory; a small message goes
-  // to the spool's group commit as one record. A larger one is streamed into its own blob
-  // file as it arrives (the socket waits while a write is pending), so a session holds at
-  // most about the threshold however large its message. Either way the 250 comes only
+  // DATA: a message's first bytes (up to the blob threshold) are held in memory; a small
+  // message goes to the spool's group commit as one record. A larger one is streamed into
+  // its own blob file as it arrives (the socket waits while a write is pending), so a
+  // session holds at most about the threshold however large its message, and all sessions
+  // together about the data memory budget (data-spill.ts). Either way the 250 comes only
   // after fdatasync (blob file, its directory entry, then the envelope record).
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
     const id = newMessageId();
@@ -547,10 +563,18 @@ export class InboundSmtp {
     let ended = false;
     const countHops = () => {
       // the hop count needs only the header section, which is at the start of the first chunks
-      if (hops < 0) hops = countReceivedHeaders(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks.slice(0, 4)));
+      if (hops >= 0) return;
+      let n = 0;
+      const head: Buffer[] = [];
+      for (const c of chunks) { head.push(c); n += c.length; if (n >= 64 * 1024) break; }
+      hops = countReceivedHeaders(head.length === 1 ? head[0] : Buffer.concat(head));
     };
+    // this transaction's share of dataHeld (until its first spill, or its end)
+    let counted = 0;
+    const uncount = () => { this.dataHeld -= counted; counted = 0; };
     const spill = () => {
       countHops();
+      uncount();
       const out = chunks;
       chunks = [];
       spilled += out.reduce((n, c) => n + c.length, 0);
@@ -559,9 +583,9 @@ export class InboundSmtp {
         if (blobError) return;
         if (!blob) {
           blob = await this.queue.createBlob(id);
-          await blob.write(headerBuf);
+          out.unshift(headerBuf);
         }
-        for (const c of out) await blob.write(c);
+        await blob.write(out);
       }).catch((err: Error) => { blobError = err; }).finally(() => { if (!ended) stream.resume(); });
     };
     let discarded = false;
@@ -569,18 +593,21 @@ export class InboundSmtp {
       if (discarded) return;
       discarded = true;
       chunks = [];
+      uncount();
       void spilling.then(() => blob?.abort());
     };
     stream.on('data', (c: Buffer) => {
       if (stream.sizeExceeded || discarded) { discard(); return; }
       chunks.push(c);
       length += c.length;
-      // past the threshold: written on in steps of BLOB_STEP (one step in memory per session)
-      if (length - spilled >= (spilled ? BLOB_STEP : this.blobThreshold)) spill();
+      if (spilled === 0) { counted += c.length; this.dataHeld += c.length; }
+      // past the threshold (or the budget): written on in steps of BLOB_STEP (one step in memory per session)
+      if (shouldSpill(length - spilled, spilled > 0, this.dataHeld, this.spillLimits)) spill();
     });
     stream.once('close', () => { if (!ended) discard(); }); // the client went away mid-DATA
     stream.on('end', () => {
       ended = true;
+      uncount();
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       const base = { event: 'smtp', session: session.id, client: session.remoteAddress, tls: !!session.secure, from, rcpts };
       if (stream.sizeExceeded) {

@@ -155,7 +155,8 @@ async function writeAll(fh: FileHandle, buffers: Buffer[], total: number, positi
 
 /** A large message's content being streamed into its own file (see Spool.createBlob). */
 export interface BlobWriter {
-  write(chunk: Buffer): Promise<void>;
+  /** Appends; several buffers go out in one writev (no copy to join them). */
+  write(chunk: Buffer | Buffer[]): Promise<void>;
   /** fdatasyncs the file and its directory entry; the blob is then ready for addBlob. */
   finish(): Promise<{ length: number; crc: number }>;
   /** Deletes the partial file (a refused or failed transaction). */
@@ -519,14 +520,12 @@ export class Spool {
     const close = async () => { if (!closed) { closed = true; await fh.close(); } };
     return {
       write: async (chunk) => {
-        let done = 0;
-        while (done < chunk.length) {
-          const r = await fh.write(chunk, done, chunk.length - done, length + done);
-          done += r.bytesWritten;
-        }
-        crc = crc32(chunk, crc);
-        length += chunk.length;
-        this.stats.bytesWritten.accept += chunk.length;
+        const parts = Array.isArray(chunk) ? chunk : [chunk];
+        const total = parts.reduce((n, c) => n + c.length, 0);
+        await writeAll(fh, parts, total, length);
+        for (const c of parts) crc = crc32(c, crc);
+        length += total;
+        this.stats.bytesWritten.accept += total;
       },
       finish: async () => {
         try {
@@ -634,6 +633,16 @@ export class Spool {
       got += bytesRead;
     }
     return buf;
+  }
+
+  /**
+   * The blob file of a blob-backed message, for the delivery thread to stream (read-only).
+   * The file stays until the message's removal is durable (remove()), and the queue removes
+   * no message while an attempt for it is in flight; compaction never touches blob files.
+   */
+  blobFile(id: string): { path: string; length: number; crc: number } | undefined {
+    const blob = this.messages.get(id)?.meta.blob;
+    return blob ? { path: path.join(this.blobDir, blobName(id)), length: blob.length, crc: blob.crc } : undefined;
   }
 
   private async readBlob(m: StoredMessage): Promise<Buffer> {

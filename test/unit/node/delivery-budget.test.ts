@@ -5,7 +5,7 @@
 // and every message is delivered (no starvation of a large one).
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { fitsContentBudget } from '../../../node-image/src/delivery/policy.ts';
+import { deliveryHeldBytes, fitsContentBudget } from '../../../node-image/src/delivery/policy.ts';
 
 describe('delivery content budget', () => {
   it('a message starts alone whatever its size, and otherwise only within the budget', () => {
@@ -46,5 +46,13 @@ describe('delivery content budget', () => {
         assert.deepEqual(started, sizes.map((_, i) => i), 'every message started, in order');
       },
     ), { numRuns: 300 });
+  });
+
+  it('a streamed (blob-backed) attempt counts what its stream holds, never more than the message', () => {
+    fc.assert(fc.property(fc.nat(), fc.boolean(), fc.integer({ min: 1, max: 1 << 20 }), (size, blob, streamed) => {
+      const held = deliveryHeldBytes(size, blob, streamed);
+      assert.ok(held <= size);
+      assert.equal(held, blob ? Math.min(size, streamed) : size);
+    }));
   });
 });

@@ -1,0 +1,34 @@
+// nodeReexec (node-image/src/process-env.ts): the mail node process re-executes itself once
+// with its V8 and glibc settings; never twice, never for another command, never when turned
+// off, and never overriding what the operator set.
+import assert from 'node:assert/strict';
+import { nodeReexec, TUNED_MARK } from '../../../node-image/src/process-env.ts';
+
+const argv = ['/usr/bin/node', '/app/bin/mailcluster.js', 'node', '--config-dir', '/etc/mailcluster'];
+
+describe('node process settings (re-exec)', () => {
+  it('re-executes the node command with the V8 flag before the script and the malloc setting, marked as done', () => {
+    const re = nodeReexec('/usr/bin/node', [], argv, { PATH: '/bin' });
+    assert.ok(re);
+    assert.deepEqual(re.args, ['/usr/bin/node', '--max-semi-space-size=4', '/app/bin/mailcluster.js', 'node', '--config-dir', '/etc/mailcluster']);
+    assert.equal(re.env.MALLOC_ARENA_MAX, '2');
+    assert.equal(re.env.PATH, '/bin');
+    assert.equal(re.env[TUNED_MARK], '1');
+    assert.equal(nodeReexec(re.args[0], ['--max-semi-space-size=4'], argv, re.env), null, 'never a second time');
+  });
+
+  it('only for the node command, and not when turned off', () => {
+    assert.equal(nodeReexec('/n', [], ['/n', '/app/bin/mailcluster.js', 'operator'], {}), null);
+    assert.equal(nodeReexec('/n', [], argv, { MAILCLUSTER_NODE_TUNING: 'off' }), null);
+  });
+
+  it('keeps what the operator gave: its own semi-space size (flag or NODE_OPTIONS) and MALLOC_ARENA_MAX', () => {
+    const a = nodeReexec('/n', ['--max_semi_space_size=8'], argv, { MALLOC_ARENA_MAX: '4' });
+    assert.ok(a);
+    assert.deepEqual(a.args.slice(0, 3), ['/n', '--max_semi_space_size=8', '/app/bin/mailcluster.js']);
+    assert.equal(a.env.MALLOC_ARENA_MAX, '4');
+    const b = nodeReexec('/n', [], argv, { NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=16' });
+    assert.ok(b);
+    assert.ok(!b.args.some((a) => a.startsWith('--max-semi-space-size=')));
+  });
+});
