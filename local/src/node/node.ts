@@ -257,11 +257,11 @@ export class KubeletNode {
     return runAsync(this.#binaries.ctr, ['--address', this.layout.containerdSocket, ...args], timeoutMs);
   }
 
-  async #waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  async #waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, failOnExit = true): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (await check()) return;
-      const dead = this.#components.find((c) => !c.running());
+      const dead = failOnExit && this.#components.find((c) => !c.running());
       if (dead) throw new Error(`${dead.name} exited while waiting for ${what}; see ${dead.logFile}`);
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; logs in ${this.layout.logs}`);
       await new Promise((r) => setTimeout(r, 250));
@@ -282,13 +282,9 @@ export class KubeletNode {
     if (byName('containerd')?.running()) {
       try {
         const tasks = (await this.#ctr(['-n', 'k8s.io', 'tasks', 'ls', '-q'])).split('\n').filter(Boolean);
-        for (const t of tasks) await this.#ctr(['-n', 'k8s.io', 'tasks', 'kill', '-a', '-s', 'SIGKILL', t]).catch(() => undefined);
-        for (const t of tasks) {
-          for (let i = 0; i < 20; i++) {
-            if (await this.#ctr(['-n', 'k8s.io', 'tasks', 'delete', t]).then(() => true, () => false)) break;
-            await new Promise((r) => setTimeout(r, 250));
-          }
-        }
+        await Promise.all(tasks.map((t) => this.#ctr(['-n', 'k8s.io', 'tasks', 'kill', '-a', '-s', 'SIGKILL', t]).catch(() => undefined)));
+        // dead once containerd reports none RUNNING; their shims and mounts go below
+        await this.#waitFor('the containers to die', async () => !/\sRUNNING\s*$/m.test(await this.#ctr(['-n', 'k8s.io', 'tasks', 'ls']).catch(() => '')), 15_000, false).catch(() => undefined);
       } catch (err) {
         this.#log.warn({ err: (err as Error).message }, 'could not list containers');
       }
