@@ -23,6 +23,7 @@ import { dnsmasqArgs } from '../../support/dnsmasq.ts';
 import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '../../support/processes.ts';
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
+import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
 
 const chartDir = fileURLToPath(new URL('../../../helm/mailcluster-operator', import.meta.url));
 const LB_RANGE = '127.47.0.0/16';
@@ -76,7 +77,7 @@ describe('local mode with a real kubelet (containerd + runc in a network namespa
       socket.write(`GET ${path} HTTP/1.0\r\nHost: ${ip}\r\n\r\n`);
     });
   };
-  const metric = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+  const metric = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
 
   /** The config file the node reads, as the kubelet wrote it into the pod's projected volume. */
   const projectedConfig = (pod: Obj): string | undefined => {
@@ -86,6 +87,7 @@ describe('local mode with a real kubelet (containerd + runc in a network namespa
   const peersIn = (conf: string | undefined) => (conf ?? '').split('\n').filter((l) => l.startsWith('PARAM etrn-cluster ')).map((l) => l.split(' ')[2].split('/')[0]).sort();
 
   before(async function () {
+    ensureDebianPackages((line) => console.error(line), [...imageTools, ...kubeletNodeTools]);
     const [images, h] = await Promise.all([ensureImages(), ensureHelm()]);
     helm = h;
     dir = makeTempDir('kubelet-e2e');
