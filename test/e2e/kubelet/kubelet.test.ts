@@ -10,7 +10,7 @@
 // Needs root. Run under the e2e lock:
 //   flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/kubelet/kubelet.test.ts
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
@@ -190,6 +190,10 @@ describe('local mode with a real kubelet (containerd + runc in a network namespa
     console.log(`      MailCluster of 3 Ready in ${((Date.now() - started) / 1000).toFixed(1)} s, Addr[0] ${address}`);
     assert.ok(address.startsWith('127.47.'), `Addr[0] ${address} in ${LB_RANGE}`);
     for (const pod of await nodePods()) assert.match(pod.status.podIP, /^10\.244\./);
+    // the spool is a local PersistentVolume: the kubelet gave it to the pod's fsGroup
+    const claim = await getJson(['get', 'pvc', `${MC}-0-spool`, '-n', NS]);
+    const pv = await getJson(['get', 'pv', claim.spec.volumeName]);
+    assert.equal(statSync(pv.spec.local.path).gid, 10001, `${pv.spec.local.path} group`);
 
     const before = sinkMessages;
     const r = await swaks({ server: `${address}:25`, from: 'someone@client.test', to: 'user@relay.test', body: 'through a real kubelet\r\n' });
