@@ -156,6 +156,7 @@ export class KubeletNode {
     for (const d of [l.dir, l.logs, l.runDir, l.cniConfDir, l.cniDataDir, l.kubeletRoot, l.volumes, join(l.dir, 'containerd')]) mkdirSync(d, { recursive: true });
     this.#netnsBefore = new Set(existsSync('/run/netns') ? readdirSync('/run/netns') : []);
 
+    this.#removeLeftovers();
     this.#progress(`network namespace ${n.netns}: bridge ${n.bridge} ${n.nodeIP}, pods ${n.podCIDR}, services ${n.serviceCIDR}`);
     this.#makeNetwork();
 
@@ -315,6 +316,17 @@ export class KubeletNode {
     this.#log.info('kubelet node stopped');
   }
 
+  /**
+   * What a previous run in this dir left when its process was killed (-9): the programs died
+   * with it (parent-death signal), but the shims and their containers, mounts, the namespace
+   * and the cgroup root did not.
+   */
+  #removeLeftovers(): void {
+    this.#killShims();
+    this.#unmountUnder([this.layout.kubeletRoot, this.layout.containerdRoot, this.layout.runDir]);
+    this.#removeCgroups();
+  }
+
   /** Shims of our containerd outlive it (they daemonize): they are ours when started with our socket. */
   #killShims(): void {
     for (const entry of readdirSync('/proc')) {
@@ -354,6 +366,20 @@ export class KubeletNode {
 
   #removeCgroups(): void {
     const rel = this.layout.cgroupRoot.replace(/^\//, '');
+    // anything still in the node's cgroups (a container whose shim was killed) is ours to end
+    const procsRoot = join(CGROUP_ROOT, 'pids', rel);
+    const killAll = (d: string) => {
+      try {
+        for (const pid of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+          try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+        }
+        for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) killAll(join(d, e.name));
+      } catch { /* vanished */ }
+    };
+    if (existsSync(procsRoot)) {
+      killAll(procsRoot);
+      spawnSync('sleep', ['0.5']);
+    }
     for (const controller of existsSync(CGROUP_ROOT) ? readdirSync(CGROUP_ROOT) : []) {
       const top = join(CGROUP_ROOT, controller, rel);
       if (!existsSync(top)) continue;
