@@ -153,10 +153,13 @@ describe('local mode with a real kubelet (containerd + runc in a network namespa
       kubeconfig: cluster!.kubeconfigPath, namespace: OPERATOR_NS, timeoutMs: 300_000,
       input: yaml.dump({ replicaCount: 1, image: { pullPolicy: 'Never' } }),
     });
-    const pods = (await getJson<{ items: Obj[] }>(['get', 'pods', '-n', OPERATOR_NS, '-l', 'app.kubernetes.io/component=operator'])).items;
-    assert.equal(pods.length, 1);
+    // helm's --wait can return before the Deployment's status has caught up: wait for the pod itself
+    let pods: Obj[] = [];
+    await waitUntil('the operator pod Ready', async () => {
+      pods = (await getJson<{ items: Obj[] }>(['get', 'pods', '-n', OPERATOR_NS, '-l', 'app.kubernetes.io/component=operator'])).items;
+      return pods.length === 1 && condition(pods[0], 'Ready')?.status === 'True';
+    }, { timeoutMs: 120_000, intervalMs: 500 });
     const pod = pods[0];
-    assert.equal(condition(pod, 'Ready')?.status, 'True');
     assert.match(pod.status.containerStatuses[0].containerID, /^containerd:\/\//);
     const pid = await node.containerPid(pod.status.containerStatuses[0].containerID);
     assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\s+10001\s+10001\s+10001\s+10001$/m);
@@ -255,22 +258,24 @@ describe('local mode with a real kubelet (containerd + runc in a network namespa
       return queued > 0;
     }, { timeoutMs: 30_000, intervalMs: 500 });
     const restartsBefore = pod.status.containerStatuses[0].restartCount as number;
-    // freeze the node: /healthz stops answering, the liveness probe fails three times
+    // freeze the node: /healthz stops answering, the liveness probe fails three times and the
+    // kubelet kills the container. A frozen node cannot act on the SIGTERM (a running node would
+    // drain, handing its mail to a peer), so the kubelet's SIGKILL after the grace period ends
+    // it as kill -9 would: what it held must still be in its spool when it comes back.
     const pid = await node.containerPid(pod.status.containerStatuses[0].containerID);
+    const frozenAt = Date.now();
     process.kill(pid, 'SIGSTOP');
     try {
-      await waitUntil('the kubelet to kill the container for its failed liveness probe', async () => {
-        const events = await getJson<{ items: Array<{ reason: string; message: string; involvedObject: { name: string } }> }>(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${MC}-0`]);
-        return events.items.some((e) => e.reason === 'Killing' && /liveness/i.test(e.message));
-      }, { timeoutMs: 120_000, intervalMs: 1000 });
+      await waitUntil(`${MC}-0 killed for its failed liveness probe, restarted and Ready`, async () => {
+        const p = (await nodePods()).find((x) => x.metadata.name === `${MC}-0`);
+        return (p?.status?.containerStatuses?.[0]?.restartCount ?? 0) > restartsBefore && condition(p!, 'Ready')?.status === 'True';
+      }, { timeoutMs: 240_000, intervalMs: 1000 });
     } finally {
-      // the kubelet's SIGTERM waits behind the stop: let the node see it and exit
-      try { process.kill(pid, 'SIGCONT'); } catch { /* already gone */ }
+      try { process.kill(pid, 'SIGCONT'); } catch { /* killed, as it should be */ }
     }
-    await waitUntil(`${MC}-0 restarted and Ready`, async () => {
-      const p = (await nodePods()).find((x) => x.metadata.name === `${MC}-0`);
-      return (p?.status?.containerStatuses?.[0]?.restartCount ?? 0) > restartsBefore && condition(p!, 'Ready')?.status === 'True';
-    }, { timeoutMs: 180_000, intervalMs: 1000 });
+    const events = await getJson<{ items: Array<{ reason: string; message: string }> }>(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${MC}-0`]);
+    assert.ok(events.items.some((e) => e.reason === 'Killing' && /liveness/i.test(e.message)), 'the kubelet killed it for its liveness probe');
+    console.log(`      frozen node killed by its liveness probe and Ready again after ${((Date.now() - frozenAt) / 1000).toFixed(1)} s`);
     const after = (await nodePods()).find((x) => x.metadata.name === `${MC}-0`)!;
     assert.equal(after.metadata.uid, pod.metadata.uid, 'the same pod (restarted in place, not replaced)');
     const queuedAfter = metric((await getInside(after.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages');
