@@ -14,6 +14,9 @@ import {
 } from '../../../local/src/node/config.ts';
 import { localVolumeFor } from '../../../local/src/node/provisioner.ts';
 import { nodeCacheKey } from '../../../local/src/node/build.ts';
+import { TcpProxy } from '../../../local/src/loadbalancer/tcp-proxy.ts';
+import { parseProxyV2Header } from '../../../local/src/loadbalancer/proxy-protocol.ts';
+import { pino } from 'pino';
 
 const RANGE = '127.47.0.0/16';
 const network: NodeNetwork = { ...DEFAULT_NETWORK, netns: 'mailcluster-test' };
@@ -173,5 +176,38 @@ describe('local node: gateway over real sockets', () => {
       });
     });
     assert.equal(got, '220 hello\r\n');
+  });
+
+  it('carries a LoadBalancer connection (with its PROXY v2 header) to a backend through the gateway; a refused backend is skipped', async () => {
+    const lbIp = addressIn(RANGE, 11);
+    const lbPort = await freePort(lbIp);
+    // the backend records the first bytes it gets (the PROXY header) and answers with a greeting
+    let firstBytes: Buffer | undefined;
+    const backendPort = await freePort(serverIp);
+    const backend = createServer((s) => {
+      s.once('data', (b: Buffer) => { firstBytes = b; s.end('220 backend\r\n'); });
+    });
+    await new Promise<void>((r) => backend.listen({ host: serverIp, port: backendPort }, r));
+    servers.push(backend);
+    const proxy = new TcpProxy(lbIp, lbPort, pino({ level: 'silent' }), (b) => dialThroughGateway(socketPath, b.address, b.port));
+    proxy.proxyV2 = true;
+    proxy.backends = [{ address: serverIp, port: refusedPort }, { address: serverIp, port: backendPort }];
+    await proxy.listen();
+    try {
+      const { connect } = await import('node:net');
+      const client = addressIn(RANGE, 12);
+      const got = await new Promise<string>((resolve, reject) => {
+        const s = connect({ host: lbIp, port: lbPort, localAddress: client });
+        let data = '';
+        s.on('data', (c) => { data += c; });
+        s.on('error', reject);
+        s.on('close', () => resolve(data));
+      });
+      assert.equal(got, '220 backend\r\n');
+      const header = parseProxyV2Header(firstBytes!);
+      assert.equal(header?.sourceAddress, client);
+    } finally {
+      await proxy.close();
+    }
   });
 });
