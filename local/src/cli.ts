@@ -117,7 +117,7 @@ async function up(flags: Flags): Promise<void> {
   }
   const print = (line: string) => console.log(line);
   const started = Date.now();
-  print(`starting local Kubernetes in ${flags.dir} (pods ${flags.podRange}, load balancers ${flags.lbRange})...`);
+  print(`starting local Kubernetes in ${flags.dir} (${flags.node === 'kubelet' ? 'a kubelet node' : `pods ${flags.podRange}`}, load balancers ${flags.lbRange})...`);
   let cluster: LocalCluster;
   try {
     const { startLocalCluster } = await import('./index.ts');
