@@ -23,6 +23,20 @@ export const imageTools: DebianTool[] = [
   { binary: '/usr/sbin/debootstrap', pkg: 'debootstrap' },
 ];
 
+/**
+ * What local mode's real node (`--node kubelet`, test/e2e/kubelet) needs besides the images:
+ * Debian's runc, the CNI plugins (bridge, host-local, portmap), iptables for kube-proxy and the
+ * kubelet, iproute2 for the namespace and bridge, nsenter, and openssl for the certificates.
+ */
+export const kubeletNodeTools: DebianTool[] = [
+  { binary: '/usr/sbin/runc', pkg: 'runc' },
+  { binary: '/usr/lib/cni/bridge', pkg: 'containernetworking-plugins' },
+  { binary: '/usr/sbin/iptables', pkg: 'iptables' },
+  { binary: '/usr/sbin/ip', pkg: 'iproute2' },
+  { binary: '/usr/bin/nsenter', pkg: 'util-linux' },
+  { binary: '/usr/bin/openssl', pkg: 'openssl' },
+];
+
 export function missingPackages(tools: DebianTool[] = debianTools): string[] {
   return [...new Set(tools.filter((t) => !existsSync(t.binary)).map((t) => t.pkg))];
 }

@@ -18,7 +18,9 @@ const usage = `usage: mailcluster local up|down|status [--dir DIR] [--pod-range 
   --dir DIR           state directory (default .local/ in the repository)
   --pod-range CIDR    pod addresses, inside 127.0.0.0/8 (default 127.30.0.0/16)
   --lb-range CIDR     LoadBalancer addresses, inside 127.0.0.0/8 (default 127.31.0.0/16)
-  --etcd-no-fsync     faster etcd for throwaway clusters (a machine crash may lose the state)`;
+  --etcd-no-fsync     faster etcd for throwaway clusters (a machine crash may lose the state)
+  --node agent|kubelet  what runs the pods: the process agent (default), or a real kubelet with
+                      containerd and runc in a network namespace (root; images from npm run images)`;
 
 export interface UpState {
   pid: number;
@@ -31,10 +33,10 @@ export interface UpState {
   startedAt: string;
 }
 
-interface Flags { command: string | undefined; dir: string; podRange: string; lbRange: string; etcdNoFsync: boolean }
+interface Flags { command: string | undefined; dir: string; podRange: string; lbRange: string; etcdNoFsync: boolean; node: 'agent' | 'kubelet' }
 
 export function parseLocalArgs(args: string[]): Flags {
-  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16', etcdNoFsync: false };
+  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16', etcdNoFsync: false, node: 'agent' };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = (name: string) => {
@@ -48,6 +50,11 @@ export function parseLocalArgs(args: string[]): Flags {
     else if (arg === '--pod-range' || arg.startsWith('--pod-range=')) flags.podRange = value('--pod-range');
     else if (arg === '--lb-range' || arg.startsWith('--lb-range=')) flags.lbRange = value('--lb-range');
     else if (arg === '--etcd-no-fsync') flags.etcdNoFsync = true;
+    else if (arg === '--node' || arg.startsWith('--node=')) {
+      const node = value('--node');
+      if (node !== 'agent' && node !== 'kubelet') throw new Error(`--node is agent or kubelet, not ${JSON.stringify(node)}`);
+      flags.node = node;
+    }
     else if (arg === '-h' || arg === '--help') flags.command = 'help';
     else if (!arg.startsWith('-') && flags.command === undefined) flags.command = arg;
     else throw new Error(`unknown argument ${JSON.stringify(arg)}`);
@@ -110,12 +117,14 @@ async function up(flags: Flags): Promise<void> {
   }
   const print = (line: string) => console.log(line);
   const started = Date.now();
-  print(`starting local Kubernetes in ${flags.dir} (pods ${flags.podRange}, load balancers ${flags.lbRange})...`);
+  print(`starting local Kubernetes in ${flags.dir} (${flags.node === 'kubelet' ? 'a kubelet node' : `pods ${flags.podRange}`}, load balancers ${flags.lbRange})...`);
   let cluster: LocalCluster;
   try {
     const { startLocalCluster } = await import('./index.ts');
+    // the real node runs the project's images: build (or find) them first
+    const images = flags.node === 'kubelet' ? (await (await import('./images/build.ts')).ensureImages({ log: (line) => print(`  ${line}`) })).map((i) => i.archive) : undefined;
     cluster = await startLocalCluster({
-      dir: flags.dir, podRange: flags.podRange, lbRange: flags.lbRange,
+      dir: flags.dir, podRange: flags.podRange, lbRange: flags.lbRange, node: flags.node, images,
       controlPlaneLog: (line) => print(`  ${line}`),
       controlPlane: { etcdUnsafeNoFsync: flags.etcdNoFsync },
     });
@@ -147,7 +156,8 @@ async function up(flags: Flags): Promise<void> {
   writeFileSync(statePath(flags.dir), JSON.stringify(state, null, 2) + '\n');
 
   try {
-    for (const step of afterClusterReady) await step(cluster, print);
+    const steps = flags.node === 'kubelet' ? [async (c: LocalCluster, p: (line: string) => void) => (await import('./node/up.ts')).installOperatorWithChart(c, p)] : afterClusterReady;
+    for (const step of steps) await step(cluster, print);
   } catch (err) {
     console.error(`mailcluster local up: a start-up step failed: ${(err as Error).message}`);
     await stop('error');
@@ -159,8 +169,11 @@ async function up(flags: Flags): Promise<void> {
 local Kubernetes is up (${((Date.now() - started) / 1000).toFixed(1)} s): API server ${cluster.server}
   export KUBECONFIG=${cluster.kubeconfigPath}
   ${cluster.kubectlPath} get nodes,pods -A        (the kubectl built with the control plane)
-pods get addresses in ${flags.podRange}, LoadBalancer Services in ${flags.lbRange}
-logs: ${join(flags.dir, 'local.log')}, pods: ${join(flags.dir, 'node', 'pods')}/<ns>_<pod>_<uid>/logs/
+${cluster.kubeletNode
+    ? `pods run on a kubelet in network namespace ${cluster.kubeletNode.network.netns} (pods ${cluster.kubeletNode.network.podCIDR}); kubectl logs/exec work
+logs: ${join(flags.dir, 'local.log')}, node programs: ${cluster.kubeletNode.layout.logs}/`
+    : `pods get addresses in ${flags.podRange}, LoadBalancer Services in ${flags.lbRange}
+logs: ${join(flags.dir, 'local.log')}, pods: ${join(flags.dir, 'node', 'pods')}/<ns>_<pod>_<uid>/logs/`}
 stop with Ctrl-C, or \`mailcluster local down --dir ${flags.dir}\``);
   // Stay in the foreground until a signal has stopped everything.
   await stopped;

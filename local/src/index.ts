@@ -16,6 +16,7 @@ import { startControlPlane, type ControlPlane, type StartControlPlaneOptions } f
 import { NodeAgent } from './agent/agent.ts';
 import type { BackoffPolicy } from './agent/backoff.ts';
 import { LoadBalancerController } from './loadbalancer/controller.ts';
+import type { KubeletNode } from './node/node.ts';
 
 export interface LocalClusterOptions {
   /** State directory; created. Reusing it keeps the cluster's objects (etcd data). */
@@ -33,6 +34,14 @@ export interface LocalClusterOptions {
   /** Container restart backoff (default first restart immediate, then 1 s doubling to 60 s). */
   restartBackoff?: BackoffPolicy;
   nodeName?: string;
+  /**
+   * What runs the pods: `agent` (default) the process agent, each pod a host process on a
+   * 127.x address; `kubelet` a real kubelet with containerd and runc in a network namespace
+   * (local/src/node), which needs root and runs images imported from `npm run images`.
+   */
+  node?: 'agent' | 'kubelet';
+  /** With `node: 'kubelet'`: OCI archives to import into containerd (default none). */
+  images?: string[];
 }
 
 export interface LocalCluster {
@@ -44,7 +53,10 @@ export interface LocalCluster {
   /** The built kubectl binary. */
   kubectlPath: string;
   controlPlane: ControlPlane;
-  agent: NodeAgent;
+  /** The process agent (node `agent`). */
+  agent?: NodeAgent;
+  /** The real node (node `kubelet`). */
+  kubeletNode?: KubeletNode;
   loadBalancer: LoadBalancerController;
   log: Logger;
   /** Runs kubectl against this cluster; rejects on a non-zero exit. */
@@ -59,8 +71,12 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true });
   const log = options.log ?? pino({ base: { component: 'local' } }, pino.destination({ dest: join(dir, 'local.log'), sync: true, append: true }));
+  const kubeletMode = options.node === 'kubelet';
+  const nodeModule = kubeletMode ? await import('./node/node.ts') : undefined;
+  const prep = nodeModule?.prepareKubeletNode(dir, options.controlPlane?.serviceClusterIPRange);
   const controlPlane = await startControlPlane({
     ...options.controlPlane,
+    extraApiServerArgs: [...(prep?.apiServerArgs ?? []), ...(options.controlPlane?.extraApiServerArgs ?? [])],
     dir: join(dir, 'controlplane'),
     log: options.controlPlaneLog ?? ((line) => log.info({ component: 'controlplane' }, line)),
   });
@@ -70,19 +86,25 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(controlPlane.kubeconfigPath);
-  const agent = new NodeAgent({
+  const agent = kubeletMode ? undefined : new NodeAgent({
     kubeConfig, log, dataDir: join(dir, 'node'),
     podRange: options.podRange ?? '127.30.0.0/16',
     backoff: options.restartBackoff,
     nodeName: options.nodeName,
   });
-  const loadBalancer = new LoadBalancerController({ kubeConfig, log, range: options.lbRange ?? '127.31.0.0/16' });
+  const kubeletNode = nodeModule ? new nodeModule.KubeletNode({
+    dir, controlPlane, log, nodeName: options.nodeName, images: options.images,
+    progress: options.controlPlaneLog ?? ((line) => log.info({ component: 'kubelet-node' }, line)),
+  }) : undefined;
+  const loadBalancer = new LoadBalancerController({ kubeConfig, log, range: options.lbRange ?? '127.31.0.0/16', dial: kubeletNode?.dial });
   try {
-    await agent.start();
+    await agent?.start();
+    await kubeletNode?.start();
     await loadBalancer.start();
   } catch (err) {
     await loadBalancer.stop().catch(() => undefined);
-    await agent.stop().catch(() => undefined);
+    await agent?.stop().catch(() => undefined);
+    await kubeletNode?.stop().catch((e) => log.warn({ err: (e as Error).message }, 'kubelet node stop failed'));
     await controlPlane.stop();
     throw err;
   }
@@ -96,15 +118,17 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     kubectlPath: controlPlane.binaries.kubectl,
     controlPlane,
     agent,
+    kubeletNode,
     loadBalancer,
     log,
     kubectl: (args, opts) => controlPlane.kubectl(args, opts),
-    pids: () => [...Object.values(controlPlane.pids()), ...agent.pids],
+    pids: () => [...Object.values(controlPlane.pids()), ...(agent?.pids ?? []), ...(kubeletNode?.pids ?? [])],
     stop() {
       stopping ??= (async () => {
         log.info('stopping the local cluster');
         await loadBalancer.stop().catch((err) => log.warn({ err: (err as Error).message }, 'load balancer stop failed'));
-        await agent.stop().catch((err) => log.warn({ err: (err as Error).message }, 'agent stop failed'));
+        await agent?.stop().catch((err) => log.warn({ err: (err as Error).message }, 'agent stop failed'));
+        await kubeletNode?.stop().catch((err) => log.warn({ err: (err as Error).message }, 'kubelet node stop failed'));
         await controlPlane.stop();
         log.info('local cluster stopped');
       })();

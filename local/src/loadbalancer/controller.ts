@@ -11,13 +11,15 @@ import type { Logger } from 'pino';
 import { restartingInformer, type Cache } from '../informer.ts';
 import { AddressPool } from '../agent/address-range.ts';
 import { backendsFor, backendsFromPods, wantsProxyV2 } from './backends.ts';
-import { TcpProxy } from './tcp-proxy.ts';
+import { TcpProxy, type Dialer } from './tcp-proxy.ts';
 
 export interface LoadBalancerOptions {
   kubeConfig: KubeConfig;
   /** CIDR in 127.0.0.0/8 that load balancer addresses come from, e.g. 127.31.0.0/16. */
   range: string;
   log: Logger;
+  /** How a proxy reaches a backend; default a plain TCP connection. */
+  dial?: Dialer;
 }
 
 
@@ -137,7 +139,7 @@ export class LoadBalancerController {
       wantedPorts.add(portKey);
       let proxy = balancer.proxies.get(portKey);
       if (!proxy) {
-        proxy = new TcpProxy(balancer.ip, port.port, this.#log.child({ service: key, port: port.port }));
+        proxy = new TcpProxy(balancer.ip, port.port, this.#log.child({ service: key, port: port.port }), this.#o.dial);
         try {
           await proxy.listen();
         } catch (err) {

@@ -5,6 +5,25 @@ import type { Logger } from 'pino';
 import type { Backend } from './backends.ts';
 import { proxyV2Header } from './proxy-protocol.ts';
 
+/**
+ * Opens a connection to a backend, resolved once it can carry the client's bytes. Default
+ * `net.connect`; local mode's real node dials pods inside its network namespace through a
+ * gateway instead (local/src/node/gateway-client.ts).
+ */
+export type Dialer = (backend: Backend) => Promise<Socket>;
+
+/** A plain TCP connection, resolved once connected. */
+export function tcpDial(backend: Backend): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: backend.address, port: backend.port });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
 export class TcpProxy {
   readonly address: string;
   readonly port: number;
@@ -15,10 +34,13 @@ export class TcpProxy {
   readonly #connections = new Set<Socket>();
   #next = 0;
 
-  constructor(address: string, port: number, log: Logger) {
+  readonly #dial: Dialer;
+
+  constructor(address: string, port: number, log: Logger, dial: Dialer = tcpDial) {
     this.address = address;
     this.port = port;
     this.#log = log;
+    this.#dial = dial;
     this.#server = createServer({ pauseOnConnect: true }, (client) => this.#accept(client));
   }
 
@@ -54,11 +76,12 @@ export class TcpProxy {
       return;
     }
     const backend = backends[this.#next++ % backends.length];
-    const upstream = connect({ host: backend.address, port: backend.port });
-    this.#connections.add(upstream);
-    let connected = false;
-    upstream.once('connect', () => {
-      connected = true;
+    this.#dial(backend).then((upstream) => {
+      if (client.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      this.#connections.add(upstream);
       if (this.proxyV2) {
         upstream.write(proxyV2Header({
           sourceAddress: client.remoteAddress ?? '0.0.0.0', sourcePort: client.remotePort ?? 0,
@@ -68,19 +91,15 @@ export class TcpProxy {
       client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
+      upstream.on('error', () => client.destroy());
+      upstream.on('close', () => {
+        this.#connections.delete(upstream);
+        client.end();
+      });
+      client.on('close', () => upstream.destroy());
+    }, (err: Error) => {
+      this.#log.debug({ backend, err: err.message }, 'backend refused, trying the next');
+      this.#tryBackend(client, attempt + 1);
     });
-    upstream.on('error', (err) => {
-      if (!connected) {
-        this.#log.debug({ backend, err: err.message }, 'backend refused, trying the next');
-        this.#tryBackend(client, attempt + 1);
-      } else {
-        client.destroy();
-      }
-    });
-    upstream.on('close', () => {
-      this.#connections.delete(upstream);
-      if (connected) client.end();
-    });
-    client.on('close', () => upstream.destroy());
   }
 }

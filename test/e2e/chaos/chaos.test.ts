@@ -34,7 +34,7 @@ type Fault = typeof FAULTS[number];
 
 /** The pid of the process that serves a pod address (the local agent's container for that pod). */
 function pidServing(cluster: Cluster, podIp: string): number | undefined {
-  for (const pid of cluster.agent.pids) {
+  for (const pid of cluster.agent?.pids ?? []) {
     try {
       const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
       if (env.includes(`MAILCLUSTER_BIND_ADDRESS=${podIp}`)) return pid;

@@ -1,0 +1,290 @@
+// Local mode with a real node (startLocalCluster({ node: 'kubelet' })): kubelet v1.36.3,
+// containerd 2.2 and Debian's runc in a network namespace local mode creates, running the
+// project's own images. The chart installs the operator from its image; a MailCluster of 3
+// becomes Ready; mail goes in at Addr[0] (the host LoadBalancer on 127.47.x) and out to a real
+// Postfix smtp-sink (inside the namespace, found through dnsmasq's MX); `kubectl logs` shows
+// the node's pino lines; scaling 3 -> 5 -> 2 converges (and prints how long until every node
+// reads the new peer list); a pod killed by its liveness probe comes back with its spool.
+// At the end nothing is left: processes, namespace, bridge, mounts, cgroups.
+// Binds 127.47.0.0/16 on the host, 10.244.0.0/16 and 10.0.0.0/16 only inside the namespace.
+// Needs root, and about 5 minutes warm (10+ cold: kubelet and containerd builds), so `npm test`
+// runs it only with MAILCLUSTER_KUBELET_E2E=1. Run under the e2e lock:
+//   MAILCLUSTER_KUBELET_E2E=1 flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/kubelet/kubelet.test.ts
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import yaml from 'js-yaml';
+import { startLocalCluster, type LocalCluster } from '../../../local/src/index.ts';
+import { ensureImages } from '../../../local/src/images/build.ts';
+import { ensureHelm, helmOk, type Helm } from '../../../local/src/tools/helm.ts';
+import type { KubeletNode } from '../../../local/src/node/node.ts';
+import { dnsmasqArgs } from '../../support/dnsmasq.ts';
+import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '../../support/processes.ts';
+import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
+import { swaks } from '../../support/swaks.ts';
+import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
+
+const chartDir = fileURLToPath(new URL('../../../helm/mailcluster-operator', import.meta.url));
+const LB_RANGE = '127.47.0.0/16';
+const NS = 'kubelet-e2e';
+const OPERATOR_NS = 'mailcluster-system';
+const MC = 'mail';
+// peers inside the node's namespace, on the bridge's spare addresses (DEFAULT_NETWORK)
+const SINK_IP = '10.244.0.2';
+const DNS_IP = '10.244.0.3';
+const BLACKHOLE_IP = '10.244.0.4';
+const SINK_PORT = 2526;
+
+interface Obj { metadata: { name: string; uid?: string; deletionTimestamp?: string; labels?: Record<string, string> }; spec?: any; status?: any }
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+
+const wanted = process.env.MAILCLUSTER_KUBELET_E2E === '1' && process.getuid?.() === 0;
+
+(wanted ? describe : describe.skip)('local mode with a real kubelet (containerd + runc in a network namespace; MAILCLUSTER_KUBELET_E2E=1, root)', function () {
+  this.timeout(30 * 60_000);
+  let dir: string;
+  let cluster: LocalCluster | undefined;
+  let node: KubeletNode;
+  let helm: Helm;
+  let sink: ChildProcess | undefined;
+  let dns: ChildProcess | undefined;
+  let sinkMessages = 0;
+  let address = '';
+  const scaleSamples: number[] = [];
+
+  const kubectl = async (args: string[], input?: string, timeoutMs = 60_000): Promise<string> =>
+    (await cluster!.kubectl(args, { ...(input !== undefined ? { input } : {}), timeoutMs })).stdout;
+  const getJson = async <T = Obj>(args: string[]): Promise<T> => JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
+  const nodePods = async () => (await getJson<{ items: Obj[] }>(['get', 'pods', '-n', NS, '-l', `mailcluster.io/cluster=${MC}`])).items
+    .filter((p) => !p.metadata.deletionTimestamp);
+  const mailCluster = () => getJson(['get', 'mailcluster', MC, '-n', NS]);
+  const condition = (o: Obj, type: string) => (o.status?.conditions as Array<{ type: string; status: string; message?: string }> | undefined)?.find((c) => c.type === type);
+
+  /** One HTTP GET to an address inside the namespace, through the node's gateway. */
+  const getInside = async (ip: string, port: number, path: string): Promise<{ status: number; body: string }> => {
+    const socket = await node.dial({ address: ip, port });
+    return new Promise((resolve, reject) => {
+      let data = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (c: string) => { data += c; });
+      socket.on('error', reject);
+      socket.on('end', () => {
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(data)?.[1] ?? 0);
+        resolve({ status, body: data.slice(data.indexOf('\r\n\r\n') + 4) });
+      });
+      socket.setTimeout(10_000, () => socket.destroy(new Error(`GET http://${ip}:${port}${path} timed out`)));
+      socket.resume();
+      socket.write(`GET ${path} HTTP/1.0\r\nHost: ${ip}\r\n\r\n`);
+    });
+  };
+  const metric = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+
+  /** The config file the node reads, as the kubelet wrote it into the pod's projected volume. */
+  const projectedConfig = (pod: Obj): string | undefined => {
+    const path = join(node.layout.kubeletRoot, 'pods', pod.metadata.uid!, 'volumes', 'kubernetes.io~projected', 'config', 'smtpserver.conf');
+    try { return readFileSync(path, 'utf8'); } catch { return undefined; }
+  };
+  const peersIn = (conf: string | undefined) => (conf ?? '').split('\n').filter((l) => l.startsWith('PARAM etrn-cluster ')).map((l) => l.split(' ')[2].split('/')[0]).sort();
+
+  before(async function () {
+    ensureDebianPackages((line) => console.error(line), [...imageTools, ...kubeletNodeTools]);
+    const [images, h] = await Promise.all([ensureImages(), ensureHelm()]);
+    helm = h;
+    dir = makeTempDir('kubelet-e2e');
+    const started = Date.now();
+    cluster = await startLocalCluster({
+      dir, node: 'kubelet', images: images.map((i) => i.archive), lbRange: LB_RANGE,
+      controlPlane: { etcdUnsafeNoFsync: true },
+      controlPlaneLog: (line) => console.log(`      ${line}`),
+    });
+    node = cluster.kubeletNode!;
+    console.log(`      local cluster with a kubelet node up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    // the MX of relay.test is a real smtp-sink; hold.test's MX answers nothing (mail stays queued)
+    const [cmd, args] = node.netnsCommand('/usr/sbin/smtp-sink', smtpSinkArgs(SINK_IP, SINK_PORT, {}));
+    sink = spawnTracked(cmd, args);
+    let pending = '';
+    sink.stdout?.on('data', (chunk: Buffer) => {
+      pending = (pending + chunk.toString('latin1')).slice(-200);
+      const counters = parseSinkCounters(pending);
+      if (counters) sinkMessages = counters.messages;
+    });
+    const [dcmd, dargs] = node.netnsCommand('/usr/sbin/dnsmasq', dnsmasqArgs(DNS_IP, 53, {
+      mx: [{ domain: 'relay.test', host: 'mx.sink.test', preference: 10 }, { domain: 'hold.test', host: 'mx.hole.test', preference: 10 }],
+      a: [{ name: 'mx.sink.test', ip: SINK_IP }, { name: 'mx.hole.test', ip: BLACKHOLE_IP }],
+    }));
+    dns = spawnTracked(dcmd, dargs);
+    dns.stdout?.resume();
+    dns.stderr?.resume();
+    await waitUntil('smtp-sink inside the namespace', async () => {
+      const s = await node.dial({ address: SINK_IP, port: SINK_PORT }).catch(() => undefined);
+      s?.destroy();
+      return s !== undefined;
+    }, { timeoutMs: 20_000, intervalMs: 200 });
+  });
+
+  after(async function () {
+    this.timeout(180_000);
+    if (sink) await stopChild(sink, 'SIGTERM', 3000);
+    if (dns) await stopChild(dns, 'SIGTERM', 3000);
+    if (cluster) {
+      const netns = node?.network.netns;
+      const pids = cluster.pids();
+      await cluster.stop();
+      for (const pid of pids) assert.equal(existsSync(`/proc/${pid}`) && !/\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')), false, `pid ${pid} still runs`);
+      if (netns) assert.ok(!existsSync(`/run/netns/${netns}`), `namespace ${netns} removed`);
+      const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+      assert.ok(!mounts.includes(dir), `no mount left under ${dir}`);
+      if (node) assert.ok(!existsSync(join('/sys/fs/cgroup/memory', node.layout.cgroupRoot)), 'kubelet cgroup root removed');
+    }
+    if (dir) removeTempDir(dir);
+  });
+
+  it('registers a Ready node whose InternalIP is on the bridge, running kubelet v1.36.3 on containerd 2.2', async () => {
+    const n = await getJson(['get', 'node', node.nodeName]);
+    assert.equal(condition(n, 'Ready')?.status, 'True');
+    assert.deepEqual(n.status.addresses.find((a: { type: string }) => a.type === 'InternalIP').address, node.network.nodeIP);
+    assert.equal(n.status.nodeInfo.kubeletVersion, 'v1.36.3');
+    assert.match(n.status.nodeInfo.containerRuntimeVersion, /^containerd:\/\/2\.2\./);
+  });
+
+  it('installs the operator with the chart, from its image, as uid 10001 on a read-only root', async () => {
+    const started = Date.now();
+    await helmOk(helm, ['install', 'mailcluster', chartDir, '--create-namespace', '--wait', '--timeout', '240s', '--values', '-'], {
+      kubeconfig: cluster!.kubeconfigPath, namespace: OPERATOR_NS, timeoutMs: 300_000,
+      input: yaml.dump({ replicaCount: 1, image: { pullPolicy: 'Never' } }),
+    });
+    // helm's --wait can return before the Deployment's status has caught up: wait for the pod itself
+    let pods: Obj[] = [];
+    await waitUntil('the operator pod Ready', async () => {
+      pods = (await getJson<{ items: Obj[] }>(['get', 'pods', '-n', OPERATOR_NS, '-l', 'app.kubernetes.io/component=operator'])).items;
+      return pods.length === 1 && condition(pods[0], 'Ready')?.status === 'True';
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    const pod = pods[0];
+    assert.match(pod.status.containerStatuses[0].containerID, /^containerd:\/\//);
+    const pid = await node.containerPid(pod.status.containerStatuses[0].containerID);
+    assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\s+10001\s+10001\s+10001\s+10001$/m);
+    console.log(`      helm install to a ready operator pod: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
+
+  it('runs a MailCluster of 3 to Ready; mail in at Addr[0] goes out to smtp-sink', async () => {
+    await kubectl(['create', 'namespace', NS]);
+    const started = Date.now();
+    await kubectl(['apply', '-n', NS, '-f', '-'], yaml.dump({
+      apiVersion: 'mailcluster.io/v1alpha1',
+      kind: 'MailCluster',
+      metadata: { name: MC },
+      spec: {
+        replicas: 3,
+        hostname: 'smtp.kubelet.test',
+        relayDomains: ['relay.test', 'hold.test'],
+        image: 'mailcluster/node:0.1.0',
+        service: { type: 'LoadBalancer', port: 25 },
+        storage: { size: '100Mi' },
+        delivery: { dnsServer: `${DNS_IP}:53`, port: SINK_PORT },
+      },
+    }));
+    await waitUntil('MailCluster Ready with 3 nodes and an address', async () => {
+      const mc = await mailCluster();
+      address = mc.status?.address ?? '';
+      return condition(mc, 'Ready')?.status === 'True' && mc.status?.readyReplicas === 3 && address !== '';
+    }, { timeoutMs: 300_000, intervalMs: 1000 }).catch(async (err) => {
+      throw new Error(`${(err as Error).message}\n${await kubectl(['get', 'pods,pvc,events', '-n', NS, '-o', 'wide']).catch((e) => String(e))}`);
+    });
+    console.log(`      MailCluster of 3 Ready in ${((Date.now() - started) / 1000).toFixed(1)} s, Addr[0] ${address}`);
+    assert.ok(address.startsWith('127.47.'), `Addr[0] ${address} in ${LB_RANGE}`);
+    for (const pod of await nodePods()) assert.match(pod.status.podIP, /^10\.244\./);
+    // the spool is a local PersistentVolume: the kubelet gave it to the pod's fsGroup
+    const claim = await getJson(['get', 'pvc', `${MC}-0-spool`, '-n', NS]);
+    const pv = await getJson(['get', 'pv', claim.spec.volumeName]);
+    assert.equal(statSync(pv.spec.local.path).gid, 10001, `${pv.spec.local.path} group`);
+
+    const before = sinkMessages;
+    const r = await swaks({ server: `${address}:25`, from: 'someone@client.test', to: 'user@relay.test', body: 'through a real kubelet\r\n' });
+    assert.equal(r.lastCode, 250, r.transcript);
+    await waitUntil('smtp-sink to receive the message', () => sinkMessages > before, { timeoutMs: 60_000, intervalMs: 200 });
+  });
+
+  it('kubectl logs shows a node\'s pino lines', async () => {
+    const logs = await kubectl(['logs', '-n', NS, `${MC}-0`, '--tail=50']);
+    const lines = logs.split('\n').filter((l) => l.startsWith('{'));
+    assert.ok(lines.length > 0, `no JSON lines in:\n${logs}`);
+    const first = JSON.parse(lines[0]);
+    assert.equal(typeof first.level, 'number');
+    assert.equal(typeof first.time, 'number');
+  });
+
+  /** Scales and waits until every pod's config (as the kubelet wrote it) names exactly the live pods; one sample per node. */
+  async function scaleTo(replicas: number): Promise<void> {
+    const t0 = Date.now();
+    await kubectl(['scale', 'mailcluster', MC, '-n', NS, `--replicas=${replicas}`]);
+    const servedAt = new Map<string, number>();
+    await waitUntil(`${replicas} ready nodes, each reading the peer list of all ${replicas}`, async () => {
+      const pods = (await nodePods()).filter((p) => p.metadata.labels?.['mailcluster.io/role'] === 'serving');
+      const ips = pods.map((p) => p.status?.podIP).filter(Boolean).sort();
+      if (pods.length !== replicas || ips.length !== replicas) return false;
+      for (const pod of pods) {
+        if (!servedAt.has(pod.metadata.name) && JSON.stringify(peersIn(projectedConfig(pod))) === JSON.stringify(ips) && condition(pod, 'Ready')?.status === 'True') {
+          servedAt.set(pod.metadata.name, Date.now() - t0);
+        }
+      }
+      const mc = await mailCluster();
+      return servedAt.size === replicas && pods.every((p) => servedAt.has(p.metadata.name)) && mc.status?.readyReplicas === replicas && condition(mc, 'Ready')?.status === 'True';
+    }, { timeoutMs: 420_000, intervalMs: 500 });
+    const samples = [...servedAt.values()];
+    scaleSamples.push(...samples);
+    console.log(`      scale to ${replicas}: every node serving the new peer list after ${(Math.max(...samples) / 1000).toFixed(1)} s (per node ${samples.map((s) => (s / 1000).toFixed(1)).join(', ')} s)`);
+  }
+
+  it('kubectl scale to 5 and back to 2 converges; prints scale event -> every node serving the new peer list', async () => {
+    await scaleTo(5);
+    await scaleTo(2);
+    const sorted = [...scaleSamples].sort((a, b) => a - b);
+    console.log(`      scale event -> node serving the new peer list: p50 ${(percentile(sorted, 50) / 1000).toFixed(1)} s, p95 ${(percentile(sorted, 95) / 1000).toFixed(1)} s over ${sorted.length} node samples (shared 2-core machine)`);
+    const remaining = (await nodePods()).map((p) => p.metadata.name).sort();
+    assert.deepEqual(remaining, [`${MC}-0`, `${MC}-1`]);
+  });
+
+  it('a pod killed by its liveness probe restarts and keeps its spool', async () => {
+    const pod = (await nodePods()).find((p) => p.metadata.name === `${MC}-0`)!;
+    const ip = pod.status.podIP;
+    // mail for hold.test cannot be delivered (its MX answers nothing): it stays in the spool
+    for (let i = 0; i < 4; i++) {
+      const r = await swaks({ server: `${address}:25`, from: 'someone@client.test', to: `user${i}@hold.test`, body: `held ${i}\r\n` });
+      assert.equal(r.lastCode, 250, r.transcript);
+    }
+    let queued = 0;
+    await waitUntil(`${MC}-0 to hold mail`, async () => {
+      queued = metric((await getInside(ip, 8025, '/metrics')).body, 'mailcluster_queue_messages');
+      return queued > 0;
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    const restartsBefore = pod.status.containerStatuses[0].restartCount as number;
+    // freeze the node: /healthz stops answering, the liveness probe fails three times and the
+    // kubelet kills the container. A frozen node cannot act on the SIGTERM (a running node would
+    // drain, handing its mail to a peer), so the kubelet's SIGKILL after the grace period ends
+    // it as kill -9 would: what it held must still be in its spool when it comes back.
+    const pid = await node.containerPid(pod.status.containerStatuses[0].containerID);
+    const frozenAt = Date.now();
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await waitUntil(`${MC}-0 killed for its failed liveness probe, restarted and Ready`, async () => {
+        const p = (await nodePods()).find((x) => x.metadata.name === `${MC}-0`);
+        return (p?.status?.containerStatuses?.[0]?.restartCount ?? 0) > restartsBefore && condition(p!, 'Ready')?.status === 'True';
+      }, { timeoutMs: 240_000, intervalMs: 1000 });
+    } finally {
+      try { process.kill(pid, 'SIGCONT'); } catch { /* killed, as it should be */ }
+    }
+    const events = await getJson<{ items: Array<{ reason: string; message: string }> }>(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${MC}-0`]);
+    assert.ok(events.items.some((e) => e.reason === 'Killing' && /liveness/i.test(e.message)), 'the kubelet killed it for its liveness probe');
+    console.log(`      frozen node killed by its liveness probe and Ready again after ${((Date.now() - frozenAt) / 1000).toFixed(1)} s`);
+    const after = (await nodePods()).find((x) => x.metadata.name === `${MC}-0`)!;
+    assert.equal(after.metadata.uid, pod.metadata.uid, 'the same pod (restarted in place, not replaced)');
+    const queuedAfter = metric((await getInside(after.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages');
+    assert.equal(queuedAfter, queued, 'the restarted node found its queue in the spool');
+    console.log(`      liveness restart kept ${queuedAfter} queued message(s)`);
+  });
+});
+
+

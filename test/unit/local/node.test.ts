@@ -1,0 +1,213 @@
+// The real node's pure parts (config renderers, the CONNECT parser, the PV for a claim, the
+// cache key) and its gateway over real sockets: a Unix-socket CONNECT proxy to a TCP server on
+// 127.47.x, as the host's LoadBalancer and the API server's egress use it.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { makeTempDir, removeTempDir } from '../../support/processes.ts';
+import { addressIn, freePort } from '../../support/addresses.ts';
+import { parseConnectHead, serveConnectProxy } from '../../../local/src/node/gateway.ts';
+import { dialThroughGateway, serveApiBridge } from '../../../local/src/node/gateway-client.ts';
+import {
+  DEFAULT_NETWORK, cniConfList, containerdConfig, egressSelectorConfig, kubeletConfig, kubernetesEndpointSlice, nodeLayout, type NodeNetwork,
+} from '../../../local/src/node/config.ts';
+import { localVolumeFor } from '../../../local/src/node/provisioner.ts';
+import { nodeCacheKey } from '../../../local/src/node/build.ts';
+import { TcpProxy } from '../../../local/src/loadbalancer/tcp-proxy.ts';
+import { parseProxyV2Header } from '../../../local/src/loadbalancer/proxy-protocol.ts';
+import { pino } from 'pino';
+
+const RANGE = '127.47.0.0/16';
+const network: NodeNetwork = { ...DEFAULT_NETWORK, netns: 'mailcluster-test' };
+
+describe('local node: config renderers', () => {
+  const layout = nodeLayout('/var/tmp/some-local-dir');
+
+  it('keeps sockets under /run with short paths (sun_path is 108 bytes)', () => {
+    for (const p of [layout.containerdSocket, layout.connectSocket, layout.apiSocket]) {
+      assert.ok(p.startsWith('/run/mailcluster-node/'), p);
+      assert.ok(Buffer.byteLength(p) < 100, p);
+    }
+    assert.notEqual(nodeLayout('/var/tmp/other').runDir, layout.runDir);
+  });
+
+  it('configures the kubelet for this machine: cgroupfs on v1, no OOM score change, no anonymous API, short sync', () => {
+    const c = JSON.parse(kubeletConfig(network, layout, { caFile: '/ca.crt', servingCert: '/s.crt', servingKey: '/s.key' }));
+    assert.equal(c.cgroupDriver, 'cgroupfs');
+    assert.equal(c.failCgroupV1, false);
+    assert.equal(c.oomScoreAdj, 0);
+    assert.equal(c.authentication.anonymous.enabled, false);
+    assert.equal(c.authentication.x509.clientCAFile, '/ca.crt');
+    assert.equal(c.authorization.mode, 'Webhook');
+    assert.equal(c.syncFrequency, '10s');
+    assert.equal(c.address, network.nodeIP);
+    assert.equal(c.containerRuntimeEndpoint, `unix://${layout.containerdSocket}`);
+  });
+
+  it('configures containerd: local pause pinned, runc without systemd cgroups, restricted OOM score', () => {
+    const t = containerdConfig(layout, { shimDir: '/bin-dir', sandboxImage: 'localhost/mailcluster/pause:local', runc: '/usr/sbin/runc' });
+    assert.match(t, /^version = 3$/m);
+    assert.match(t, /sandbox = "localhost\/mailcluster\/pause:local"/);
+    assert.match(t, /SystemdCgroup = false/);
+    assert.match(t, /restrict_oom_score_adj = true/);
+    assert.match(t, /BinaryName = "\/usr\/sbin\/runc"/);
+    assert.match(t, /disable_tcp_service = true/);
+  });
+
+  it('gives pods the bridge, addresses after the node\'s own, a route to the ClusterIPs and no default route', () => {
+    const c = JSON.parse(cniConfList(network, layout));
+    const bridge = c.plugins[0];
+    assert.equal(bridge.bridge, network.bridge);
+    assert.equal(bridge.isDefaultGateway, false);
+    assert.deepEqual(bridge.ipam.routes, [{ dst: network.serviceCIDR }]);
+    assert.equal(bridge.ipam.ranges[0][0].gateway, network.nodeIP);
+    assert.equal(bridge.ipam.ranges[0][0].rangeStart, network.podRangeStart);
+    const int = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+    for (const spare of network.spareAddresses) assert.ok(int(spare) < int(network.podRangeStart), `${spare} outside the pods' range`);
+  });
+
+  it('sends the API server\'s cluster egress through the gateway socket and publishes the API endpoint on the node address', () => {
+    const e = JSON.parse(egressSelectorConfig('/run/x/connect.sock'));
+    assert.deepEqual(e.egressSelections, [{ name: 'cluster', connection: { proxyProtocol: 'HTTPConnect', transport: { uds: { udsName: '/run/x/connect.sock' } } } }]);
+    const slice = kubernetesEndpointSlice(network, 6443) as { endpoints: Array<{ addresses: string[] }>; ports: Array<{ port: number }>; metadata: { labels: Record<string, string> } };
+    assert.deepEqual(slice.endpoints[0].addresses, [network.nodeIP]);
+    assert.equal(slice.ports[0].port, 6443);
+    assert.equal(slice.metadata.labels['kubernetes.io/service-name'], 'kubernetes');
+  });
+
+  it('provisions a local PersistentVolume (the kubelet applies fsGroup to it) bound to the claim, on the one node', () => {
+    const pv = localVolumeFor({ metadata: { uid: 'u1', name: 'c', namespace: 'ns' }, spec: { resources: { requests: { storage: '2Gi' } }, storageClassName: 'mailcluster-local' } }, '/v/pvc-u1', 'local-node');
+    assert.equal(pv.metadata?.name, 'pvc-u1');
+    assert.equal(pv.spec?.local?.path, '/v/pvc-u1');
+    assert.equal(pv.spec?.hostPath, undefined);
+    assert.deepEqual(pv.spec?.claimRef, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: 'ns', name: 'c', uid: 'u1' });
+    assert.deepEqual(pv.spec?.nodeAffinity?.required?.nodeSelectorTerms[0].matchExpressions?.[0].values, ['local-node']);
+    assert.equal(pv.spec?.capacity?.storage, '2Gi');
+  });
+
+  it('keys the build cache on every input file', () => {
+    const files = { 'go.mod': 'a', 'go.sum': 'b' };
+    assert.equal(nodeCacheKey(files, 'linux-x64'), nodeCacheKey({ ...files }, 'linux-x64'));
+    assert.notEqual(nodeCacheKey(files, 'linux-x64'), nodeCacheKey({ ...files, 'go.sum': 'c' }, 'linux-x64'));
+    assert.notEqual(nodeCacheKey(files, 'linux-x64'), nodeCacheKey(files, 'linux-arm64'));
+  });
+});
+
+describe('local node: gateway CONNECT parsing', () => {
+  it('parses host:port and refuses anything else', () => {
+    fc.assert(fc.property(fc.ipV4(), fc.integer({ min: 1, max: 65535 }), (ip, port) => {
+      assert.deepEqual(parseConnectHead(`CONNECT ${ip}:${port} HTTP/1.1\r\nHost: x`), { host: ip, port });
+    }));
+    assert.deepEqual(parseConnectHead('CONNECT [fd00::1]:25 HTTP/1.1'), { host: 'fd00::1', port: 25 });
+    for (const bad of ['GET / HTTP/1.1', 'CONNECT 10.0.0.1 HTTP/1.1', 'CONNECT 10.0.0.1:0 HTTP/1.1', 'CONNECT 10.0.0.1:70000 HTTP/1.1', 'CONNECT a b:1 HTTP/1.1', '']) {
+      assert.ok('error' in parseConnectHead(bad), bad);
+    }
+  });
+});
+
+describe('local node: gateway over real sockets', () => {
+  let dir: string;
+  const servers: Server[] = [];
+  const serverIp = addressIn(RANGE, 10);
+  let port: number;
+  let refusedPort: number;
+  let socketPath: string;
+
+  before(async () => {
+    dir = makeTempDir('gateway');
+    socketPath = join(dir, 'connect.sock');
+    port = await freePort(serverIp);
+    refusedPort = await freePort(serverIp);
+    // speaks first, as an SMTP server does, then echoes
+    const banner = createServer((s) => { s.write('220 hello\r\n'); s.pipe(s); });
+    await new Promise<void>((r) => banner.listen({ host: serverIp, port }, r));
+    servers.push(banner, serveConnectProxy(socketPath));
+    await new Promise((r) => setTimeout(r, 100));
+  });
+
+  after(async () => {
+    for (const s of servers) await new Promise((r) => s.close(r));
+    removeTempDir(dir);
+  });
+
+  it('opens a TCP connection through the CONNECT socket; a greeting sent at once is not lost', async () => {
+    const socket = await dialThroughGateway(socketPath, serverIp, port);
+    const got = await new Promise<string>((resolve) => {
+      let data = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (c: string) => {
+        data += c;
+        if (data.includes('ping')) resolve(data);
+      });
+      socket.resume();
+      socket.write('ping\r\n');
+    });
+    socket.destroy();
+    assert.equal(got, '220 hello\r\nping\r\n');
+  });
+
+  it('reports a refused target as an error (502), not as a connection', async () => {
+    await assert.rejects(dialThroughGateway(socketPath, serverIp, refusedPort), /502/);
+  });
+
+  it('answers a request that is not CONNECT with 400', async () => {
+    const { connect } = await import('node:net');
+    const reply = await new Promise<string>((resolve) => {
+      const s = connect({ path: socketPath }, () => s.write('GET / HTTP/1.1\r\n\r\n'));
+      let data = '';
+      s.on('data', (c) => { data += c; });
+      s.on('close', () => resolve(data));
+    });
+    assert.match(reply, /^HTTP\/1\.1 400 /);
+  });
+
+  it('bridges a Unix socket to a TCP server (the API server side)', async () => {
+    const bridgePath = join(dir, 'api.sock');
+    const bridge = await serveApiBridge(bridgePath, serverIp, port);
+    servers.push(bridge);
+    const { connect } = await import('node:net');
+    const got = await new Promise<string>((resolve) => {
+      const s = connect({ path: bridgePath });
+      let data = '';
+      s.on('data', (c) => {
+        data += c;
+        if (data.includes('\r\n')) { s.destroy(); resolve(data); }
+      });
+    });
+    assert.equal(got, '220 hello\r\n');
+  });
+
+  it('carries a LoadBalancer connection (with its PROXY v2 header) to a backend through the gateway; a refused backend is skipped', async () => {
+    const lbIp = addressIn(RANGE, 11);
+    const lbPort = await freePort(lbIp);
+    // the backend records the first bytes it gets (the PROXY header) and answers with a greeting
+    let firstBytes: Buffer | undefined;
+    const backendPort = await freePort(serverIp);
+    const backend = createServer((s) => {
+      s.once('data', (b: Buffer) => { firstBytes = b; s.end('220 backend\r\n'); });
+    });
+    await new Promise<void>((r) => backend.listen({ host: serverIp, port: backendPort }, r));
+    servers.push(backend);
+    const proxy = new TcpProxy(lbIp, lbPort, pino({ level: 'silent' }), (b) => dialThroughGateway(socketPath, b.address, b.port));
+    proxy.proxyV2 = true;
+    proxy.backends = [{ address: serverIp, port: refusedPort }, { address: serverIp, port: backendPort }];
+    await proxy.listen();
+    try {
+      const { connect } = await import('node:net');
+      const client = addressIn(RANGE, 12);
+      const got = await new Promise<string>((resolve, reject) => {
+        const s = connect({ host: lbIp, port: lbPort, localAddress: client });
+        let data = '';
+        s.on('data', (c) => { data += c; });
+        s.on('error', reject);
+        s.on('close', () => resolve(data));
+      });
+      assert.equal(got, '220 backend\r\n');
+      const header = parseProxyV2Header(firstBytes!);
+      assert.equal(header?.sourceAddress, client);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
