@@ -31,7 +31,7 @@
 // own metrics; API writes in a quiet minute afterwards; the roll (every cluster's
 // spec.image changed at once): most clusters rolling at once and the time to finish.
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -261,8 +261,15 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   run.components.push(scheduler);
 
   // ---- hollow nodes
-  const tNodes = Date.now();
   const hollow: Component[] = [];
+  // Their fake runtime's socket is /tmp/kubelet_remote_<random>.sock whatever TMPDIR says:
+  // the ones that appear while they run are theirs, removed once they are stopped.
+  const socketsBefore = new Set(readdirSync('/tmp').filter((f) => /^kubelet_remote_\d+\.sock$/.test(f)));
+  run.stoppers.unshift(async () => {
+    await Promise.all(hollow.map((c) => c.stop(5000)));
+    for (const f of readdirSync('/tmp')) if (/^kubelet_remote_\d+\.sock$/.test(f) && !socketsBefore.has(f)) rmSync(join('/tmp', f), { force: true });
+  });
+  const tNodes = Date.now();
   for (let i = 0; i < nodes; i++) {
     const name = `hollow-node-${i}`;
     const kc = cp.createKubeconfig({ name, user: `system:node:${name}`, groups: ['system:nodes'] });
