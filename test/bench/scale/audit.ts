@@ -68,7 +68,7 @@ export interface RequestSummary {
   writesPerSecond: number;
   /** "verb resource" -> count, most first. */
   byVerbResource: Array<[string, number]>;
-  /** "2xx", "4xx" (409 and 429 apart), ... -> count. */
+  /** "2xx", "4xx" (404, 409 and 429 apart), ... -> count. */
   byCode: Record<string, number>;
 }
 
@@ -80,7 +80,7 @@ export function summarize(reqs: AuditRequest[], fromMs: number, toMs: number): R
   for (const r of inWindow) {
     const k = `${r.verb} ${r.resource}`;
     byVR.set(k, (byVR.get(k) ?? 0) + 1);
-    const c = r.code === 409 || r.code === 429 ? String(r.code) : `${Math.floor(r.code / 100)}xx`;
+    const c = r.code === 404 || r.code === 409 || r.code === 429 ? String(r.code) : `${Math.floor(r.code / 100)}xx`;
     byCode[c] = (byCode[c] ?? 0) + 1;
   }
   const seconds = Math.max(0.001, (toMs - fromMs) / 1000);
