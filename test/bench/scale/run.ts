@@ -117,6 +117,15 @@ function vm(pid: number, field: 'VmHWM' | 'VmRSS'): number {
     return NaN;
   }
 }
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
 const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MB`;
 
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
@@ -370,7 +379,22 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   await podInformer.start();
   run.stoppers.push(async () => { stoppingInformers = true; await mcInformer.stop(); await podInformer.stop(); });
 
+  // CPU seconds per part, to see who was busy in a window (the machine is shared).
+  const cpuParts = (): Record<string, number> => {
+    const p = cp.pids();
+    return {
+      operator: cpuSeconds(operator.pid), 'kube-apiserver': cpuSeconds(p.kubeApiserver), etcd: cpuSeconds(p.etcd),
+      'kube-controller-manager': cpuSeconds(p.kubeControllerManager), 'kube-scheduler': cpuSeconds(scheduler.pid),
+      'hollow nodes': hollow.reduce((a, c) => a + cpuSeconds(c.pid), 0), bench: cpuSeconds(process.pid),
+    };
+  };
+  const cpuReport = (what: string, before: Record<string, number>, seconds: number): void => {
+    const after = cpuParts();
+    say(`RESULT CPU seconds during ${what} (${seconds.toFixed(0)} s wall, 2 cores shared): ${Object.keys(after).map((k) => `${k} ${(after[k] - before[k]).toFixed(0)}`).join(', ')}`);
+  };
+
   // ---- cold start
+  const cpuCold = cpuParts();
   const apiBefore = await apiMetrics();
   const opBefore = await opMetrics();
   say(`creating ${args.clusters} MailClusters (20 requests at a time)`);
@@ -388,6 +412,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   let lastReport = 0;
   let opPeak = 0;
   let tReady: number;
+  let allReady = true;
   try {
     tReady = await waitFor('all MailClusters Ready', args.readyTimeoutS * 1000, () => {
       opPeak = Math.max(opPeak, vm(operator.pid, 'VmHWM'));
@@ -398,14 +423,16 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
       }
       return ready.size >= args.clusters;
     }, 200);
-  } catch (err) {
+  } catch {
+    // Past the bound: print what there is, then stop (no quiet window or roll on a cluster still starting).
     say(`NOT all Ready: ${ready.size}/${args.clusters} MailClusters, ${podsReady.size}/${pods} pods after ${args.readyTimeoutS} s`);
-    throw err;
+    tReady = Date.now();
+    allReady = false;
   }
   const apiAfter = await apiMetrics();
   const opAfter = await opMetrics();
   const coldS = (tReady - tCreate) / 1000;
-  say(`RESULT cold start: all ${args.clusters} MailClusters Ready ${coldS.toFixed(1)} s after the first create (goal < 120 s); all ${pods} pods Ready at ${firstAllReady ? ((firstAllReady - tCreate) / 1000).toFixed(1) : '?'} s`);
+  if (allReady) say(`RESULT cold start: all ${args.clusters} MailClusters Ready ${coldS.toFixed(1)} s after the first create (goal < 120 s); all ${pods} pods Ready at ${firstAllReady ? ((firstAllReady - tCreate) / 1000).toFixed(1) : '?'} s`);
   say(`RESULT operator VmHWM after the cold start: ${mb(vm(operator.pid, 'VmHWM'))} (goal < 300 MB); VmRSS now ${mb(vm(operator.pid, 'VmRSS'))}`);
   const hollowRss = hollow.map((c) => vm(c.pid, 'VmRSS'));
   say(`RESULT hollow nodes: VmRSS mean ${mb(hollowRss.reduce((a, b) => a + b, 0) / hollowRss.length)}, max ${mb(Math.max(...hollowRss))}, sum ${mb(hollowRss.reduce((a, b) => a + b, 0))} for ${nodes} nodes (~${Math.round(pods / nodes)} pods each)`);
@@ -416,12 +443,20 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const apiTotal = [...apiAll.values()].reduce((a, b) => a + b, 0);
   say(`RESULT kube-apiserver (all clients, apiserver_request_total): ${apiTotal} requests in ${coldS.toFixed(1)} s = ${(apiTotal / coldS).toFixed(0)}/s; by verb ${[...apiAll.entries()].map(([k, v]) => `${k} ${v}`).join(', ')}`);
   printOperatorMetrics('cold start', opBefore, opAfter, coldS);
+  cpuReport('the cold start', cpuCold, coldS);
 
+  if (!allReady) {
+    await sleep(2500);
+    const partial = summarize(await readAudit(auditFile), tCreate, tReady);
+    say(`RESULT operator API requests in the ${partial.seconds.toFixed(0)} s bound (audit log): ${partial.total} = ${partial.perSecond.toFixed(1)}/s, writes ${partial.writes}; top: ${partial.byVerbResource.slice(0, 12).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    return;
+  }
   // ---- quiet minute
   const settleMs = 10_000;
   say(`quiet window: ${settleMs / 1000} s to settle, then ${args.quietS} s with nothing changed`);
   await sleep(settleMs);
   const opQuietBefore = await opMetrics();
+  const cpuQuiet = cpuParts();
   const tQuiet = Date.now();
   await sleep(args.quietS * 1000);
   const tQuietEnd = Date.now();
@@ -439,6 +474,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   say(`RESULT API writes by the operator in the quiet ${args.quietS} s: ${quiet.writes} (goal 0) ${quietWrites.map(([k, v]) => `${k} ${v}`).join(', ')}; leases excluded: ${quietWrites.filter(([k]) => !k.includes('leases')).reduce((a, [, v]) => a + v, 0)}; reads ${quiet.total - quiet.writes}`);
   say(`  (in the ${settleMs / 1000} s settle before it: ${settle.writes} writes ${settle.byVerbResource.filter(([k]) => /^(create|update|patch|delete)/.test(k)).map(([k, v]) => `${k} ${v}`).join(', ')})`);
   printOperatorMetrics('quiet window', opQuietBefore, opQuietAfter, args.quietS);
+  cpuReport('the quiet window', cpuQuiet, args.quietS);
   say(`RESULT operator VmHWM after the quiet window: ${mb(vm(operator.pid, 'VmHWM'))}`);
 
   if (args.skipRoll) return;
@@ -447,6 +483,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   for (const pod of podInformer.list()) { const v = podView(pod, false); if (v) tracker.seed(v); }
   const standInBefore = new Map(standIn.counts);
   const opRollBefore = await opMetrics();
+  const cpuRoll = cpuParts();
   say(`roll: spec.image ${OLD_IMAGE} -> ${NEW_IMAGE} on all ${args.clusters} MailClusters (merge patches, 20 at a time)`);
   const tRoll = Date.now();
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -478,6 +515,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const roll = summarize(audit, tRoll, tRolled ?? Date.now());
   say(`RESULT operator API requests during the roll (audit log): ${roll.total} = ${roll.perSecond.toFixed(1)}/s, writes ${roll.writes} = ${roll.writesPerSecond.toFixed(1)}/s; top: ${roll.byVerbResource.slice(0, 10).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   printOperatorMetrics('roll', opRollBefore, opRollAfter, rollS);
+  cpuReport('the roll', cpuRoll, rollS);
   say(`RESULT operator VmHWM at the end: ${mb(vm(operator.pid, 'VmHWM'))} (goal < 300 MB)`);
 }
 
