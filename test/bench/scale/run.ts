@@ -100,7 +100,9 @@ async function outer(args: ScaleArgs): Promise<number> {
 // ---------------------------------------------------------------- inner process (own netns)
 
 interface Running {
+  /** Every process started, to stop by PID. */
   components: Component[];
+  /** Stop steps, run last-registered first: the operator before what it talks to, the control plane last. */
   stoppers: Array<() => Promise<void>>;
 }
 
@@ -204,7 +206,7 @@ async function inner(args: ScaleArgs): Promise<void> {
     if (stopping) return;
     stopping = true;
     for (const s of run.stoppers.reverse()) await s().catch(() => undefined);
-    await Promise.all(run.components.map((c) => c.stop(5000)));
+    await Promise.all(run.components.map((c) => c.stop(5000))); // any left (none, normally)
     if (!args.keep) rmSync(dir, { recursive: true, force: true });
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { say(`${sig}: stopping everything`); void stopAll().then(() => process.exit(130)); });
@@ -268,13 +270,14 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
     args: [`--config=${schedConfig}`, `--bind-address=${SCHEDULER_ADDRESS}`, '--secure-port=10259', `--authentication-kubeconfig=${schedKc}`, `--authorization-kubeconfig=${schedKc}`, '--v=1'],
   });
   run.components.push(scheduler);
+  run.stoppers.push(() => scheduler.stop(5000));
 
   // ---- hollow nodes
   const hollow: Component[] = [];
   // Their fake runtime's socket is /tmp/kubelet_remote_<random>.sock whatever TMPDIR says:
   // the ones that appear while they run are theirs, removed once they are stopped.
   const socketsBefore = new Set(readdirSync('/tmp').filter((f) => /^kubelet_remote_\d+\.sock$/.test(f)));
-  run.stoppers.unshift(async () => {
+  run.stoppers.push(async () => {
     await Promise.all(hollow.map((c) => c.stop(5000)));
     for (const f of readdirSync('/tmp')) if (/^kubelet_remote_\d+\.sock$/.test(f) && !socketsBefore.has(f)) rmSync(join('/tmp', f), { force: true });
   });
@@ -342,6 +345,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
     ],
   });
   run.components.push(operator);
+  run.stoppers.push(() => operator.stop(10_000));
   const opMetrics = async (): Promise<string> => (await get(`http://${OPERATOR_METRICS}/metrics`, {}, 10_000)).body;
   await waitFor('the operator to lead', 120_000, async () => {
     if (!operator.running()) throw new Error(`the operator exited; see ${operator.logFile}`);
