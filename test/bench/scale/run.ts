@@ -365,6 +365,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   mcInformer.on('update', onMc);
   mcInformer.on('error', () => setTimeout(() => { if (!stoppingInformers) void mcInformer.start(); }, 1000));
   const podsReady = new Set<string>();
+  const podsThere = new Set<string>(); // created by the operator, not yet deleted
   let tracker: RollTracker | undefined;
   const podInformer = makeInformer<V1Pod>(adminKc, '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=mailcluster-operator' }) as any, 'app.kubernetes.io/managed-by=mailcluster-operator');
   const onPod = (deleted: boolean) => (pod: V1Pod): void => {
@@ -372,6 +373,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
     if (!v) return;
     const key = `${v.namespace}/${v.name}`;
     if (v.ready && !deleted) podsReady.add(key); else podsReady.delete(key);
+    if (deleted) podsThere.delete(key); else podsThere.add(key);
     tracker?.observe(v, Date.now());
   };
   podInformer.on('add', onPod(false));
@@ -423,7 +425,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
       if (!firstAllReady && podsReady.size >= pods) firstAllReady = Date.now();
       if (Date.now() - lastReport >= 10_000) {
         lastReport = Date.now();
-        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsReady.size}/${pods} pods Ready, operator RSS ${mb(vm(operator.pid, 'VmRSS'))}`);
+        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(operator.pid, 'VmRSS'))}`);
       }
       return ready.size >= args.clusters;
     }, 200);
