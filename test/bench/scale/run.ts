@@ -335,23 +335,38 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const hasPace = /--max-concurrent-rollouts/.test(help.stdout);
   say(hasPace ? `the operator has --max-concurrent-rollouts: using ${args.maxConcurrentRollouts}` : 'the operator has no --max-concurrent-rollouts flag (missing): the roll runs at its unpaced default');
   const opKc = cp.createKubeconfig({ name: OPERATOR_USER, user: OPERATOR_USER });
-  const operator = startComponent({
-    name: 'operator', command: nodeBin, logFile: join(logs, 'operator.log'), cwd: repo,
-    args: [
-      join(repo, 'bin/mailcluster.js'), 'operator', '--kubeconfig', opKc, '--metrics-address', OPERATOR_METRICS,
-      '--operator-namespace', 'mailcluster-system', '--master-key-file', join(dir, 'master.key'),
-      '--leader-elect', '--leader-election-namespace', 'mailcluster-system',
-      ...(hasPace ? ['--max-concurrent-rollouts', String(args.maxConcurrentRollouts)] : []),
-    ],
-  });
-  run.components.push(operator);
-  run.stoppers.push(() => operator.stop(10_000));
-  const opMetrics = async (): Promise<string> => (await get(`http://${OPERATOR_METRICS}/metrics`, {}, 10_000)).body;
+  // Restarted when it exits, as its Deployment's kubelet would (CrashLoopBackOff starts at
+  // 10 s): under load the operator may lose its Lease and exit by design.
+  const operatorArgs = [
+    join(repo, 'bin/mailcluster.js'), 'operator', '--kubeconfig', opKc, '--metrics-address', OPERATOR_METRICS,
+    '--operator-namespace', 'mailcluster-system', '--master-key-file', join(dir, 'master.key'),
+    '--leader-elect', '--leader-election-namespace', 'mailcluster-system',
+    ...(hasPace ? ['--max-concurrent-rollouts', String(args.maxConcurrentRollouts)] : []),
+  ];
+  const op = { proc: undefined as unknown as Component, restarts: 0, peak: 0, stopping: false };
+  const startOperator = (): void => {
+    const proc = startComponent({ name: 'operator', command: nodeBin, logFile: join(logs, 'operator.log'), cwd: repo, args: operatorArgs });
+    op.proc = proc;
+    run.components.push(proc);
+    void proc.exited.then(async (exit) => {
+      if (op.stopping) return;
+      op.restarts++;
+      say(`OPERATOR EXITED (${exit.signal ?? `code ${exit.code}`}; see ${proc.logFile}): restart ${op.restarts} in 10 s, as its Deployment would`);
+      await sleep(10_000);
+      if (!op.stopping) startOperator();
+    });
+  };
+  startOperator();
+  // VmHWM is per process: sampled every second, so the peak survives a restart.
+  const sampler = setInterval(() => { op.peak = Math.max(op.peak, vm(op.proc.pid, 'VmHWM') || 0); }, 1000);
+  run.stoppers.push(async () => { op.stopping = true; clearInterval(sampler); await op.proc.stop(10_000); });
+  const opHwm = (): number => Math.max(op.peak, vm(op.proc.pid, 'VmHWM') || 0);
+  const opMetrics = async (): Promise<string> => { try { return (await get(`http://${OPERATOR_METRICS}/metrics`, {}, 10_000)).body; } catch { return ''; } };
   await waitFor('the operator to lead', 120_000, async () => {
-    if (!operator.running()) throw new Error(`the operator exited; see ${operator.logFile}`);
+    if (op.restarts > 0) throw new Error(`the operator exited at its start; see ${op.proc.logFile}`);
     try { return (await get(`http://${OPERATOR_METRICS}/readyz`)).status === 200; } catch { return false; }
   }, 500);
-  say(`operator running (pid ${operator.pid}), leading; RSS ${mb(vm(operator.pid, 'VmRSS'))}`);
+  say(`operator running (pid ${op.proc.pid}), leading; RSS ${mb(vm(op.proc.pid, 'VmRSS'))}`);
 
   // ---- watches of the bench itself (its own user: not in the operator's figures)
   const ready = new Set<string>();
@@ -389,7 +404,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const cpuParts = (): Record<string, number> => {
     const p = cp.pids();
     return {
-      operator: cpuSeconds(operator.pid), 'kube-apiserver': cpuSeconds(p.kubeApiserver), etcd: cpuSeconds(p.etcd),
+      operator: cpuSeconds(op.proc.pid), 'kube-apiserver': cpuSeconds(p.kubeApiserver), etcd: cpuSeconds(p.etcd),
       'kube-controller-manager': cpuSeconds(p.kubeControllerManager), 'kube-scheduler': cpuSeconds(scheduler.pid),
       'hollow nodes': hollow.reduce((a, c) => a + cpuSeconds(c.pid), 0), bench: cpuSeconds(process.pid),
     };
@@ -403,6 +418,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const cpuCold = cpuParts();
   const apiBefore = await apiMetrics();
   const opBefore = await opMetrics();
+  const restartsCold = op.restarts;
   say(`creating ${args.clusters} MailClusters (20 requests at a time)`);
   const tCreate = Date.now();
   let firstAllReady = 0;
@@ -416,16 +432,14 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const tCreated = Date.now();
   say(`created in ${((tCreated - tCreate) / 1000).toFixed(1)} s; waiting for all Ready (bound ${args.readyTimeoutS} s)`);
   let lastReport = 0;
-  let opPeak = 0;
   let tReady: number;
   let allReady = true;
   try {
     tReady = await waitFor('all MailClusters Ready', args.readyTimeoutS * 1000, () => {
-      opPeak = Math.max(opPeak, vm(operator.pid, 'VmHWM'));
       if (!firstAllReady && podsReady.size >= pods) firstAllReady = Date.now();
       if (Date.now() - lastReport >= 10_000) {
         lastReport = Date.now();
-        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(operator.pid, 'VmRSS'))}`);
+        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(op.proc.pid, 'VmRSS'))}${op.restarts ? ` (restarted ${op.restarts}x)` : ''}`);
       }
       return ready.size >= args.clusters;
     }, 200);
@@ -439,7 +453,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const opAfter = await opMetrics();
   const coldS = (tReady - tCreate) / 1000;
   if (allReady) say(`RESULT cold start: all ${args.clusters} MailClusters Ready ${coldS.toFixed(1)} s after the first create (goal < 120 s); all ${pods} pods Ready at ${firstAllReady ? ((firstAllReady - tCreate) / 1000).toFixed(1) : '?'} s`);
-  say(`RESULT operator VmHWM after the cold start: ${mb(vm(operator.pid, 'VmHWM'))} (goal < 300 MB); VmRSS now ${mb(vm(operator.pid, 'VmRSS'))}`);
+  say(`RESULT operator VmHWM after the cold start: ${mb(opHwm())} (goal < 300 MB); VmRSS now ${mb(vm(op.proc.pid, 'VmRSS'))}; operator restarts ${op.restarts}`);
   const hollowRss = hollow.map((c) => vm(c.pid, 'VmRSS'));
   say(`RESULT hollow nodes: VmRSS mean ${mb(hollowRss.reduce((a, b) => a + b, 0) / hollowRss.length)}, max ${mb(Math.max(...hollowRss))}, sum ${mb(hollowRss.reduce((a, b) => a + b, 0))} for ${nodes} nodes (~${Math.round(pods / nodes)} pods each)`);
   const cpPids = cp.pids();
@@ -448,7 +462,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const apiAll = metricDelta(sumMetric(apiBefore, 'apiserver_request_total', ['verb']), sumMetric(apiAfter, 'apiserver_request_total', ['verb']));
   const apiTotal = [...apiAll.values()].reduce((a, b) => a + b, 0);
   say(`RESULT kube-apiserver (all clients, apiserver_request_total): ${apiTotal} requests in ${coldS.toFixed(1)} s = ${(apiTotal / coldS).toFixed(0)}/s; by verb ${[...apiAll.entries()].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  printOperatorMetrics('cold start', opBefore, opAfter, coldS);
+  printOperatorMetrics('cold start', opBefore, opAfter, coldS, op.restarts !== restartsCold);
   cpuReport('the cold start', cpuCold, coldS);
 
   if (!allReady) {
@@ -462,6 +476,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   say(`quiet window: ${settleMs / 1000} s to settle, then ${args.quietS} s with nothing changed`);
   await sleep(settleMs);
   const opQuietBefore = await opMetrics();
+  const restartsQuiet = op.restarts;
   const cpuQuiet = cpuParts();
   const tQuiet = Date.now();
   await sleep(args.quietS * 1000);
@@ -479,9 +494,9 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const quietWrites = quiet.byVerbResource.filter(([k]) => /^(create|update|patch|delete)/.test(k));
   say(`RESULT API writes by the operator in the quiet ${args.quietS} s: ${quiet.writes} (goal 0) ${quietWrites.map(([k, v]) => `${k} ${v}`).join(', ')}; leases excluded: ${quietWrites.filter(([k]) => !k.includes('leases')).reduce((a, [, v]) => a + v, 0)}; reads ${quiet.total - quiet.writes}`);
   say(`  (in the ${settleMs / 1000} s settle before it: ${settle.writes} writes ${settle.byVerbResource.filter(([k]) => /^(create|update|patch|delete)/.test(k)).map(([k, v]) => `${k} ${v}`).join(', ')})`);
-  printOperatorMetrics('quiet window', opQuietBefore, opQuietAfter, args.quietS);
+  printOperatorMetrics('quiet window', opQuietBefore, opQuietAfter, args.quietS, op.restarts !== restartsQuiet);
   cpuReport('the quiet window', cpuQuiet, args.quietS);
-  say(`RESULT operator VmHWM after the quiet window: ${mb(vm(operator.pid, 'VmHWM'))}`);
+  say(`RESULT operator VmHWM after the quiet window: ${mb(opHwm())}; restarts ${op.restarts}`);
 
   if (args.skipRoll) return;
   // ---- the roll: a pod-template change on every cluster at once
@@ -489,6 +504,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   for (const pod of podInformer.list()) { const v = podView(pod, false); if (v) tracker.seed(v); }
   const standInBefore = new Map(standIn.counts);
   const opRollBefore = await opMetrics();
+  const restartsRoll = op.restarts;
   const cpuRoll = cpuParts();
   say(`roll: spec.image ${OLD_IMAGE} -> ${NEW_IMAGE} on all ${args.clusters} MailClusters (merge patches, 20 at a time)`);
   const tRoll = Date.now();
@@ -520,13 +536,15 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   audit = await readAudit(auditFile);
   const roll = summarize(audit, tRoll, tRolled ?? Date.now());
   say(`RESULT operator API requests during the roll (audit log): ${roll.total} = ${roll.perSecond.toFixed(1)}/s, writes ${roll.writes} = ${roll.writesPerSecond.toFixed(1)}/s; top: ${roll.byVerbResource.slice(0, 10).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  printOperatorMetrics('roll', opRollBefore, opRollAfter, rollS);
+  printOperatorMetrics('roll', opRollBefore, opRollAfter, rollS, op.restarts !== restartsRoll);
   cpuReport('the roll', cpuRoll, rollS);
-  say(`RESULT operator VmHWM at the end: ${mb(vm(operator.pid, 'VmHWM'))} (goal < 300 MB)`);
+  say(`RESULT operator VmHWM at the end: ${mb(opHwm())} (goal < 300 MB); restarts ${op.restarts}`);
 }
 
 /** What the operator's own /metrics say about a window: writes, API requests (when it has them), reconciles. */
-function printOperatorMetrics(what: string, before: string, after: string, seconds: number): void {
+function printOperatorMetrics(what: string, before: string, after: string, seconds: number, restarted = false): void {
+  // A restarted operator's counters start again at 0: then only the last instance's are shown.
+  if (restarted) { say(`  (the operator restarted during ${what}: its counters cover its last start only)`); before = ''; }
   const writes = metricDelta(sumMetric(before, 'mailcluster_operator_writes_total', ['verb', 'kind']), sumMetric(after, 'mailcluster_operator_writes_total', ['verb', 'kind']));
   const total = [...writes.values()].reduce((a, b) => a + b, 0);
   say(`RESULT operator metrics, ${what}: mailcluster_operator_writes_total +${total} (${(total / seconds).toFixed(1)}/s) ${[...writes.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
