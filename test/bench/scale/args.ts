@@ -1,0 +1,68 @@
+// `npm run bench:scale` flags, parsed without I/O.
+export interface ScaleArgs {
+  clusters: number;
+  replicas: number;
+  /** MailClusters per namespace. */
+  perNamespace: number;
+  /** Hollow nodes; default enough for every pod plus 10 % (at least 3, for the anti-affinity). */
+  hollowNodes?: number;
+  maxPods: number;
+  /** The whole run's bound, in seconds. */
+  timeoutS: number;
+  /** Cold start: give up waiting for all Ready after this many seconds. */
+  readyTimeoutS: number;
+  quietS: number;
+  rollTimeoutS: number;
+  /** Passed to the operator as --max-concurrent-rollouts when it accepts the flag. */
+  maxConcurrentRollouts: number;
+  skipRoll: boolean;
+  /** Keep the bench's state directory (logs, audit log) after the run. */
+  keep: boolean;
+  help: boolean;
+}
+
+export const USAGE = `usage: npm run bench:scale -- [flags]
+  --clusters N                 MailClusters to create (default 1000)
+  --replicas N                 replicas each (default 3)
+  --per-namespace N            MailClusters per namespace (default 100)
+  --hollow-nodes N             kubemark hollow nodes (default ceil(1.1 x pods / max-pods), at least 3)
+  --max-pods N                 --max-pods of each hollow node (default 300)
+  --max-concurrent-rollouts N  the operator's roll pace, when it has the flag (default 50)
+  --ready-timeout S            cold start bound (default 600)
+  --quiet S                    the quiet window after the cold start (default 60)
+  --roll-timeout S             roll bound (default 900)
+  --timeout S                  the whole run's bound; everything is stopped past it (default 2400)
+  --no-roll                    skip the roll
+  --keep                       keep the state directory (logs, audit log)`;
+
+export function parseScaleArgs(argv: string[]): ScaleArgs {
+  const out: ScaleArgs = {
+    clusters: 1000, replicas: 3, perNamespace: 100, maxPods: 300, timeoutS: 2400, readyTimeoutS: 600, quietS: 60, rollTimeoutS: 900,
+    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false,
+  };
+  const ints: Record<string, keyof ScaleArgs> = {
+    '--clusters': 'clusters', '--replicas': 'replicas', '--per-namespace': 'perNamespace', '--hollow-nodes': 'hollowNodes', '--max-pods': 'maxPods',
+    '--timeout': 'timeoutS', '--ready-timeout': 'readyTimeoutS', '--quiet': 'quietS', '--roll-timeout': 'rollTimeoutS', '--max-concurrent-rollouts': 'maxConcurrentRollouts',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let flag = argv[i];
+    let value: string | undefined;
+    const eq = flag.indexOf('=');
+    if (flag.startsWith('--') && eq > 0) { value = flag.slice(eq + 1); flag = flag.slice(0, eq); }
+    if (flag === '--no-roll') { out.skipRoll = true; continue; }
+    if (flag === '--keep') { out.keep = true; continue; }
+    if (flag === '-h' || flag === '--help') { out.help = true; continue; }
+    const key = ints[flag];
+    if (!key) throw new Error(`unknown flag ${JSON.stringify(flag)}\n${USAGE}`);
+    const v = value ?? argv[++i];
+    if (v === undefined || !/^[0-9]+$/.test(v) || Number(v) < 1) throw new Error(`${flag} needs a positive integer, got ${JSON.stringify(v)}`);
+    (out as unknown as Record<string, number>)[key] = Number(v);
+  }
+  if (out.replicas > out.maxPods) throw new Error('--replicas exceeds --max-pods');
+  return out;
+}
+
+/** Hollow nodes for `pods` pods: room for all plus 10 % (a roll replaces pods), at least 3. */
+export function hollowNodeCount(pods: number, maxPods: number): number {
+  return Math.max(3, Math.ceil((pods * 1.1) / maxPods));
+}
