@@ -54,7 +54,8 @@ export class ConfigMapWatch {
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
   private request: ReturnType<typeof https.request> | null = null;
-  private isLive = false;
+  /** null until the first outcome, which is always reported. */
+  private isLive: boolean | null = null;
   private resourceVersion = '';
   private wake: (() => void) | null = null;
 
