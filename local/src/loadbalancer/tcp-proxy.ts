@@ -10,6 +10,12 @@ export class TcpProxy {
   readonly port: number;
   backends: Backend[] = [];
   proxyV2 = false;
+  /**
+   * externalTrafficPolicy: Local. A cloud's pass-through load balancer and kube-proxy then leave
+   * the client's source address as it is; here each upstream connection is made from the
+   * client's own address, which on loopback (127.0.0.0/8, all local) can be bound.
+   */
+  preserveSource = false;
   readonly #server: Server;
   readonly #log: Logger;
   readonly #connections = new Set<Socket>();
@@ -54,7 +60,8 @@ export class TcpProxy {
       return;
     }
     const backend = backends[this.#next++ % backends.length];
-    const upstream = connect({ host: backend.address, port: backend.port });
+    const source = this.preserveSource && client.remoteAddress?.startsWith('127.') ? { localAddress: client.remoteAddress } : {};
+    const upstream = connect({ host: backend.address, port: backend.port, ...source });
     this.#connections.add(upstream);
     let connected = false;
     upstream.once('connect', () => {
