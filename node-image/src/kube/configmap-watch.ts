@@ -123,8 +123,11 @@ export class ConfigMapWatch {
     this.setLive(true, 'listed');
     // Watch until an error; a watch that ends at its timeout is simply started again.
     while (!this.stopped) {
+      const started = Date.now();
       const outcome = await this.watch(a);
       if (outcome === 'relist') return this.listAndWatch(a);
+      // A watch that the server ends at once, again and again, must not become a busy loop.
+      if (Date.now() - started < 1000) await this.sleep(1000);
     }
   }
 
