@@ -220,11 +220,7 @@ export class MailNode {
     void this.reload(`configmap ${from} ${rv}`);
   }
 
-  /** Which copy of the ConfigMap the node runs from now ('api' or 'file'), for tests and logs. */
-  get configSourceNow(): { source: 'api' | 'file'; resourceVersion?: string; apiLive: boolean } {
-    return { source: this.runningFrom, ...(this.runningFrom === 'api' && this.apiConfig ? { resourceVersion: this.apiConfig.resourceVersion } : {}), apiLive: this.configSource.isApiLive };
-  }
-
+  /** Which copy of the ConfigMap the running config came from (logged with each reload). */
   private runningFrom: 'api' | 'file' = 'file';
 
   /** Loads the config (throws ConfigError), opens and recovers the spool, and starts listening. */
