@@ -60,7 +60,10 @@ export class TcpProxy {
       return;
     }
     const backend = backends[this.#next++ % backends.length];
-    const source = this.preserveSource && client.remoteAddress?.startsWith('127.') ? { localAddress: client.remoteAddress } : {};
+    // Otherwise from the load balancer's own address, as a cloud load balancer connects from its
+    // own: the address the nodes' proxy-protocol networks name by default (not whatever source
+    // address the kernel would pick, 127.0.0.1).
+    const source = { localAddress: this.preserveSource && client.remoteAddress?.startsWith('127.') ? client.remoteAddress : this.address };
     const upstream = connect({ host: backend.address, port: backend.port, ...source });
     this.#connections.add(upstream);
     let connected = false;

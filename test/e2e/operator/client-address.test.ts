@@ -100,6 +100,7 @@ describe('client addresses through local mode\'s load balancer (PROXY v2, extern
     assert.equal(await send('plain', 'someone@customer.example'), 250);
     const received = await receivedFrom('plain');
     assert.ok(!received.includes(`[${CLIENT}]`), received);
+    assert.ok(received.includes(`[${addresses.plain}]`), `the load balancer's own address: ${received}`);
     assert.equal(await send('plain', 'someone@elsewhere.example'), 550, 'the relay network is the client\'s, not the load balancer\'s');
   });
 
