@@ -236,7 +236,12 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
       minReady = Math.min(minReady, ready.length);
       maxOut = Math.max(maxOut, 2 - ready.length);
       return ps.length === 2 && ready.length === 2 && ps.every((p) => p.spec?.containers[0].image === 'mailcluster/node:0.1.1');
-    }, { timeoutMs: 100_000, intervalMs: 100 });
+    }, { timeoutMs: 100_000, intervalMs: 100 }).catch(async (err) => {
+      // What the cluster looked like when it got stuck.
+      const ps = (await pods()).map((p) => ({ name: p.metadata?.name, role: p.metadata?.labels?.['mailcluster.io/role'], image: p.spec?.containers[0].image, phase: p.status?.phase, ip: p.status?.podIP, conditions: p.status?.conditions, containers: p.status?.containerStatuses?.map((x) => x.state) }));
+      console.log(`      stuck roll: pods ${JSON.stringify(ps)}\n      status ${JSON.stringify((await mc()).status?.conditions)}\n      operator log tail: ${operator.logs().slice(-6000)}`);
+      throw err;
+    });
     assert.ok(maxOut <= 1, `never more than one node out of service (min ready ${minReady})`);
     assert.deepEqual(await claimUids(), claimsBefore, 'the spool claims are kept');
     const events = (await kubectl(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${MC}`, '-o', 'jsonpath={.items[*].reason}'])).stdout;
