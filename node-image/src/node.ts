@@ -5,8 +5,11 @@ import type { Logger } from 'pino';
 import { AdminServer, sendJson, sendText } from './admin/server.ts';
 import { createMetrics, registerSpoolMetrics } from './admin/metrics.ts';
 import type { Metrics } from './admin/metrics.ts';
-import { loadConfigDir, resolveUnderRoot } from './config/load.ts';
-import type { Env, LoadedConfig, TlsMaterial } from './config/load.ts';
+import { loadConfigDir, readConfigMapFiles, resolveUnderRoot } from './config/load.ts';
+import type { ConfigMapContent, Env, LoadedConfig, TlsMaterial } from './config/load.ts';
+import { ConfigSourceChooser, contentHash } from './config/source.ts';
+import { ConfigMapWatch, type ConfigMapObject } from './kube/configmap-watch.ts';
+import { Counter, Gauge } from 'prom-client';
 import { ConfigError } from './config/types.ts';
 import type { NodeConfig } from './config/types.ts';
 import { DirectoryWatcher } from './config/watch.ts';
@@ -103,6 +106,10 @@ export class MailNode {
   /** Free space of the spool filesystem against PARAM queue-minfree. */
   readonly freeSpace: FreeSpace;
   private watcher: DirectoryWatcher;
+  /** The node's own ConfigMap through the API server (MAILCLUSTER_CONFIGMAP set), and which copy wins. */
+  private configMapWatch: ConfigMapWatch | null = null;
+  private apiConfig: { content: ConfigMapContent; resourceVersion: string } | null = null;
+  private readonly configSource = new ConfigSourceChooser();
   private readonly env: Env;
   /** MAILCLUSTER_DELIVERY_CONTENT_BUDGET_BYTES: content held for delivery at once (default 32 MiB; a streamed blob counts 256 KiB). */
   private readonly deliveryContentBudget: number | undefined;
@@ -163,6 +170,60 @@ export class MailNode {
     this.watchTargets(loaded);
   }
 
+  /**
+   * MAILCLUSTER_CONFIGMAP=<name> (the operator sets it): watch that ConfigMap through the API
+   * server and apply a change at once, instead of waiting for the kubelet to refresh the
+   * mounted files (its sync period, about a minute). The files stay the fallback.
+   */
+  private startConfigMapWatch(): void {
+    const name = this.env.MAILCLUSTER_CONFIGMAP;
+    if (!name || this.env.MAILCLUSTER_CONFIGMAP_WATCH === '0') return;
+    const r = this.metrics.registry;
+    const up = new Gauge({ name: 'mailcluster_config_api_watch_up', help: 'The watch of the node\'s ConfigMap through the API server is connected (1) or away (0; the node runs from the mounted files).', registers: [r] });
+    const events = new Counter({ name: 'mailcluster_config_api_updates_total', help: 'ConfigMap contents received through the API server (list and watch events).', registers: [r] });
+    const log = this.log.child({ component: 'configmap-watch', configMap: name });
+    this.configMapWatch = new ConfigMapWatch({
+      env: this.env,
+      name,
+      ...(numberEnv(this.env, 'MAILCLUSTER_CONFIGMAP_WATCH_BACKOFF_MS') !== undefined
+        ? { backoffMs: { initial: numberEnv(this.env, 'MAILCLUSTER_CONFIGMAP_WATCH_BACKOFF_MS')!, max: 30_000 } } : {}),
+      events: {
+        content: (cm, from) => { events.inc(); this.configMapContent(cm, from); },
+        live: (live, reason) => {
+          up.set(live ? 1 : 0);
+          this.configSource.apiLive(live);
+          if (live) log.info({ event: 'configmap-watch', live, reason }, 'watching the ConfigMap through the API server');
+          else log.warn({ event: 'configmap-watch', live, reason }, `ConfigMap watch away (${reason}): running from the mounted files, retrying with backoff`);
+          // Away: a file that moved on meanwhile may now be the newest copy.
+          if (!live) void this.reload('configmap watch away');
+        },
+        disabled: (reason) => log.info({ event: 'configmap-watch', reason }, `no ConfigMap watch (${reason}): running from the mounted files only`),
+      },
+    });
+    this.configMapWatch.start();
+  }
+
+  private configMapContent(cm: ConfigMapObject, from: 'list' | 'watch'): void {
+    const data = cm.data ?? {};
+    const rv = cm.metadata?.resourceVersion ?? '';
+    const smtp = data['smtpserver.conf'];
+    const zm = data['zmailer.conf'];
+    const shownAs = `configmap ${cm.metadata?.namespace ?? ''}/${cm.metadata?.name ?? ''}@${rv}`;
+    if (typeof smtp !== 'string' || typeof zm !== 'string') {
+      this.metrics.reloads.inc({ result: 'error' });
+      this.log.error({ event: 'reload', reason: 'configmap watch', result: 'error', configMap: shownAs },
+        `configuration not reloaded, keeping the last good one: ${shownAs} lacks smtpserver.conf or zmailer.conf`);
+      return;
+    }
+    const hash = contentHash(smtp, zm)!;
+    this.apiConfig = { content: { shownAs, smtpserverConf: smtp, zmailerConf: zm }, resourceVersion: rv };
+    this.configSource.apiContent(hash);
+    void this.reload(`configmap ${from} ${rv}`);
+  }
+
+  /** Which copy of the ConfigMap the running config came from (logged with each reload). */
+  private runningFrom: 'api' | 'file' = 'file';
+
   /** Loads the config (throws ConfigError), opens and recovers the spool, and starts listening. */
   static async start(configDir: string, opts: NodeOptions = {}): Promise<MailNode> {
     const env = opts.env ?? process.env;
@@ -184,6 +245,8 @@ export class MailNode {
     attachQueueApi(node, (method, path, handler) => node.admin.protectedRoute(method, path, handler));
     node.onStop(async () => { await drainer.stop(); await etrn.close(); });
     node.listening = true;
+    // After the listeners are up: a newer ConfigMap from the API server is then a plain reload.
+    node.startConfigMapWatch();
     if (opts.signals) {
       process.on('SIGHUP', () => { void node.reload('SIGHUP'); });
       // SIGTERM (a pod's deletion; terminationGracePeriodSeconds 60): drain as POST /drain
@@ -298,8 +361,11 @@ export class MailNode {
   private async doReload(reason: string): Promise<void> {
     if (this.stopping) return;
     let loaded: LoadedConfig;
+    const files = readConfigMapFiles(this.config.configDir, this.env);
+    const source = this.configSource.choose(contentHash(files.smtpserverConf, files.zmailerConf));
+    const fromApi = source === 'api' && this.apiConfig ? this.apiConfig.content : undefined;
     try {
-      loaded = loadConfigDir(this.config.configDir, this.env);
+      loaded = loadConfigDir(this.config.configDir, this.env, fromApi);
     } catch (err) {
       this.metrics.reloads.inc({ result: 'error' });
       const e = err as Error;
@@ -312,8 +378,10 @@ export class MailNode {
     const tlsSame = (this.tlsMaterial === null && loaded.tlsMaterial === null) ||
       (this.tlsMaterial !== null && loaded.tlsMaterial !== null && this.tlsMaterial.cert.equals(loaded.tlsMaterial.cert) && this.tlsMaterial.key.equals(loaded.tlsMaterial.key));
     this.watchTargets(loaded);
+    const sourceChanged = this.runningFrom !== (fromApi ? 'api' : 'file');
+    this.runningFrom = fromApi ? 'api' : 'file';
     if (isDeepStrictEqual(previous, c) && tlsSame) {
-      this.log.debug({ event: 'reload', reason, result: 'unchanged' }, 'configuration unchanged');
+      this.log.debug({ event: 'reload', reason, result: 'unchanged', source: this.runningFrom, ...(sourceChanged ? { sourceChanged } : {}) }, 'configuration unchanged');
       return;
     }
     if (c.postOffice !== previous.postOffice) {
@@ -338,7 +406,7 @@ export class MailNode {
       try { await h(c, previous); } catch (err) { this.log.error({ event: 'reload', err: (err as Error).message }, 'reload hook failed'); }
     }
     this.metrics.reloads.inc({ result: 'ok' });
-    this.log.info({ event: 'reload', reason, result: 'ok', tlsChanged: !tlsSame }, 'configuration reloaded');
+    this.log.info({ event: 'reload', reason, result: 'ok', tlsChanged: !tlsSame, source: this.runningFrom, ...(fromApi ? { configMap: fromApi.shownAs } : {}) }, 'configuration reloaded');
   }
 
   /** Stops listening, lets running deliveries finish (bounded), closes the spool. */
@@ -346,6 +414,7 @@ export class MailNode {
     if (this.stopping) return;
     this.stopping = true;
     this.watcher.close();
+    this.configMapWatch?.stop();
     for (const h of this.stopHooks) await h().catch(() => {});
     this.smtp.setAccepting(false);
     await this.smtp.close().catch(() => {});

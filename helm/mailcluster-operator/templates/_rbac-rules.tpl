@@ -24,6 +24,19 @@ it, hence `create` next to `patch`.
 - apiGroups: [""]
   resources: ["pods", "configmaps", "persistentvolumeclaims"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# get on ConfigMaps too: the operator grants each node get/list/watch on its own ConfigMap
+# (below), and RBAC lets it grant only rights it holds itself (no escalate/bind verbs).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
+# Each node's ServiceAccount, Role and RoleBinding <name>-<i>-node (read its own ConfigMap by
+# name, nothing else): applied, never watched (operator/src/resources/node-access.ts).
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["create", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["create", "patch"]
 # Its own Secrets (<name>-mailq, -admin, -peer-tls), written whole: create, and update (PUT)
 # of content it derives. Never get/list/watch, and never patch: a PATCH answers with the whole
 # stored object, which would be a read of any Secret by name.

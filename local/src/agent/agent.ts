@@ -346,12 +346,21 @@ export class NodeAgent {
     return { token: result.status?.token ?? '', expiresAt: expires ? new Date(expires) : new Date(Date.now() + spec.expirationSeconds * 1000) };
   }
 
+  /**
+   * How long after a ConfigMap or Secret changes its mounted volumes are rewritten (default 0:
+   * at once). A kubelet does it on its sync period (69-85 s measured with the default); tests
+   * and benchmarks set this to show what does not depend on the files (the node's own watch).
+   */
+  volumeRefreshDelayMs = 0;
+
   #objectChanged(kind: 'configMaps' | 'secrets', obj: V1ConfigMap | V1Secret): void {
     const ns = obj.metadata?.namespace;
     const name = obj.metadata?.name ?? '';
     for (const worker of this.#workers.values()) {
       if (worker.namespace !== ns) continue;
-      if (referencedObjects(worker.pod)[kind].has(name)) worker.refreshVolumes();
+      if (!referencedObjects(worker.pod)[kind].has(name)) continue;
+      if (this.volumeRefreshDelayMs > 0) setTimeout(() => worker.refreshVolumes(), this.volumeRefreshDelayMs).unref();
+      else worker.refreshVolumes();
     }
   }
 

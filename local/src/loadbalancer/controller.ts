@@ -151,6 +151,7 @@ export class LoadBalancerController {
       }
       proxy.backends = svc.spec.selector && Object.keys(svc.spec.selector).length ? backendsFromPods(svc, port, this.#pods.list(namespace)) : backendsFor(port, slices);
       proxy.proxyV2 = proxyV2;
+      proxy.preserveSource = svc.spec.externalTrafficPolicy === 'Local';
     }
     for (const [portKey, proxy] of balancer.proxies) {
       if (!wantedPorts.has(portKey)) { await proxy.close(); balancer.proxies.delete(portKey); }

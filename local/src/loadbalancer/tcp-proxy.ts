@@ -10,12 +10,12 @@ import { proxyV2Header } from './proxy-protocol.ts';
  * `net.connect`; local mode's real node dials pods inside its network namespace through a
  * gateway instead (local/src/node/gateway-client.ts).
  */
-export type Dialer = (backend: Backend) => Promise<Socket>;
+export type Dialer = (backend: Backend, localAddress: string) => Promise<Socket>;
 
-/** A plain TCP connection, resolved once connected. */
-export function tcpDial(backend: Backend): Promise<Socket> {
+/** A plain TCP connection from `localAddress`, resolved once connected. */
+export function tcpDial(backend: Backend, localAddress: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: backend.address, port: backend.port });
+    const socket = connect({ host: backend.address, port: backend.port, localAddress });
     socket.once('connect', () => {
       socket.off('error', reject);
       resolve(socket);
@@ -35,6 +35,12 @@ export class TcpProxy {
   #next = 0;
 
   readonly #dial: Dialer;
+  /**
+   * externalTrafficPolicy: Local. A cloud's pass-through load balancer and kube-proxy then leave
+   * the client's source address as it is; here each upstream connection is made from the
+   * client's own address, which on loopback (127.0.0.0/8, all local) can be bound.
+   */
+  preserveSource = false;
 
   constructor(address: string, port: number, log: Logger, dial: Dialer = tcpDial) {
     this.address = address;
@@ -76,7 +82,11 @@ export class TcpProxy {
       return;
     }
     const backend = backends[this.#next++ % backends.length];
-    this.#dial(backend).then((upstream) => {
+    // Otherwise from the load balancer's own address, as a cloud load balancer connects from its
+    // own: the address the nodes' proxy-protocol networks name by default (not whatever source
+    // address the kernel would pick, 127.0.0.1). A gateway dialer connects from the gateway.
+    const source = this.preserveSource && client.remoteAddress?.startsWith('127.') ? client.remoteAddress : this.address;
+    this.#dial(backend, source).then((upstream) => {
       if (client.destroyed) {
         upstream.destroy();
         return;

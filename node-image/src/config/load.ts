@@ -55,16 +55,35 @@ function readText(file: string, shown: string, required: boolean): string | null
   }
 }
 
-/** Loads and validates the directory; throws ConfigError naming file and line. */
-export function loadConfigDir(configDir: string, env: Env = process.env): LoadedConfig {
+/** The ConfigMap's files as text, read from the API server instead of the mounted directory. */
+export interface ConfigMapContent {
+  /** How errors name it, e.g. `configmap ns/relay-0-config`. */
+  shownAs: string;
+  smtpserverConf: string;
+  zmailerConf: string;
+}
+
+/** The two files a node's ConfigMap holds, as they are in the directory now (null: missing). */
+export function readConfigMapFiles(configDir: string, env: Env = process.env): { smtpserverConf: string | null; zmailerConf: string | null } {
   const dir = resolveUnderRoot(configDir, env);
-  const shownPath = (name: string) => path.join(configDir, name);
+  const read = (name: string): string | null => { try { return readFileSync(path.join(dir, name), 'utf8'); } catch { return null; } };
+  return { smtpserverConf: read(SMTPSERVER_CONF), zmailerConf: read(ZMAILER_CONF) };
+}
+
+/**
+ * Loads and validates the directory; throws ConfigError naming file and line. With `fromApi`,
+ * smtpserver.conf and zmailer.conf come from that content (the ConfigMap as the API server
+ * has it) and the rest (the Secrets' files) from the directory.
+ */
+export function loadConfigDir(configDir: string, env: Env = process.env, fromApi?: ConfigMapContent): LoadedConfig {
+  const dir = resolveUnderRoot(configDir, env);
+  const shownPath = (name: string) => (fromApi && (name === SMTPSERVER_CONF || name === ZMAILER_CONF) ? `${fromApi.shownAs} ${name}` : path.join(configDir, name));
   const smtpFile = shownPath(SMTPSERVER_CONF);
   const zmFile = shownPath(ZMAILER_CONF);
   const authFile = shownPath(SCHEDULER_AUTH);
 
-  const smtpText = readText(path.join(dir, SMTPSERVER_CONF), smtpFile, true)!;
-  const zmText = readText(path.join(dir, ZMAILER_CONF), zmFile, true)!;
+  const smtpText = fromApi ? fromApi.smtpserverConf : readText(path.join(dir, SMTPSERVER_CONF), smtpFile, true)!;
+  const zmText = fromApi ? fromApi.zmailerConf : readText(path.join(dir, ZMAILER_CONF), zmFile, true)!;
   const authText = readText(path.join(dir, SCHEDULER_AUTH), authFile, false);
 
   const s = parseSmtpserverConf(smtpText, smtpFile);

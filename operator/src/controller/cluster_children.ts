@@ -9,6 +9,8 @@ import { buildPeersService } from '../resources/peers-service.ts';
 import { buildPodDisruptionBudget } from '../resources/pdb.ts';
 import { buildNetworkPolicy } from '../resources/network-policy.ts';
 import { buildPeerCertificate } from '../resources/certificate.ts';
+import { buildNodeAccess } from '../resources/node-access.ts';
+import { indexOf } from '../resources/labels.ts';
 import type { ObservedService } from './observed.ts';
 import { byName, type PlanContext } from './plan_context.ts';
 
@@ -19,6 +21,12 @@ export function planClusterChildren(ctx: PlanContext): ObservedService | undefin
   // The peer certificate: cert-manager's when an issuer is named, else made once by the operator.
   if (spec.peerTls?.issuerRef) out.unwatched.push(buildPeerCertificate(cluster, spec));
   else out.createOnce.push({ name: peerTlsSecretName(name), dnsName: peerTlsName(name, cluster.metadata.namespace) });
+
+  // Each node's ServiceAccount, Role and RoleBinding (read its own ConfigMap): written before
+  // any pod, which names its account. Not watched: applied when changed, and every resync.
+  // (Indices of pods that exist and of spool claims too: a claim's pod may come back to drain.)
+  const nodeIndices = new Set([...Array.from({ length: ctx.desired }, (_, i) => i), ...[...observed.pods, ...observed.claims].map(indexOf).filter((i) => i !== undefined)]);
+  for (const i of [...nodeIndices].sort((a, b) => a - b)) out.unwatched.push(...buildNodeAccess(cluster, i));
 
   const service = byName(observed.services, serviceName(name));
   ctx.applyIfChanged(buildService(cluster, spec), service);

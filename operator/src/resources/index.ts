@@ -6,6 +6,7 @@ export { buildAdminSecret, buildMailqSecret, podAcls, renderSchedulerAuth } from
 export { adminToken, clusterCredentials, mailqPassword, sha256Hex, type ClusterCredentials } from './credentials.ts';
 export { buildNetworkPolicy, parseLabelSelector, type AdminAccess } from './network-policy.ts';
 export { buildPeerTlsSecret, issuePeerTls, type PeerTlsMaterial } from './peer-tls.ts';
+export { buildNodeAccess, buildNodeRole, buildNodeRoleBinding, buildNodeServiceAccount, NODE_CONFIGMAP_VERBS } from './node-access.ts';
 export { buildSpoolClaim } from './pvc.ts';
 export { buildPod, buildPodSpec, podTemplateHash } from './pod.ts';
 export { buildService } from './service.ts';

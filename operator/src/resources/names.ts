@@ -2,6 +2,8 @@
 
 export const podName = (cluster: string, index: number): string => `${cluster}-${index}`;
 export const configMapName = (cluster: string, index: number): string => `${cluster}-${index}-config`;
+/** ServiceAccount, Role and RoleBinding of node <i>: read its own ConfigMap (node-access.ts). */
+export const nodeAccessName = (cluster: string, index: number): string => `${cluster}-${index}-node`;
 export const spoolClaimName = (cluster: string, index: number): string => `${cluster}-${index}-spool`;
 export const mailqSecretName = (cluster: string): string => `${cluster}-mailq`;
 export const serviceName = (cluster: string): string => cluster;

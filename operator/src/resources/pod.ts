@@ -6,7 +6,7 @@ import type { MailCluster } from '../api/v1alpha1/types.ts';
 import { shortHash } from './hash.ts';
 import { ANNOTATION_TEMPLATE_HASH, podLabels, podSelector, type Role } from './labels.ts';
 import {
-  ADMIN_PORT, CONFIG_DIR, configMapName, MAILQ_PORT, mailqSecretName, peersServiceName, peerTlsSecretName, podName, SMTP_PORT, SPOOL_DIR, spoolClaimName, TLS_DIR,
+  ADMIN_PORT, CONFIG_DIR, configMapName, MAILQ_PORT, mailqSecretName, nodeAccessName, peersServiceName, peerTlsSecretName, podName, SMTP_PORT, SPOOL_DIR, spoolClaimName, TLS_DIR,
 } from './names.ts';
 import { childMeta } from './owner.ts';
 
@@ -64,7 +64,11 @@ export function buildPodSpec(cluster: MailCluster, spec: DefaultedSpec, index: n
     // Long enough for the node to finish in-flight SMTP transactions after SIGTERM.
     terminationGracePeriodSeconds: 60,
     enableServiceLinks: false,
-    automountServiceAccountToken: false,
+    // The node watches its own ConfigMap through the API server (node-access.ts: that one
+    // object, read-only), so a new peer list applies at once rather than at the kubelet's
+    // next volume refresh.
+    serviceAccountName: nodeAccessName(name, index),
+    automountServiceAccountToken: true,
     securityContext: {
       runAsNonRoot: true,
       runAsUser: NODE_UID,
@@ -76,6 +80,7 @@ export function buildPodSpec(cluster: MailCluster, spec: DefaultedSpec, index: n
       name: 'node',
       image: spec.image,
       args: ['--config-dir', CONFIG_DIR],
+      env: [{ name: 'MAILCLUSTER_CONFIGMAP', value: configMapName(name, index) }],
       ports: [
         { name: 'smtp', containerPort: SMTP_PORT, protocol: 'TCP' },
         { name: 'mailq', containerPort: MAILQ_PORT, protocol: 'TCP' },

@@ -13,6 +13,7 @@ import { createHash, createHmac, randomBytes, X509Certificate } from 'node:crypt
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { ensureHelm, helmOk } from '../../../local/src/tools/helm.ts';
@@ -153,6 +154,64 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     assert.deepEqual(await names('secrets'), [`secret/${MC}-admin`, `secret/${MC}-mailq`, `secret/${MC}-peer-tls`]);
     assert.deepEqual(await names('networkpolicies'), [`networkpolicy.networking.k8s.io/${MC}`]);
     assert.equal(await operator!.metric('mailcluster_operator_reconcile_errors_total'), 0, operator!.logs().slice(-3000));
+  });
+
+  it('each node runs as its own ServiceAccount <name>-<i>-node: its token (as mounted in the pod) reads and watches its own ConfigMap and nothing else', async () => {
+    assert.equal(await canI('create', 'roles.rbac.authorization.k8s.io', '-n', NS), true, 'the operator creates the nodes\' Roles');
+    assert.equal(await canI('escalate', 'roles.rbac.authorization.k8s.io', '-n', NS), false, 'without the escalate right');
+    assert.equal(await canI('bind', 'roles.rbac.authorization.k8s.io', '-n', NS), false, 'or the bind right');
+    const pod = (await pods()).find((p) => p.metadata?.name === `${MC}-0`)!;
+    assert.equal(pod.spec?.serviceAccountName, `${MC}-0-node`);
+    const root = join(cluster.agent!.podsDir, `${NS}_${MC}-0_${pod.metadata!.uid}`, 'root');
+    const saDir = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+    await waitUntil('the pod\'s token is written', async () => { try { readFileSync(join(saDir, 'token')); return true; } catch { return false; } }, { timeoutMs: 30_000, intervalMs: 250 });
+    const token = readFileSync(join(saDir, 'token'), 'utf8').trim();
+    assert.equal(readFileSync(join(saDir, 'namespace'), 'utf8').trim(), NS);
+    const ca = readFileSync(join(saDir, 'ca.crt'));
+    const server = new URL(cluster.server);
+    const status = (path: string): Promise<number> => new Promise((resolve, reject) => {
+      const req = httpsRequest({ host: server.hostname, port: Number(server.port), path, ca, headers: { Authorization: `Bearer ${token}` }, timeout: 10_000 }, (res) => {
+        res.resume();
+        // A watch that was allowed streams on: its status is enough.
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
+      req.end();
+    });
+    const cms = `/api/v1/namespaces/${NS}/configmaps`;
+    const own = `${MC}-0-config`;
+    const allowed = {
+      [`get its ConfigMap ${own}`]: await status(`${cms}/${own}`),
+      'list it by field selector': await status(`${cms}?fieldSelector=metadata.name%3D${own}`),
+      'watch it by field selector': await status(`${cms}?fieldSelector=metadata.name%3D${own}&watch=true&timeoutSeconds=1`),
+    };
+    const refused = {
+      [`get another node's ConfigMap ${MC}-1-config`]: await status(`${cms}/${MC}-1-config`),
+      'list ConfigMaps': await status(cms),
+      'watch ConfigMaps': await status(`${cms}?watch=true&timeoutSeconds=1`),
+      [`get Secret ${MC}-mailq`]: await status(`/api/v1/namespaces/${NS}/secrets/${MC}-mailq`),
+      'list Secrets': await status(`/api/v1/namespaces/${NS}/secrets`),
+      'list pods': await status(`/api/v1/namespaces/${NS}/pods`),
+      [`get pod ${MC}-0`]: await status(`/api/v1/namespaces/${NS}/pods/${MC}-0`),
+      'list ConfigMaps in kube-system': await status('/api/v1/namespaces/kube-system/configmaps'),
+    };
+    console.log(`      node token: allowed ${JSON.stringify(allowed)}; refused ${JSON.stringify(refused)}`);
+    for (const [what, code] of Object.entries(allowed)) assert.equal(code, 200, what);
+    for (const [what, code] of Object.entries(refused)) assert.equal(code, 403, what);
+    // Nor can it write its own ConfigMap (the operator's alone).
+    const nodeCanI = (...args: string[]): Promise<boolean> => new Promise((resolve) => {
+      execFile(cluster.kubectlPath, ['auth', 'can-i', ...args, '-n', NS, '--as', `system:serviceaccount:${NS}:${MC}-0-node`], { env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 30_000 }, (_err, stdout) => resolve(stdout.trim() === 'yes'));
+    });
+    for (const verb of ['patch', 'update', 'delete', 'create']) assert.equal(await nodeCanI(verb, `configmaps/${own}`), false, `${verb} its ConfigMap`);
+    // The node uses it: its ConfigMap watch is up (the pod's /metrics).
+    await waitUntil('both nodes watch their ConfigMap through the API server', async () => {
+      for (const p of await pods()) {
+        const text = await (await fetch(`http://${p.status!.podIP}:8025/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+        if (!/^mailcluster_config_api_watch_up 1$/m.test(text)) return false;
+      }
+      return true;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
   });
 
   it('derives the admin token, its hash and the MAILQv2 password from its master key; the pods get only the hash', async () => {

@@ -2,6 +2,10 @@ import assert from 'node:assert/strict';
 import type { V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
 import { proxyV2Header, parseProxyV2Header, proxyV2Signature } from '../../../local/src/loadbalancer/proxy-protocol.ts';
 import { backendsFor, backendsFromPods, wantsProxyV2 } from '../../../local/src/loadbalancer/backends.ts';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import pino from 'pino';
+import { TcpProxy } from '../../../local/src/loadbalancer/tcp-proxy.ts';
+import { freePort } from '../../support/addresses.ts';
 
 describe('local load balancer decisions', () => {
   it('encodes a PROXY v2 header for IPv4 byte for byte', () => {
@@ -55,5 +59,39 @@ describe('local load balancer decisions', () => {
     assert.equal(wantsProxyV2({ metadata: { annotations: { 'mailcluster.io/proxy-protocol': 'v2' } } }), true);
     assert.equal(wantsProxyV2({ metadata: {} }), false);
     assert.throws(() => wantsProxyV2({ metadata: { name: 's', namespace: 'n', annotations: { 'mailcluster.io/proxy-protocol': 'v1' } } }), /must be "v2"/);
+  });
+});
+
+describe('local load balancer: the client address a pod sees (real sockets, 127.10.220.0/24)', () => {
+  /** A backend that answers each connection with the address it came from. */
+  async function whoSaw(preserveSource: boolean): Promise<string> {
+    const backend = createServer((s) => s.end(s.remoteAddress ?? ''));
+    await new Promise<void>((r) => backend.listen(0, '127.10.220.200', r));
+    const port = await freePort('127.10.220.201');
+    const proxy = new TcpProxy('127.10.220.201', port, pino({ level: 'silent' }));
+    await proxy.listen();
+    proxy.backends = [{ address: '127.10.220.200', port: (backend.address() as AddressInfo).port }];
+    proxy.preserveSource = preserveSource;
+    try {
+      return await new Promise<string>((resolve, reject) => {
+        const s = connect({ host: '127.10.220.201', port, localAddress: '127.10.220.202' });
+        let seen = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => { seen += d; });
+        s.on('end', () => resolve(seen));
+        s.on('error', reject);
+      });
+    } finally {
+      await proxy.close();
+      await new Promise((r) => backend.close(r));
+    }
+  }
+
+  it('externalTrafficPolicy Cluster: the load balancer\'s own address (the client is hidden)', async () => {
+    assert.equal(await whoSaw(false), '127.10.220.201');
+  });
+
+  it('externalTrafficPolicy Local: the client\'s own address', async () => {
+    assert.equal(await whoSaw(true), '127.10.220.202');
   });
 });

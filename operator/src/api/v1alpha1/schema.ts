@@ -105,7 +105,7 @@ export const specSchema = {
         annotations: {
           type: 'object',
           additionalProperties: { type: 'string' },
-          description: 'Annotations for the Service, e.g. for a cloud load balancer.',
+          description: 'Annotations for the Service, e.g. for a cloud load balancer. To send PROXY v2 headers (with proxyProtocol: true): AWS NLB service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: "*", DigitalOcean service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol: "true", Hetzner load-balancer.hetzner.cloud/uses-proxyprotocol: "true". GKE and AKS load balancers send none: use externalTrafficPolicy: Local.',
         },
         loadBalancerIP: {
           type: 'string',
