@@ -9,6 +9,12 @@
 //   options: --count N --runs N --sessions N --sizes 1024,102400 --reuse (one connection per session)
 //            --node-root DIR (run the node from another checkout, e.g. a `git archive HEAD` snapshot)
 //
+// Both relays run in a session of their own: Postfix's master daemonizes (setsid), and the
+// node is started with setsid too. With the kernel's autogroup scheduling (on here) each
+// session is one group for CPU shares, so on a busy machine neither relay shares its
+// group with smtp-source and smtp-sink while the other does not (the node used to: it was
+// started in the benchmark's own session).
+//
 // Addresses: 127.50.1.0/24 (sink .100, Postfix .1, node .2, dnsmasq .53).
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -141,7 +147,7 @@ async function main(): Promise<void> {
         maxConnections: 1000,
         maxsize: 10 * 1024 * 1024,
         selfAddresses: [addresses.node, 'node.bench.test'],
-      }, { readyTimeoutMs: 30000, root: flags.get('node-root') });
+      }, { readyTimeoutMs: 30000, root: flags.get('node-root'), ownSession: true });
       stops.unshift(node.close);
       log(`mail node ${node.dir} on ${node.smtp} -> smtp-sink via MX ${destinationDomain} (dnsmasq ${dns.server})`);
     }
