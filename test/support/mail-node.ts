@@ -241,6 +241,12 @@ export interface MailNodeOptions {
   dir?: string;
   /** Run the node from this checkout (e.g. a `git archive` snapshot with node_modules linked); default this repo. */
   root?: string;
+  /**
+   * Start the node in a session of its own (setsid), as a daemon such as Postfix's master
+   * puts itself: with autogrouped scheduling, a busy machine then shares CPU between it and
+   * the test's other processes as it does for such a daemon. Default false. Still stopped by PID.
+   */
+  ownSession?: boolean;
 }
 
 export interface ReloadOptions {
@@ -364,6 +370,7 @@ export async function startMailNode(initial: MailNodeConfig, options: MailNodeOp
         cwd: root,
         stdio: ['ignore', out, err],
         env: { ...process.env, ...options.env },
+        detached: options.ownSession ?? false,
       });
     } finally {
       closeSync(out);

@@ -1,14 +1,19 @@
 // smtp-server reads DATA by looking at every byte in JavaScript for a dot at the start of
-// a line (the end of data, or a dot-stuffing escape). A chunk without any "\n." cannot
-// hold either: for it the scan finds nothing and smtp-server keeps the last 4 bytes and
-// passes the rest on. This does that directly after one native indexOf; every other chunk
-// takes smtp-server's own code. (For 100 KB messages the scan was a large part of inbound cost.)
-// It never copies a chunk: the 4 bytes kept from the previous chunk go out as their own write.
+// a line (the end of data, or a dot-stuffing escape), after copying the 4 bytes it kept
+// from the last chunk and the new chunk into one buffer. Only a "\n." can start either, so
+// this finds the first one with native indexOf: everything before it is passed on as
+// smtp-server would pass it (keeping the last 4 bytes when there is none), without the
+// copy, and smtp-server's own code takes the rest from 2 bytes before that dot (where its
+// loop would have looked at it). A message's first chunk takes the same path unless it
+// starts with a dot (smtp-server's start-of-data checks). (For 100 KB messages the byte
+// loop was a large part of inbound cost: the first and the last chunk of every message
+// went through it.) It never joins a chunk with the kept bytes: they go out as their own write.
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 
 const LF_DOT = Buffer.from('\n.');
-const LF = 0x0a;
 const DOT = 0x2e;
+/** smtp-server keeps this many bytes of a chunk for the next one (a terminator may straddle them). */
+const KEEP = 4;
 
 interface DataModeInternals {
   _lastBytes: Buffer | false;
@@ -30,28 +35,33 @@ export function installFastDataMode(): void {
   originalFeedDataStream = original;
   proto._feedDataStream = function (this: DataModeInternals, chunk: Buffer, done: () => void) {
     const dataStream = this._dataStream;
-    if (this._atDataStart || !dataStream || chunk.length < 4) return original.call(this, chunk, done);
-    // "\n." anywhere in the kept bytes + chunk, looked for without joining them: smtp-server's
-    // Buffer.concat copied every chunk of every message once more
     const last = this._lastBytes && this._lastBytes.length ? this._lastBytes : null;
-    if (chunk.indexOf(LF_DOT) !== -1) return original.call(this, chunk, done);
-    if (last && (last.indexOf(LF_DOT) !== -1 || (last[last.length - 1] === LF && chunk[0] === DOT))) return original.call(this, chunk, done);
-    // keep the chunk's last 4 bytes (a copy: the chunk is not held for them), emit the rest
-    this._lastBytes = Buffer.from(chunk.subarray(chunk.length - 4));
-    const body = chunk.subarray(0, chunk.length - 4);
-    const n = (last ? last.length : 0) + body.length;
-    if (n === 0) return done();
-    this._countDataBytes(n);
-    if (!dataStream.writable) return done();
-    let ok = true;
-    if (last) ok = dataStream.write(last);
-    if (body.length > 0) ok = dataStream.write(body);
-    if (ok || dataStream.destroyed) return done();
+    // small chunks, a leading dot at the start of data, or a "\n." near the join: smtp-server's code
+    if (!dataStream || chunk.length < KEEP || (this._atDataStart && (last || chunk[0] === DOT))) return original.call(this, chunk, done);
+    const join = last ? Buffer.concat([last, chunk.subarray(0, KEEP)]) : chunk.subarray(0, KEEP);
+    if (join.indexOf(LF_DOT) !== -1) return original.call(this, chunk, done);
+    // the first "\n." not in `join` starts at chunk index >= KEEP - 1 (its dot at >= KEEP)
+    const at = chunk.indexOf(LF_DOT, KEEP - 1);
+    // pass on everything before it (or before the kept bytes), as smtp-server would
+    const end = at === -1 ? chunk.length - KEEP : at - 1;
+    const ahead = chunk.subarray(0, end);
+    this._lastBytes = false;
+    const passed = (last ? last.length : 0) + ahead.length;
+    if (passed > 0) this._countDataBytes(passed);
+    let flowing = true;
+    if (dataStream.writable) {
+      if (last) flowing = dataStream.write(last);
+      if (ahead.length > 0) flowing = dataStream.write(ahead) && flowing;
+    }
+    const go = at === -1
+      ? () => { this._lastBytes = Buffer.from(chunk.subarray(chunk.length - KEEP)); done(); } // a copy: the chunk is not held for 4 bytes
+      : () => original.call(this, chunk.subarray(end), done);
+    if (flowing || !dataStream.writable || dataStream.destroyed) return go();
     // wait for the consumer, as smtp-server does (a destroyed stream only closes)
     const onDrain = () => {
       dataStream.removeListener('drain', onDrain);
       dataStream.removeListener('close', onDrain);
-      done();
+      go();
     };
     dataStream.once('drain', onDrain);
     dataStream.once('close', onDrain);

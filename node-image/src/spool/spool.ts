@@ -25,6 +25,8 @@ import { crc32 } from 'node:zlib';
 import { decodeSegment, encodeDone, encodeMessageParts, encodeUpdate } from './records.ts';
 import type { BadRegion, MessageMeta } from './records.ts';
 import { decideCompaction, defaultCompactionSettings, refill } from './compaction-policy.ts';
+import { commitVerdict } from './commit-policy.ts';
+import type { Urgency } from './commit-policy.ts';
 import type { Budget, CompactionDecision, CompactionSettings, SegmentView } from './compaction-policy.ts';
 
 export interface SpoolOptions {
@@ -100,8 +102,8 @@ interface WriteHooks {
 }
 
 interface PendingWrite extends WriteHooks {
-  /** A state update: may wait for company (see updateDelayMs). */
-  lazy?: boolean;
+  /** How long the record may wait for company (see commitVerdict). */
+  urgency: Urgency;
   at: number;
   /** The record's bytes, in parts (a message's content is not copied). */
   parts: Buffer[];
@@ -412,10 +414,10 @@ export class Spool {
     return seg.fh;
   }
 
-  private enqueue(parts: Buffer[], length: number, reason: WriteReason, hooks: WriteHooks = {}, lazy = false): Promise<{ seg: number; offset: number }> {
+  private enqueue(parts: Buffer[], length: number, reason: WriteReason, hooks: WriteHooks = {}, urgency: Urgency = 'now'): Promise<{ seg: number; offset: number }> {
     if (this.closed) return Promise.reject(new Error('spool is closed'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ parts, length, reason, ...hooks, lazy, at: Date.now(), resolve, reject });
+      this.pending.push({ parts, length, reason, ...hooks, urgency, at: Date.now(), resolve, reject });
       void this.pump();
     });
   }
@@ -430,14 +432,14 @@ export class Spool {
   private async pump(): Promise<void> {
     if (this.forming) return;
     this.forming = true;
+    let riding = false;
     try {
       while (this.pending.length > 0 && this.flights < this.maxFlights) {
-        if (!this.flushing && this.pending.every((p) => p.lazy)) {
-          const wait = this.pending[0].at + this.updateDelayMs - Date.now();
-          if (wait > 0) {
-            this.lazyTimer ??= setTimeout(() => { this.lazyTimer = null; void this.pump(); }, wait);
-            break;
-          }
+        const verdict = commitVerdict(this.pending, this.flights, this.flushing, Date.now(), this.updateDelayMs);
+        if (verdict.wait === 'commit') { riding = true; break; } // the running commit's end pumps again
+        if (verdict.wait === 'timer') {
+          this.lazyTimer ??= setTimeout(() => { this.lazyTimer = null; void this.pump(); }, verdict.ms);
+          break;
         }
         const rotateAsked = this.rotateAsked;
         this.rotateAsked = false;
@@ -489,7 +491,7 @@ export class Spool {
       this.forming = false;
     }
     // a lazy timer that fired while this pass was busy found it forming: go on now
-    if (this.pending.length > 0 && this.flights < this.maxFlights && !this.lazyTimer) setImmediate(() => { void this.pump(); });
+    if (this.pending.length > 0 && this.flights < this.maxFlights && !this.lazyTimer && !riding) setImmediate(() => { void this.pump(); });
   }
 
   /** Stores a new message durably; resolves once envelope and content are fsync'd. */
@@ -597,7 +599,7 @@ export class Spool {
     const rec = encodeUpdate({ id, rcpts, attempts, nextAttempt, ...(held !== undefined ? { held } : {}) });
     return this.enqueue([rec], rec.length, 'metadata', {
       durable: (seq) => { if (!m.removed) this.setState(m, seq, rec.length); },
-    }, lazy);
+    }, lazy ? 'lazy' : 'now');
   }
 
   /** Removes a message whose recipients are all done. */
@@ -608,9 +610,10 @@ export class Spool {
     m.removed = true;
     this.forget(m);
     const rec = encodeDone(id);
+    // rides with the next commit (no fdatasync of its own while one runs): no reply waits for it
     return this.enqueue([rec], rec.length, 'metadata', {
       placed: (seq) => { this.bySeq.get(seq)?.tombs.push({ id, targets: [...m.recordSegs], length: rec.length }); },
-    }).then(async () => {
+    }, 'ride').then(async () => {
       // the blob goes only once its removal is durable (else a crash would bring back a message without content)
       if (m.meta.blob) await unlink(path.join(this.blobDir, blobName(id))).catch(() => {});
     }, (err) => {

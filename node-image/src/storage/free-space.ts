@@ -18,9 +18,24 @@ export function storageVerdict(free: number, minFree: number, need = 0): string 
   return `${free} bytes free on the spool filesystem, below queue-minfree ${minFree}`;
 }
 
+/** How far above the reserve a reading must be to be reused, and for how long (see readingReusable). */
+export const ROOMY_BYTES = 256 * 1024 * 1024;
+export const ROOMY_REUSE_MS = 100;
+
 /**
- * statfs of the spool directory, shared by concurrent callers (and cached for `cacheMs`,
- * default none: a statfs costs microseconds). A statfs that fails says nothing: room.
+ * Whether a free-space reading `ageMs` old may answer again (pure): while it was far above
+ * the reserve, for a moment (the node cannot write ROOMY_BYTES in ROOMY_REUSE_MS), so a
+ * busy node does not send two statfs per transaction through the thread pool; near the
+ * reserve, never.
+ */
+export function readingReusable(ageMs: number, free: number, minFree: number): boolean {
+  return ageMs < ROOMY_REUSE_MS && free - minFree >= ROOMY_BYTES;
+}
+
+/**
+ * statfs of the spool directory, shared by concurrent callers, reused briefly while far
+ * above the reserve (readingReusable), and cached for `cacheMs` (default none). A statfs
+ * that fails says nothing: room.
  */
 export class FreeSpace {
   readonly #dir: string;
@@ -41,7 +56,8 @@ export class FreeSpace {
 
   /** Free bytes now (cached briefly). */
   async free(): Promise<number> {
-    if (Date.now() - this.#at < this.#cacheMs) return this.#free;
+    const age = Date.now() - this.#at;
+    if (age < this.#cacheMs || readingReusable(age, this.#free, this.#minFree)) return this.#free;
     this.#pending ??= statfs(this.#dir).then(
       (s) => { this.#free = freeBytes(s); this.#at = Date.now(); return this.#free; },
       () => Infinity,

@@ -9,11 +9,18 @@
 //   options: --count N --runs N --sessions N --sizes 1024,102400 --reuse (one connection per session)
 //            --node-root DIR (run the node from another checkout, e.g. a `git archive HEAD` snapshot)
 //
+// Both relays run in a session of their own: Postfix's master daemonizes (setsid), and the
+// node is started with setsid too. With the kernel's autogroup scheduling (on here) each
+// session is one group for CPU shares, so on a busy machine neither relay shares its
+// group with smtp-source and smtp-sink while the other does not (the node used to: it was
+// started in the benchmark's own session).
+//
 // Addresses: 127.50.1.0/24 (sink .100, Postfix .1, node .2, dnsmasq .53).
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { harnessAddress } from '../../support/addresses.ts';
 import { startDns } from '../../support/dnsmasq.ts';
-import { startMailNode, type MailNode } from '../../support/mail-node.ts';
+import { metricValue, startMailNode, type MailNode } from '../../support/mail-node.ts';
 import { startPostfix, type PostfixInstance } from '../../support/postfix.ts';
 import { startSmtpSink, type SmtpSink } from '../../support/smtp-sink.ts';
 import { smtpSource } from '../../support/smtp-source.ts';
@@ -57,7 +64,40 @@ function log(line: string): void {
   console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 }
 
-async function measure(target: Target, server: string, size: number, run: number, sink: SmtpSink, drained: () => Promise<void>): Promise<Sample> {
+/** CPU seconds (user + system, all threads) a process has used so far; NaN when unknown. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** What the node's spool and CPU did over one run: the note printed after its rates. */
+interface NodeProbe { cpu: number; commits: number; commitSeconds: number; records: number }
+
+async function probeNode(node: MailNode): Promise<NodeProbe> {
+  const text = await node.metrics();
+  return {
+    cpu: cpuSeconds(node.pid()),
+    commits: metricValue(text, 'mailcluster_spool_commit_seconds_count'),
+    commitSeconds: metricValue(text, 'mailcluster_spool_commit_seconds_sum'),
+    records: metricValue(text, 'mailcluster_spool_commit_records_sum'),
+  };
+}
+
+function nodeNote(before: NodeProbe, after: NodeProbe, count: number): string {
+  const commits = after.commits - before.commits;
+  const records = after.records - before.records;
+  return `node: ${((after.cpu - before.cpu) * 1000 / count).toFixed(2)} ms CPU per message; ${commits} group commits, ` +
+    `${(records / Math.max(1, commits)).toFixed(1)} records and ${((after.commitSeconds - before.commitSeconds) * 1000 / Math.max(1, commits)).toFixed(1)} ms each`;
+}
+
+async function measure(target: Target, server: string, size: number, run: number, sink: SmtpSink, drained: () => Promise<void>, node?: MailNode): Promise<Sample> {
+  const probe = node ? await probeNode(node) : undefined;
   const base = sink.count();
   const started = performance.now();
   const result = await smtpSource({
@@ -76,6 +116,7 @@ async function measure(target: Target, server: string, size: number, run: number
   log(`${target.padEnd(7)} ${String(size).padStart(6)} B run ${run}: accepted ${rate(count, acceptedMs).toFixed(0)}/s ` +
     `(${(acceptedMs / 1000).toFixed(1)} s), delivered ${rate(count, deliveredMs).toFixed(0)}/s (${(deliveredMs / 1000).toFixed(1)} s); ` +
     `load average ${loadavg()[0].toFixed(1)} (the machine is shared)`);
+  if (node && probe) log(`        ${nodeNote(probe, await probeNode(node), count)}`);
   return sample;
 }
 
@@ -106,7 +147,7 @@ async function main(): Promise<void> {
         maxConnections: 1000,
         maxsize: 10 * 1024 * 1024,
         selfAddresses: [addresses.node, 'node.bench.test'],
-      }, { readyTimeoutMs: 30000, root: flags.get('node-root') });
+      }, { readyTimeoutMs: 30000, root: flags.get('node-root'), ownSession: true });
       stops.unshift(node.close);
       log(`mail node ${node.dir} on ${node.smtp} -> smtp-sink via MX ${destinationDomain} (dnsmasq ${dns.server})`);
     }
@@ -124,7 +165,7 @@ async function main(): Promise<void> {
           } else if (target === 'node' && node) {
             const n = node;
             samples.push(await measure('node', n.smtp, size, run, sink,
-              () => waitUntil('the node queue to empty', async () => (await n.queue()).total === 0, { timeoutMs: 120000, intervalMs: 100 })));
+              () => waitUntil('the node queue to empty', async () => (await n.queue()).total === 0, { timeoutMs: 120000, intervalMs: 100 }), n));
           }
         }
       }

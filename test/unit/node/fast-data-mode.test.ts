@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { installFastDataMode, originalFeedDataStream } from '../../../node-image/src/smtp/fast-data-mode.ts';
 
@@ -41,5 +42,22 @@ describe('fast DATA mode reading', () => {
       const slow = await readData(chunks, true);
       assert.deepEqual(fast, slow, JSON.stringify(body).slice(0, 120));
     }
+  });
+
+  it('reads exactly what smtp-server reads for any body and any split (property)', async () => {
+    // pieces that make line starts, dots, escapes, bare CR/LF and terminator-like runs likely
+    const piece = fc.constantFrom('a', 'xyz', '.', '..', '\r\n', '\r\n.', '\r\n..', '\n', '\r', '\n.', '.\r\n', 'X'.repeat(70));
+    await fc.assert(fc.asyncProperty(
+      fc.array(piece, { maxLength: 80 }),
+      fc.array(fc.integer({ min: 1, max: 1_000_000 }), { maxLength: 12 }),
+      fc.boolean(),
+      async (pieces, cutSeeds, trailingCommand) => {
+        const wire = Buffer.from(pieces.join('') + '\r\n.\r\n' + (trailingCommand ? 'QUIT\r\n' : ''), 'latin1');
+        const cuts = [...new Set(cutSeeds.map((c) => 1 + (c % (wire.length - 1))))].sort((a, b) => a - b);
+        const points = [0, ...cuts, wire.length];
+        const chunks = points.slice(1).map((p, i) => wire.subarray(points[i], p));
+        assert.deepEqual(await readData(chunks, false), await readData(chunks, true));
+      },
+    ), { numRuns: 400 });
   });
 });
