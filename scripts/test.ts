@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { ensureDebianPackages } from './prerequisites.ts';
 import { ensureControlPlaneBinaries } from '../local/src/controlplane/build.ts';
 import { ensureHelm } from '../local/src/tools/helm.ts';
+import { ensureNodeBinaries } from '../local/src/node/build.ts';
 
 /** Every suite; kept here, not in .mocharc.json, because mocha adds config specs to the files given on the command line. */
 const allSuites = ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'];
@@ -23,6 +24,12 @@ try {
   console.error(`control plane binaries (${binaries.source}): ${binaries.dir}`);
   const helm = await ensureHelm();
   console.error(`helm ${helm.version} (${helm.source}): ${helm.path}`);
+  // test/e2e/kubelet runs as root unless MAILCLUSTER_KUBELET_E2E=0: kubelet and containerd too
+  // (about 10 minutes the first time, cached afterwards)
+  if (process.getuid?.() === 0 && process.env.MAILCLUSTER_KUBELET_E2E !== '0') {
+    const node = await ensureNodeBinaries();
+    console.error(`kubelet node binaries (${node.source}): ${node.dir}`);
+  }
 } catch (err) {
   console.error(`test set-up failed: ${(err as Error).message}`);
   process.exit(1);

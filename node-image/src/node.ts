@@ -22,6 +22,7 @@ import { createLogger } from './log.ts';
 import { MxRouter } from './routing/dns.ts';
 import { MtaStsResolver, StsMxRouter } from './routing/mta-sts.ts';
 import { InboundSmtp } from './smtp/server.ts';
+import { peerName } from './etrn/peers.ts';
 import { attachEtrn } from './etrn/attach.ts';
 import { attachDrain } from './drain/drainer.ts';
 import { attachQueueApi } from './admin/queue-api.ts';
@@ -235,7 +236,7 @@ export class MailNode {
       warn: (msg, details) => log.warn({ event: 'spool', ...details }, msg),
     });
     const node = new MailNode(loaded, spool, opts, log);
-    log.info({ event: 'start', hostname: loaded.config.hostname, queued: spool.messages.size, postOffice: loaded.config.postOffice }, 'mail node starting');
+    log.info({ event: 'start', hostname: loaded.config.hostname, queued: spool.messages.size, postOffice: loaded.config.postOffice, peers: loaded.config.etrnCluster.map(peerName) }, 'mail node starting');
     await node.smtp.listen(node.config.bindSmtp);
     await node.admin.listen(node.config.bindAdmin);
     // ETRN over SMTP and MAILQv2, and POST /drain (etrn/, mailq/, drain/)
@@ -406,7 +407,8 @@ export class MailNode {
       try { await h(c, previous); } catch (err) { this.log.error({ event: 'reload', err: (err as Error).message }, 'reload hook failed'); }
     }
     this.metrics.reloads.inc({ result: 'ok' });
-    this.log.info({ event: 'reload', reason, result: 'ok', tlsChanged: !tlsSame, source: this.runningFrom, ...(fromApi ? { configMap: fromApi.shownAs } : {}) }, 'configuration reloaded');
+    // peers: what this node now serves (ETRN fan-out, drain), so an operator (or a test) sees when a scale event reached it
+    this.log.info({ event: 'reload', reason, result: 'ok', tlsChanged: !tlsSame, source: this.runningFrom, ...(fromApi ? { configMap: fromApi.shownAs } : {}), peers: c.etrnCluster.map(peerName) }, 'configuration reloaded');
   }
 
   /** Stops listening, lets running deliveries finish (bounded), closes the spool. */
