@@ -173,7 +173,7 @@ export class Manager {
     }).then(() => {
       if (!this.leading || this.stopped) return;
       this.o.log.info({ clusters: keys.size, rolling: this.slots.inProgress, waiting: this.slots.waitingCount }, 'rollouts in progress read from the cluster');
-      const workers = this.o.workers ?? 4;
+      const workers = this.o.workers ?? 8;
       for (let i = 0; i < workers; i++) this.workersRunning.push(this.worker());
       for (const key of keys) this.queue.add(key);
     });
