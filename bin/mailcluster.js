@@ -40,11 +40,12 @@ if (major < 24) {
     process.exit(code ?? 1);
   });
 } else {
-  if (process.argv[2] === 'node') {
-    // the mail node's runtime settings (V8 and glibc: node-image/src/process-env.ts) must be
-    // in place before they start: re-execute this process once with them (same PID)
-    const { nodeReexec } = await import('../node-image/src/process-env.ts');
-    const re = nodeReexec(process.execPath, process.execArgv, process.argv, process.env);
+  if (process.argv[2] === 'node' || process.argv[2] === 'operator') {
+    // the mail node's and the operator's runtime settings (V8 and glibc: node-image/src/process-env.ts)
+    // must be in place before they start: re-execute this process once with them (same PID)
+    const { nodeReexec, operatorReexec } = await import('../node-image/src/process-env.ts');
+    const re = nodeReexec(process.execPath, process.execArgv, process.argv, process.env)
+      ?? operatorReexec(process.execPath, process.execArgv, process.argv, process.env);
     if (re && typeof process.execve === 'function') {
       try {
         process.execve(re.args[0], re.args, re.env);

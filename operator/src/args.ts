@@ -25,9 +25,13 @@ export interface OperatorArgs {
   secretResyncMs?: number;
   /** MailClusters rolling a pod-template change at once, operator-wide. */
   maxConcurrentRollouts: number;
+  /** Reconciles running at once (work-queue workers). */
+  workers: number;
 }
 
 export const DEFAULT_MAX_CONCURRENT_ROLLOUTS = 3;
+/** A reconcile mostly waits on the API server: more workers than cores keep it busy (bench:scale). */
+export const DEFAULT_WORKERS = 8;
 
 export const DEFAULT_OPERATOR_POD_SELECTOR = { 'app.kubernetes.io/name': 'mailcluster-operator' };
 
@@ -54,7 +58,8 @@ export const USAGE = `usage: mailcluster operator [flags]
   --secret-resync D                 write each of its Secrets again after D even when unchanged, restoring
                                     one deleted or edited by hand (it cannot watch Secrets; default 10m)
   --max-concurrent-rollouts N       MailClusters that roll a pod-template change at once (an operator upgrade
-                                    that changes the pods rolls the clusters a few at a time; default 3)`;
+                                    that changes the pods rolls the clusters a few at a time; default 3)
+  --workers N                       MailClusters reconciled at once (default 8)`;
 
 function durationMs(flag: string, value: string): number {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$/.exec(value);
@@ -66,7 +71,7 @@ export function parseOperatorArgs(argv: string[]): OperatorArgs {
   const out: OperatorArgs = {
     namespaces: [], leaderElect: false, leaderElectionId: 'mailcluster-operator', metricsAddress: '127.0.0.1:8080', logLevel: 'info', help: false,
     masterKeySecret: 'mailcluster-operator-master-key', operatorPodSelector: { ...DEFAULT_OPERATOR_POD_SELECTOR },
-    maxConcurrentRollouts: DEFAULT_MAX_CONCURRENT_ROLLOUTS,
+    maxConcurrentRollouts: DEFAULT_MAX_CONCURRENT_ROLLOUTS, workers: DEFAULT_WORKERS,
   };
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];
@@ -101,6 +106,12 @@ export function parseOperatorArgs(argv: string[]): OperatorArgs {
         const v = need();
         if (!/^[1-9][0-9]{0,5}$/.test(v)) throw new Error(`--max-concurrent-rollouts ${JSON.stringify(v)}: expected a whole number of clusters, at least 1`);
         out.maxConcurrentRollouts = Number(v);
+        break;
+      }
+      case '--workers': {
+        const v = need();
+        if (!/^[1-9][0-9]{0,3}$/.test(v)) throw new Error(`--workers ${JSON.stringify(v)}: expected a whole number from 1 to 9999`);
+        out.workers = Number(v);
         break;
       }
       case '-h': case '--help': out.help = true; break;

@@ -45,6 +45,7 @@ export async function main(argv: string[]): Promise<void> {
     manager = new Manager({
       ...(args.secretResyncMs ? { secretResyncMs: args.secretResyncMs } : {}),
       maxConcurrentRollouts: args.maxConcurrentRollouts,
+      workers: args.workers,
       masterKey: args.masterKeyFile ? { file: args.masterKeyFile } : { namespace: operatorNamespace, secretName: args.masterKeySecret },
       adminAccess: {
         operatorNamespace,

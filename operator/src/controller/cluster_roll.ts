@@ -20,18 +20,22 @@ export function outdatedPods(ctx: PlanContext, serving: Array<[number, ObservedP
  * runs the new template and is Ready? Read from what is observed, so an operator restart
  * finds every rollout in progress: a pod draining to be rolled, pods of mixed template hashes
  * below the desired count, or a status that says Rolling (written once the rollout had its
- * slot) while anything is left: an outdated pod, a replaced pod not created yet, a new pod not
- * Ready yet.
+ * slot) while anything is left: an outdated pod, a replaced pod still terminating or not created
+ * yet, a new pod not Ready yet.
  */
-export function rollingNow(ctx: PlanContext, live: Array<[number, ObservedPod]>, serving: Array<[number, ObservedPod]>, outdated: Array<[number, ObservedPod]>, missing: number[]): boolean {
+export function rollingNow(ctx: PlanContext, live: Array<[number, ObservedPod]>, serving: Array<[number, ObservedPod]>, outdated: Array<[number, ObservedPod]>, missing: number[], terminating: ObservedPod[] = []): boolean {
   const { cluster, desired } = ctx;
   const rollDraining = live.some(([, p]) => p.metadata.annotations?.[ANNOTATION_DRAIN_REASON] === 'roll' && p.metadata.labels?.['mailcluster.io/role'] === 'draining');
   if (rollDraining) return true;
+  // A pod drained for the roll and on its way out: its replacement is not even created yet.
+  // (The last one matters: no outdated pod is left, yet the cluster is one pod short of the
+  // new template; freeing the slot here let more clusters roll than the limit.)
+  if (terminating.some((p) => p.metadata.annotations?.[ANNOTATION_DRAIN_REASON] === 'roll')) return true;
   const below = serving.filter(([i]) => i < desired);
   if (outdated.length > 0 && below.length > outdated.length) return true; // mixed hashes
   const progressing = cluster.status?.conditions?.find((c) => c.type === 'Progressing');
   const saysRolling = progressing?.status === 'True' && progressing.reason === 'Rolling';
-  return saysRolling && (outdated.length > 0 || missing.length > 0 || below.some(([, p]) => !isPodReady(p)));
+  return saysRolling && (outdated.length > 0 || missing.length > 0 || terminating.length > 0 || below.some(([, p]) => !isPodReady(p)));
 }
 
 export function planRoll(ctx: PlanContext, outdated: Array<[number, ObservedPod]>, serving: Array<[number, ObservedPod]>, missing: number[]): void {

@@ -30,6 +30,17 @@ export const WATCHED_KINDS: WatchedKind[] = [
   // No Secrets: the operator has no right to read them (it derives what it writes, secret-writer.ts).
 ];
 
+/**
+ * Drops what the operator never reads from an object the informer caches, in place (the
+ * cache holds the very object its add/update handlers get), as controller-runtime's cache
+ * transform does: managedFields is often the largest part of a pod (one entry per field
+ * manager: kubelet status, scheduler, the operator's apply), and 3,000 pods keep it all.
+ */
+export function trimForCache<T extends { metadata?: { managedFields?: unknown } }>(obj: T): T {
+  if (obj.metadata && obj.metadata.managedFields !== undefined) delete obj.metadata.managedFields;
+  return obj;
+}
+
 /** The REST path of a kind's collection, cluster-wide or in one namespace. */
 export function collectionPath(k: WatchedKind, namespace?: string): string {
   const root = k.apiVersion.includes('/') ? `/apis/${k.apiVersion}` : `/api/${k.apiVersion}`;
@@ -71,6 +82,9 @@ export class InformerSet {
           handle.failures = 0;
           o.onChange(kind.kind, obj as unknown as KObject);
         };
+        // trimForCache first: registered before any other handler, it runs as the object is cached.
+        informer.on('add', trimForCache);
+        informer.on('update', trimForCache);
         informer.on('add', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
         informer.on('update', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
         informer.on('delete', (obj) => { index.remove(obj as unknown as KObject); changed(obj); });

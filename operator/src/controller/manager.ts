@@ -78,6 +78,8 @@ export class Manager {
   private readonly slots: RolloutSlots;
   private readonly elector?: LeaderElector;
   private readonly lastErrors = new Map<string, string>();
+  /** Clusters reconciled once by this process: their changes take the work queue's urgent lane. */
+  private readonly reconciledOnce = new Set<string>();
   private readonly core: CoreV1Api;
   private masterKey?: Buffer;
   private server?: Server;
@@ -101,7 +103,7 @@ export class Manager {
       kubeConfig: o.kubeConfig, objects, namespaces: o.namespaces, metrics: this.metrics, log: o.log,
       onChange: (kind, obj) => {
         const key = ownerKey(kind, obj);
-        if (key && this.leading) this.queue.add(key);
+        if (key && this.leading) this.queue.add(key, this.reconciledOnce.has(key));
       },
     });
     const events = new EventRecorder(core, o.log, FIELD_MANAGER, () => this.metrics.writes.inc({ verb: 'create', kind: 'Event' }));
@@ -112,7 +114,7 @@ export class Manager {
     }, o.secretResyncMs);
     this.prober = new QueueProber({
       ...(o.probeConcurrency ? { concurrency: o.probeConcurrency } : {}),
-      onAnswer: (key) => { if (this.leading) this.queue.add(key); },
+      onAnswer: (key) => { if (this.leading) this.queue.add(key, true); },
       onProbe: (result) => this.metrics.queueProbes.inc({ result }),
       onInFlight: (n) => this.metrics.queueProbesInFlight.set(n),
     });
@@ -173,7 +175,7 @@ export class Manager {
     }).then(() => {
       if (!this.leading || this.stopped) return;
       this.o.log.info({ clusters: keys.size, rolling: this.slots.inProgress, waiting: this.slots.waitingCount }, 'rollouts in progress read from the cluster');
-      const workers = this.o.workers ?? 4;
+      const workers = this.o.workers ?? 8;
       for (let i = 0; i < workers; i++) this.workersRunning.push(this.worker());
       for (const key of keys) this.queue.add(key);
     });
@@ -196,6 +198,7 @@ export class Manager {
       try {
         const p = await this.reconciler.reconcile(key, this.lastErrors.get(key));
         this.metrics.reconciles.inc({ result: 'success' });
+        if (p) this.reconciledOnce.add(key); else this.reconciledOnce.delete(key);
         // One line per reconcile at debug level: reconciles per cluster without a per-cluster metric label.
         this.o.log.debug({ cluster: key }, 'reconcile');
         this.queue.forget(key);

@@ -71,7 +71,7 @@ export function plan(observed: ObservedState): Plan {
   const serving = pods.live.filter(([, p]) => roleOf(p) !== 'draining');
   const excess = serving.filter(([i]) => i >= desired).sort((a, b) => b[0] - a[0]);
   const outdated = outdatedPods(ctx, serving);
-  if (rollingNow(ctx, pods.live, serving, outdated, missing)) ctx.rollout = 'rolling';
+  if (rollingNow(ctx, pods.live, serving, outdated, missing, pods.terminating)) ctx.rollout = 'rolling';
 
   // Serving pods with an address take a draining node's hand-off (the one about to drain excepted).
   const peersFor = (i: number): number => serving.filter(([j, p]) => j !== i && p.status?.podIP).length;

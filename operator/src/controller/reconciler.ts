@@ -159,7 +159,9 @@ export class Reconciler {
     const p = plan(observed);
     this.d.slots.record(key, p.rollout);
     const planned = Date.now();
-    const secretsWritten = await this.writeSecrets(cluster, p);
+    // Nothing of the cluster observed yet: its first pass, so its Secrets were never made either.
+    const fresh = observed.pods.length === 0 && observed.configMaps.length === 0 && observed.services.length === 0;
+    const secretsWritten = await this.writeSecrets(cluster, p, fresh);
     await this.execute(cluster, p, credentials);
     if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers) {
       this.d.log.info({
@@ -254,14 +256,14 @@ export class Reconciler {
   }
 
   /** The cluster's Secrets, before anything that mounts them. Returns the ones written. */
-  private async writeSecrets(cluster: MailCluster, p: Plan): Promise<string[]> {
+  private async writeSecrets(cluster: MailCluster, p: Plan, fresh: boolean): Promise<string[]> {
     const written: string[] = [];
     const ns = cluster.metadata.namespace;
     for (const once of p.createOnce) {
       const r = await this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)));
       if (r === 'created') written.push(once.name);
     }
-    for (const s of p.secrets) if (await this.d.secrets.write(s)) written.push(s.metadata.name);
+    for (const s of p.secrets) if (await this.d.secrets.write(s, fresh)) written.push(s.metadata.name);
     for (const o of p.unwatched) {
       const applied = await this.d.secrets.applyIfChanged(o, async () => {
         this.write('apply', o.kind!);

@@ -21,6 +21,16 @@ export function needsWrite(last: Remembered | undefined, hash: string, now: numb
   return !last || last.hash !== hash || now - last.at >= resyncMs;
 }
 
+/**
+ * Which write goes first for a Secret. Pure. Without reading Secrets the operator cannot know
+ * whether one exists; what it knows: it wrote it itself (update), or the cluster has nothing
+ * at all yet, so this is its first pass and the Secret was never made (create). Otherwise
+ * (a restarted operator, an existing cluster) the Secret almost always exists: update.
+ */
+export function firstSecretVerb(last: Remembered | undefined, likelyAbsent: boolean): 'create' | 'update' {
+  return !last && likelyAbsent ? 'create' : 'update';
+}
+
 export class SecretWriter {
   private readonly written = new Map<string, Remembered>();
   private readonly core: CoreV1Api;
@@ -39,25 +49,38 @@ export class SecretWriter {
 
   private key(o: KObject): string { return `${o.metadata.namespace}/${o.metadata.name}`; }
 
-  /** Writes `secret` whole unless this process wrote the same content lately. True when written. */
-  async write(secret: KObject): Promise<boolean> {
+  /**
+   * Writes `secret` whole unless this process wrote the same content lately. True when written.
+   * `likelyAbsent`: what the caller observed says the Secret was never made (a cluster with no
+   * children yet), so the create goes first (409 → update) instead of an update answered 404.
+   */
+  async write(secret: KObject, likelyAbsent = false): Promise<boolean> {
     const key = this.key(secret);
     const hash = shortHash(secret);
-    if (!needsWrite(this.written.get(key), hash, this.now(), this.resyncMs)) return false;
+    const last = this.written.get(key);
+    if (!needsWrite(last, hash, this.now(), this.resyncMs)) return false;
     const namespace = secret.metadata.namespace!;
     const body = secret as unknown as V1Secret;
-    try {
+    const update = async (): Promise<void> => {
       this.count('update');
       await this.core.replaceNamespacedSecret({ name: secret.metadata.name, namespace, body, fieldManager: this.fieldManager });
+    };
+    const create = async (): Promise<void> => {
+      this.count('create');
+      await this.core.createNamespacedSecret({ namespace, body, fieldManager: this.fieldManager });
+    };
+    const [first, second] = firstSecretVerb(last, likelyAbsent) === 'create' ? [create, update] : [update, create];
+    try {
+      await first();
     } catch (err) {
-      if (codeOf(err) !== 404) { this.written.delete(key); throw err; }
+      // update first: 404 means it is gone, create it; create first: 409 means it exists, update it.
+      if (codeOf(err) !== (first === update ? 404 : 409)) { this.written.delete(key); throw err; }
       try {
-        this.count('create');
-        await this.core.createNamespacedSecret({ namespace, body, fieldManager: this.fieldManager });
+        await second();
       } catch (err2) {
-        if (codeOf(err2) !== 409) { this.written.delete(key); throw err2; }
-        this.count('update'); // created by someone in between: write ours over it
-        await this.core.replaceNamespacedSecret({ name: secret.metadata.name, namespace, body, fieldManager: this.fieldManager });
+        // created by someone in between (update → 404 → create → 409): write ours over it
+        if (first === update && codeOf(err2) === 409) await update();
+        else { this.written.delete(key); throw err2; }
       }
     }
     this.written.set(key, { hash, at: this.now() });

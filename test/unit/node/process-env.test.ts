@@ -2,7 +2,7 @@
 // with its V8 and glibc settings; never twice, never for another command, never when turned
 // off, and never overriding what the operator set.
 import assert from 'node:assert/strict';
-import { nodeReexec, TUNED_MARK } from '../../../node-image/src/process-env.ts';
+import { nodeReexec, operatorReexec, TUNED_MARK } from '../../../node-image/src/process-env.ts';
 
 const argv = ['/usr/bin/node', '/app/bin/mailcluster.js', 'node', '--config-dir', '/etc/mailcluster'];
 
@@ -30,5 +30,19 @@ describe('node process settings (re-exec)', () => {
     const b = nodeReexec('/n', [], argv, { NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=16' });
     assert.ok(b);
     assert.ok(!b.args.some((a) => a.startsWith('--max-semi-space-size=')));
+  });
+
+  it('the operator command gets its young-generation cap too, once, not for --help, not when turned off', () => {
+    const op = ['/usr/bin/node', '/app/bin/mailcluster.js', 'operator', '--leader-elect'];
+    const re = operatorReexec('/usr/bin/node', [], op, { PATH: '/bin' });
+    assert.ok(re);
+    assert.deepEqual(re.args, ['/usr/bin/node', '--max-semi-space-size=4', '/app/bin/mailcluster.js', 'operator', '--leader-elect']);
+    assert.equal(re.env[TUNED_MARK], '1');
+    assert.equal(operatorReexec(re.args[0], re.args.slice(1, 2), op, re.env), null, 'never a second time');
+    assert.equal(operatorReexec('/n', [], [...op, '--help'], {}), null);
+    assert.equal(operatorReexec('/n', [], op, { MAILCLUSTER_OPERATOR_TUNING: 'off' }), null);
+    assert.equal(operatorReexec('/n', [], argv, {}), null, 'not the node command');
+    const given = operatorReexec('/n', [], op, { NODE_OPTIONS: '--max-semi-space-size=16' });
+    assert.ok(given && !given.args.some((a) => a.startsWith('--max-semi-space-size=')));
   });
 });

@@ -31,6 +31,13 @@ describe('operator command line and small helpers', () => {
     for (const bad of ['0', '-1', '2.5', 'many', '']) assert.throws(() => parseOperatorArgs([`--max-concurrent-rollouts=${bad}`]), /--max-concurrent-rollouts/);
   });
 
+  it('--workers: default 8, a whole number from 1', () => {
+    assert.equal(parseOperatorArgs([]).workers, 8);
+    assert.equal(parseOperatorArgs(['--workers', '16']).workers, 16);
+    assert.equal(parseOperatorArgs(['--workers=1']).workers, 1);
+    for (const bad of ['0', '-1', '2.5', 'many', '', '10000']) assert.throws(() => parseOperatorArgs([`--workers=${bad}`]), /--workers/);
+  });
+
   it('spreads the Secret resync of converged clusters over a quarter period after it is due', () => {
     assert.equal(resyncDelay(600_000, () => 0), 600_000);
     assert.equal(resyncDelay(600_000, () => 0.999999), 749_999);

@@ -130,6 +130,43 @@ describe('operator rollouts: --max-concurrent-rollouts', () => {
     assert.equal(plan(o).rollout, 'rolling', 'a rollout in progress is read from the pods and continues');
   });
 
+  it('holds its slot while the last rolled pod is terminating and until its replacement is Ready (bench:scale saw 65 rolling at a limit of 50)', () => {
+    const w = convergedWorld(3);
+    w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, image: NEW_IMAGE } };
+    const seen: Array<string | undefined> = [];
+    // Deleted pods stay a while, terminating, as on a real API server (the fixture removes them at once).
+    const step = (): void => {
+      const p = plan(w.observed());
+      seen.push(p.rollout);
+      const going = p.delete.filter((d) => d.kind === 'Pod').map((d) => structuredClone(w.get('Pod', d.name)!));
+      w.apply(p);
+      for (const pod of going) {
+        pod.metadata.deletionTimestamp = w.now.toISOString() as never;
+        w.objects.set(`Pod/${pod.metadata.name}`, pod);
+        const terminating = plan(w.observed());
+        assert.equal(terminating.rollout, 'rolling', `${pod.metadata.name} terminating after its roll: the cluster still rolls (${podsOf(w).map((x) => x.metadata.name).join(', ')})`);
+        w.apply(terminating);
+        w.objects.delete(`Pod/${pod.metadata.name}`);
+      }
+    };
+    for (let n = 0; n < 60 && !(podsOf(w).length === 3 && podsOf(w).every((p) => imageOf(p) === NEW_IMAGE && ready(p)) && progressing(w) === 'Converged'); n++) {
+      step();
+      for (const pod of podsOf(w)) {
+        if (pod.metadata.labels?.['mailcluster.io/role'] === 'draining') w.report(pod.metadata.name, 0);
+      }
+      const created = podsOf(w).find((p) => !p.status?.podIP);
+      if (created) {
+        // the replacement exists but is not Ready yet: still rolling
+        const notReady = plan(w.observed());
+        assert.equal(notReady.rollout, 'rolling', `${created.metadata.name} created, not Ready yet: still rolling`);
+        w.apply(notReady);
+        w.runAll();
+      }
+    }
+    assert.ok(podsOf(w).every((p) => imageOf(p) === NEW_IMAGE && ready(p)), 'every pod on the new template');
+    assert.equal(plan(w.observed()).rollout, undefined, 'and the slot is freed once all are Ready');
+  });
+
   it('never more clusters rolling than the limit, through random reconciles, late pods and operator restarts; all finish', () => {
     const step: fc.Arbitrary<Step> = fc.oneof(
       { weight: 8, arbitrary: fc.record({ t: fc.constant('reconcile' as const), k: fc.integer({ min: 0, max: 5 }) }) },

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { WorkQueue } from '../../../operator/src/controller/workqueue.ts';
 
 describe('operator work queue', () => {
@@ -58,5 +59,37 @@ describe('operator work queue', () => {
     const next = q.get();
     q.shutDown();
     assert.equal(await next, undefined);
+  });
+
+  it('urgent lane first, one normal key in every fairEvery; an urgent add moves a waiting key up; a dirty key keeps its lane', async () => {
+    const q = new WorkQueue({ fairEvery: 3 });
+    for (const k of ['n1', 'n2', 'n3']) q.add(k);
+    for (const k of ['u1', 'u2', 'u3', 'u4']) q.add(k, true);
+    q.add('n3', true); // moves up
+    assert.equal(q.depth, 7);
+    const order: string[] = [];
+    for (let i = 0; i < 7; i++) order.push((await q.get())!);
+    assert.deepEqual(order, ['u1', 'u2', 'n1', 'u3', 'u4', 'n2', 'n3']);
+    q.add('u1', true); // u1 is being processed: dirty, urgent
+    q.add('n9');
+    q.done('u1');
+    assert.equal(await q.get(), 'u1');
+    q.shutDown();
+  });
+
+  it('lanes: every key added comes out exactly once, none starves, coalescing holds (property)', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.boolean()), { maxLength: 60 }), fc.integer({ min: 2, max: 5 }), async (adds, fairEvery) => {
+      const q = new WorkQueue({ fairEvery });
+      for (const [k, urgent] of adds) q.add(`k${k}`, urgent);
+      const distinct = new Set(adds.map(([k]) => `k${k}`));
+      assert.equal(q.depth, distinct.size);
+      const out: string[] = [];
+      while (q.depth > 0) out.push((await q.get())!);
+      assert.deepEqual([...out].sort(), [...distinct].sort());
+      // the i-th normal key (in the order added) is handed out within (i + 1) * fairEvery keys
+      const normal = [...distinct].filter((k) => !adds.some(([n, u]) => `k${n}` === k && u));
+      normal.forEach((k, i) => assert.ok(out.indexOf(k) <= (i + 1) * fairEvery - 1, `${k} starved: ${out.join(',')}`));
+      q.shutDown();
+    }));
   });
 });
