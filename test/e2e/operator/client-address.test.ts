@@ -16,7 +16,7 @@ import { startCaptureServer, type CaptureServer } from '../../support/capture-se
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { swaks } from '../../support/swaks.ts';
 import { freePort } from '../../support/addresses.ts';
-import { clients, conditionOf, crdYaml, getMailCluster, mailClusterObject, startOperator, suiteAddress, waitUntil, type Clients, type OperatorProcess } from './harness.ts';
+import { conditionOf, getMailCluster, mailClusterObject, startOperator, suiteAddress, waitUntil, type Clients, type OperatorProcess, sharedClusterWithCrd } from './harness.ts';
 
 type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
 
@@ -42,10 +42,7 @@ describe('client addresses through local mode\'s load balancer (PROXY v2, extern
 
   before(async function () {
     this.timeout(600_000);
-    cluster = await sharedLocalCluster();
-    c = clients(cluster.kubeConfig);
-    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
+    ({ cluster, c } = await sharedClusterWithCrd());
     await kubectl(['create', 'namespace', NS]);
     const captureAddress = suiteAddress(231);
     capture = await startCaptureServer({ address: captureAddress, port: await freePort(captureAddress) });

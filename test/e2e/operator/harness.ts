@@ -9,6 +9,8 @@ import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PolicyV1Api, type KubeC
 import { addressIn, freePort } from '../../support/addresses.ts';
 import { spawnTracked, stopChild, tailOf, waitUntil } from '../../support/processes.ts';
 import type { ChildProcess } from 'node:child_process';
+import type { LocalCluster } from '../../../local/src/index.ts';
+import { sharedLocalCluster } from '../../support/local-cluster.ts';
 
 export const OPERATOR_TEST_RANGE = '127.44.0.0/16';
 export const suiteAddress = (i: number): string => addressIn(OPERATOR_TEST_RANGE, i);
@@ -175,3 +177,11 @@ export function startTlsSubject(address: string, port: number, timeoutMs = 15_00
 }
 
 export { waitUntil };
+
+/** Every operator suite's start: the shared test cluster, its clients, the CRD installed and established. */
+export async function sharedClusterWithCrd(): Promise<{ cluster: LocalCluster; c: Clients }> {
+  const cluster = await sharedLocalCluster();
+  await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], { input: crdYaml() });
+  await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
+  return { cluster, c: clients(cluster.kubeConfig) };
+}

@@ -13,8 +13,9 @@ import { makeTempDir, sleep } from '../../support/processes.ts';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  clients, conditionOf, crdYaml, etrn, startTlsSubject, getMailCluster, mailClusterObject, nodeAdmin, nodeMetric, startOperator,
+  conditionOf, etrn, startTlsSubject, getMailCluster, mailClusterObject, nodeAdmin, nodeMetric, startOperator,
   suiteAddress, waitUntil, type Clients, type OperatorProcess,
+  sharedClusterWithCrd,
 } from './harness.ts';
 
 type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
@@ -91,10 +92,7 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
 
   before(async function () {
     this.timeout(600_000);
-    cluster = await sharedLocalCluster();
-    c = clients(cluster.kubeConfig);
-    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
+    ({ cluster, c } = await sharedClusterWithCrd());
     await kubectl(['create', 'namespace', NS]);
     capture = await startCaptureServer({ address: captureAddress, port: await freePort(captureAddress) });
     dns = await startDns({

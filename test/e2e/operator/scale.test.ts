@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { sharedLocalCluster } from '../../support/local-cluster.ts';
 import { sleep } from '../../support/processes.ts';
-import { clients, conditionOf, crdYaml, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess } from './harness.ts';
+import { conditionOf, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess, sharedClusterWithCrd } from './harness.ts';
 
 type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
 
@@ -79,10 +79,7 @@ describe(`operator at scale: ${CLUSTERS} MailClusters, one operator (local Kuber
 
   before(async function () {
     this.timeout(600_000);
-    cluster = await sharedLocalCluster();
-    c = clients(cluster.kubeConfig);
-    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
+    ({ cluster, c } = await sharedClusterWithCrd());
     await kubectl(['create', 'namespace', NS]);
     // --secret-resync 60m: the operator writes each Secret again once per resync period (it cannot
     // read them back, README "Secret writes without reads"); the default 10 minutes could fall
