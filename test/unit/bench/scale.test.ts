@@ -77,16 +77,18 @@ describe('bench:scale pieces', () => {
       const events: Array<[number, PodView]> = [];
       const spans: Array<[number, number]> = [];
       plan.forEach(([start, step], c) => {
+        // no two clusters share a time: at a tie the true overlap would depend on the order
+        const off = c / 100;
         let now = start * 10;
         const first = now;
         for (let i = 2; i >= 0; i--) {
-          events.push([now++, pod(c, i, 'old', true, 'draining')]);
-          events.push([now++, pod(c, i, 'old', true, 'draining', true)]);
-          events.push([now++, pod(c, i, 'new', false)]);
+          events.push([off + now++, pod(c, i, 'old', true, 'draining')]);
+          events.push([off + now++, pod(c, i, 'old', true, 'draining', true)]);
+          events.push([off + now++, pod(c, i, 'new', false)]);
           now += step;
-          events.push([now++, pod(c, i, 'new', true)]);
+          events.push([off + now++, pod(c, i, 'new', true)]);
         }
-        spans.push([first, now - 1]);
+        spans.push([off + first, off + now - 1]);
       });
       events.sort((a, b) => a[0] - b[0]);
       for (const [now, p] of events) t.observe(p, now);
