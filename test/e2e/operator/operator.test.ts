@@ -221,7 +221,7 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
   });
 
   it('a new image rolls the nodes one at a time, draining each, keeping every spool', async function () {
-    this.timeout(120_000);
+    this.timeout(240_000);
     await readyPodIps(2);
     const claimUids = async () => (await c.core.listNamespacedPersistentVolumeClaim({ namespace: NS })).items.map((x) => `${x.metadata!.name}:${x.metadata!.uid}`).sort();
     const claimsBefore = await claimUids();
@@ -234,7 +234,7 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
       minReady = Math.min(minReady, ready.length);
       maxOut = Math.max(maxOut, 2 - ready.length);
       return ps.length === 2 && ready.length === 2 && ps.every((p) => p.spec?.containers[0].image === 'mailcluster/node:0.1.1');
-    }, { timeoutMs: 100_000, intervalMs: 100 }).catch(async (err) => {
+    }, { timeoutMs: 200_000, intervalMs: 100 }).catch(async (err) => {
       // What the cluster looked like when it got stuck.
       const ps = (await pods()).map((p) => ({ name: p.metadata?.name, role: p.metadata?.labels?.['mailcluster.io/role'], image: p.spec?.containers[0].image, phase: p.status?.phase, ip: p.status?.podIP, conditions: p.status?.conditions, containers: p.status?.containerStatuses?.map((x) => x.state) }));
       console.log(`      stuck roll: pods ${JSON.stringify(ps)}\n      status ${JSON.stringify((await mc()).status?.conditions)}\n      operator log tail: ${operator.logs().slice(-6000)}`);
