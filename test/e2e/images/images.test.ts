@@ -146,7 +146,7 @@ describe('images: node and operator built with podman, run as the pod spec runs 
     assert.match(status, /^Gid:\s+10001\s+10001\s+10001\s+10001$/m);
     // the entrypoint's command, re-executed once (same PID) with the node's V8 settings
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    assert.match(cmdline, /^\S*node (--\S+ )*bin\/mailcluster\.js node --config-dir \/etc\/mailcluster/);
+    assert.match(cmdline, /^\S*node (--\S+ )*\S*bin\/mailcluster\.js node --config-dir \/etc\/mailcluster/);
     assert.match(cmdline, /--max-semi-space-size=4 /);
 
     const server = `${address}:${smtp}`;
