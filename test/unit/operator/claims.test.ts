@@ -6,16 +6,7 @@ import { DRAIN_ANSWER_MAX_AGE_MS, drainedOnClaim } from '../../../operator/src/c
 import { queueProbeOf } from '../../../operator/src/controller/node-admin.ts';
 import type { ObservedPod } from '../../../operator/src/controller/observed.ts';
 import { plan } from '../../../operator/src/controller/plan.ts';
-import { mailCluster, World } from './fixtures.ts';
-
-function convergedWorld(replicas: number): World {
-  const w = new World(mailCluster({ replicas }));
-  w.apply(plan(w.observed()));
-  w.runAll();
-  w.setLoadBalancer('127.41.0.1');
-  w.apply(plan(w.observed()));
-  return w;
-}
+import { convergedWorld, mailCluster, World } from './fixtures.ts';
 
 const claimDeletes = (w: World): string[] => plan(w.observed()).delete.filter((d) => d.kind === 'PersistentVolumeClaim').map((d) => d.name);
 const scaleTo = (w: World, replicas: number): void => { w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, replicas } }; };

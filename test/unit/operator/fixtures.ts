@@ -2,7 +2,7 @@
 // built from the operator's own builders plus the status a running pod reports.
 import type { MailCluster, MailClusterSpec } from '../../../operator/src/api/v1alpha1/types.ts';
 import type { KObject, ObservedPod, ObservedState } from '../../../operator/src/controller/observed.ts';
-import type { Plan } from '../../../operator/src/controller/plan.ts';
+import { plan, type Plan } from '../../../operator/src/controller/plan.ts';
 import { restartsOf } from '../../../operator/src/controller/claims.ts';
 import { clusterCredentials } from '../../../operator/src/resources/credentials.ts';
 import type { AdminAccess } from '../../../operator/src/resources/network-policy.ts';
@@ -125,4 +125,14 @@ export function isEmptyPlan(p: Plan): boolean {
 
 export function names(objs: KObject[], kind?: string): string[] {
   return objs.filter((o) => kind === undefined || o.kind === kind).map((o) => o.metadata.name).sort();
+}
+
+/** A cluster of `replicas` created, its pods running and its load balancer addressed: where most planner tests start. */
+export function convergedWorld(replicas = 3): World {
+  const w = new World(mailCluster({ replicas }));
+  w.apply(plan(w.observed()));
+  w.runAll();
+  w.setLoadBalancer('127.41.0.1');
+  w.apply(plan(w.observed()));
+  return w;
 }

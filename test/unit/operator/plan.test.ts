@@ -1,18 +1,9 @@
 import assert from 'node:assert/strict';
 import { plan, POLL_MS } from '../../../operator/src/controller/plan.ts';
 import type { ObservedPod } from '../../../operator/src/controller/observed.ts';
-import { isEmptyPlan, mailCluster, names, NOW, World } from './fixtures.ts';
+import { convergedWorld, isEmptyPlan, mailCluster, names, NOW, World } from './fixtures.ts';
 
 /** A fresh 3-node cluster, converged: pods running and ready, config and status written. */
-function convergedWorld(replicas = 3): World {
-  const w = new World(mailCluster({ replicas }));
-  w.apply(plan(w.observed()));
-  w.runAll();
-  w.setLoadBalancer('127.41.0.1');
-  w.apply(plan(w.observed()));
-  return w;
-}
-
 const cm = (w: World, i: number): string => (w.get('ConfigMap', `mc-${i}-config`) as any).data['smtpserver.conf'];
 const zm = (w: World, i: number): string => (w.get('ConfigMap', `mc-${i}-config`) as any).data['zmailer.conf'];
 const etrnPeers = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('PARAM etrn-cluster')).map((l) => l.split(' ')[2]);

@@ -10,18 +10,9 @@ import fc from 'fast-check';
 import type { ObservedPod } from '../../../operator/src/controller/observed.ts';
 import { plan } from '../../../operator/src/controller/plan.ts';
 import { RolloutSlots } from '../../../operator/src/controller/rollout-slots.ts';
-import { mailCluster, World } from './fixtures.ts';
+import { convergedWorld, mailCluster, World } from './fixtures.ts';
 
 const NEW_IMAGE = 'mailcluster/node:0.9.0';
-
-function convergedWorld(replicas: number): World {
-  const w = new World(mailCluster({ replicas }));
-  w.apply(plan(w.observed()));
-  w.runAll();
-  w.setLoadBalancer('127.41.0.1');
-  w.apply(plan(w.observed()));
-  return w;
-}
 
 const podsOf = (w: World): ObservedPod[] => (w.list('Pod') as ObservedPod[]);
 const imageOf = (p: ObservedPod): string => (p as unknown as { spec: { containers: Array<{ image: string }> } }).spec.containers[0].image;
