@@ -1,6 +1,7 @@
 // `mailcluster local up|down|status [--dir D]`: the embedded single-machine Kubernetes.
-//   up      starts control plane, node agent and load balancer, stays in the foreground
-//           until Ctrl-C / SIGTERM, and writes <dir>/local-up.json (pid, kubeconfig, kubectl)
+//   up      starts control plane, node (kubelet as root, else the process agent) and load
+//           balancer, stays in the foreground until Ctrl-C / SIGTERM, and writes
+//           <dir>/local-up.json (pid, kubeconfig, kubectl)
 //   down    stops a running `up` through that state file
 //   status  says whether an `up` runs in that dir and what the cluster holds
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,16 +12,18 @@ import type { LocalCluster } from './index.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const usage = `usage: mailcluster local up|down|status [--dir DIR] [--pod-range CIDR] [--lb-range CIDR]
-  up       start etcd, kube-apiserver, kube-controller-manager, the node agent and the
-           load balancer; stays in the foreground until Ctrl-C (SIGINT) or SIGTERM
+  up       start etcd, kube-apiserver, kube-controller-manager, the node (see --node) and
+           the load balancer; stays in the foreground until Ctrl-C (SIGINT) or SIGTERM
   down     stop the \`up\` running in DIR
   status   show whether an \`up\` runs in DIR
   --dir DIR           state directory (default .local/ in the repository)
   --pod-range CIDR    pod addresses, inside 127.0.0.0/8 (default 127.30.0.0/16)
   --lb-range CIDR     LoadBalancer addresses, inside 127.0.0.0/8 (default 127.31.0.0/16)
   --etcd-no-fsync     faster etcd for throwaway clusters (a machine crash may lose the state)
-  --node agent|kubelet  what runs the pods: the process agent (default), or a real kubelet with
-                      containerd and runc in a network namespace (root; images from npm run images)`;
+  --node kubelet|agent  what runs the pods: a real kubelet with containerd and runc in a network
+                      namespace, from the project's images (the default as root; the first run
+                      builds kubelet, containerd and the images), or the process agent, which
+                      runs each pod as a plain process (the default otherwise)`;
 
 export interface UpState {
   pid: number;
@@ -33,10 +36,19 @@ export interface UpState {
   startedAt: string;
 }
 
-interface Flags { command: string | undefined; dir: string; podRange: string; lbRange: string; etcdNoFsync: boolean; node: 'agent' | 'kubelet' }
+type NodeKind = 'agent' | 'kubelet';
+interface Flags { command: string | undefined; dir: string; podRange: string; lbRange: string; etcdNoFsync: boolean; node: NodeKind | undefined }
+
+/**
+ * What runs the pods when --node is not given: the real kubelet needs root (network namespace,
+ * containerd, runc); without it the process agent stands in.
+ */
+export function defaultNodeKind(isRoot: boolean): NodeKind {
+  return isRoot ? 'kubelet' : 'agent';
+}
 
 export function parseLocalArgs(args: string[]): Flags {
-  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16', etcdNoFsync: false, node: 'agent' };
+  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16', etcdNoFsync: false, node: undefined };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = (name: string) => {
@@ -117,14 +129,23 @@ async function up(flags: Flags): Promise<void> {
   }
   const print = (line: string) => console.log(line);
   const started = Date.now();
-  print(`starting local Kubernetes in ${flags.dir} (${flags.node === 'kubelet' ? 'a kubelet node' : `pods ${flags.podRange}`}, load balancers ${flags.lbRange})...`);
+  const isRoot = process.getuid?.() === 0;
+  const node = flags.node ?? defaultNodeKind(isRoot);
+  if (flags.node === undefined && node === 'agent') print('not root: the pods run on the process agent (a real kubelet needs root; see --node)');
+  print(`starting local Kubernetes in ${flags.dir} (${node === 'kubelet' ? 'a kubelet node' : `pods ${flags.podRange}`}, load balancers ${flags.lbRange})...`);
   let cluster: LocalCluster;
   try {
     const { startLocalCluster } = await import('./index.ts');
-    // the real node runs the project's images: build (or find) them first
-    const images = flags.node === 'kubelet' ? (await (await import('./images/build.ts')).ensureImages({ log: (line) => print(`  ${line}`) })).map((i) => i.archive) : undefined;
+    let images: string[] | undefined;
+    if (node === 'kubelet') {
+      // the real node needs runc, the CNI plugins, iptables and podman for the images
+      const { ensureDebianPackages, imageTools, kubeletNodeTools } = await import('../../scripts/prerequisites.ts');
+      ensureDebianPackages((line) => print(`  ${line}`), [...imageTools, ...kubeletNodeTools]);
+      // the real node runs the project's images: build (or find) them first
+      images = (await (await import('./images/build.ts')).ensureImages({ log: (line) => print(`  ${line}`) })).map((i) => i.archive);
+    }
     cluster = await startLocalCluster({
-      dir: flags.dir, podRange: flags.podRange, lbRange: flags.lbRange, node: flags.node, images,
+      dir: flags.dir, podRange: flags.podRange, lbRange: flags.lbRange, node, images,
       controlPlaneLog: (line) => print(`  ${line}`),
       controlPlane: { etcdUnsafeNoFsync: flags.etcdNoFsync },
     });
@@ -156,7 +177,7 @@ async function up(flags: Flags): Promise<void> {
   writeFileSync(statePath(flags.dir), JSON.stringify(state, null, 2) + '\n');
 
   try {
-    const steps = flags.node === 'kubelet' ? [async (c: LocalCluster, p: (line: string) => void) => (await import('./node/up.ts')).installOperatorWithChart(c, p)] : afterClusterReady;
+    const steps = node === 'kubelet' ? [async (c: LocalCluster, p: (line: string) => void) => (await import('./node/up.ts')).installOperatorWithChart(c, p)] : afterClusterReady;
     for (const step of steps) await step(cluster, print);
   } catch (err) {
     console.error(`mailcluster local up: a start-up step failed: ${(err as Error).message}`);

@@ -96,7 +96,7 @@ describe('local mode: `mailcluster local up`, the node agent and the LoadBalance
     dir = mkdtempSync(join(tmpdir(), 'mailcluster-local-e2e-'));
     const started = Date.now();
     // The real CLI, as a user runs it: in the foreground, in its own process.
-    up = spawn(process.execPath, [cli, 'local', 'up', '--dir', dir, '--pod-range', '127.42.0.0/16', '--lb-range', '127.43.0.0/16', '--etcd-no-fsync'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    up = spawn(process.execPath, [cli, 'local', 'up', '--node', 'agent', '--dir', dir, '--pod-range', '127.42.0.0/16', '--lb-range', '127.43.0.0/16', '--etcd-no-fsync'], { stdio: ['ignore', 'pipe', 'pipe'] });
     up.stdout!.on('data', (d) => { upOutput += d; });
     up.stderr!.on('data', (d) => { upOutput += d; });
     await waitUntil('`local up` to report the cluster up', async () => {
