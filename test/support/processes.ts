@@ -25,6 +25,14 @@ function killAllSync(): void {
 }
 
 process.on('exit', killAllSync);
+// A SIGTERM or SIGHUP ends Node without 'exit' handlers: kill the children first, then let the
+// signal end this process as it would have (unless someone else handles it, as a bench does).
+for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killAllSync();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  });
+}
 atTeardown(async () => {
   await Promise.all([...children].map((c) => stopChild(c, 'SIGTERM', 3000)));
   killAllSync();

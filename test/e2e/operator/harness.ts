@@ -2,7 +2,7 @@
 // (`mailcluster operator`), the CRD installed from crds/, API clients, and small waits.
 // Every address is in 127.0.0.0/8: the shared test cluster's pods are 127.40/16 and its
 // load balancers 127.41/16; this suite's own servers (DNS, capture) use 127.44/16.
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PolicyV1Api, type KubeConfig } from '@kubernetes/client-node';
@@ -48,6 +48,15 @@ export async function startOperator(kubeconfigPath: string, args: string[]): Pro
   });
   const out = tailOf(child.stdout, 200_000);
   const err = tailOf(child.stderr, 20_000);
+  // MAILCLUSTER_E2E_OPERATOR_LOG_DIR=<dir> keeps every operator's whole log (one file per PID), to
+  // read after a failure what the 200 KB tail no longer holds
+  const logDir = process.env.MAILCLUSTER_E2E_OPERATOR_LOG_DIR;
+  if (logDir) {
+    const file = createWriteStream(`${logDir}/operator-${child.pid}.log`);
+    child.stdout!.pipe(file, { end: false });
+    child.stderr!.pipe(file, { end: false });
+    child.once('close', () => file.end());
+  }
   const metricsUrl = `http://127.0.0.1:${port}`;
   const scrape = async (): Promise<string> => (await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
   const handle: OperatorProcess = {
