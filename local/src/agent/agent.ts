@@ -319,7 +319,19 @@ export class NodeAgent {
       claimDirectory: (ns, name) => this.#claimDirectory(ns, name),
       requestToken: (pod, spec) => this.#requestToken(pod, spec),
       async patchStatus(pod, status) {
-        await agent.#core.patchNamespacedPodStatus({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { status } }, strategicPatch);
+        const name = pod.metadata!.name!;
+        const namespace = pod.metadata!.namespace!;
+        try {
+          // The UID in the patch is a precondition, as the kubelet's: the last status of a pod
+          // deleted and created again under the same name (a roll) must not land on the new one.
+          await agent.#core.patchNamespacedPodStatus({ name, namespace, body: { metadata: { uid: pod.metadata!.uid }, status } }, strategicPatch);
+        } catch (err) {
+          const code = (err as { code?: number }).code;
+          if (code !== 409 && code !== 422) throw err;
+          const current = await agent.#core.readNamespacedPod({ name, namespace }).catch((e: { code?: number }) => (e.code === 404 ? undefined : Promise.reject(err)));
+          if (current?.metadata?.uid !== pod.metadata!.uid) return 'replaced';
+          throw err;
+        }
       },
       deletePod: (pod) => this.#deleteNow(pod),
       finished: (worker) => {

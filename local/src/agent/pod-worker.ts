@@ -30,7 +30,8 @@ export interface WorkerContext {
   /** The host directory of a bound claim, or undefined while it is not bound yet. */
   claimDirectory(namespace: string, claimName: string): string | undefined;
   requestToken(pod: V1Pod, spec: TokenSpec): Promise<{ token: string; expiresAt: Date }>;
-  patchStatus(pod: V1Pod, status: Record<string, unknown>): Promise<void>;
+  /** 'replaced': the API holds another pod of this name now (this one's status is not ours to write). */
+  patchStatus(pod: V1Pod, status: Record<string, unknown>): Promise<void | 'replaced'>;
   deletePod(pod: V1Pod): Promise<void>;
   finished(worker: PodWorker): void;
 }
@@ -271,7 +272,11 @@ export class PodWorker {
       const status = buildPodStatus(this.pod, this.runtime);
       const key = JSON.stringify(status);
       if (key !== this.#lastStatus) {
-        await this.#ctx.patchStatus(this.pod, status);
+        if (await this.#ctx.patchStatus(this.pod, status) === 'replaced') {
+          this.#statusOff = true;
+          this.#log.info('a new pod of the same name replaced this one: its status is no longer written');
+          return;
+        }
         this.#lastStatus = key;
       }
     } catch (err) {
