@@ -338,11 +338,14 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   // Restarted when it exits, as its Deployment's kubelet would (CrashLoopBackOff starts at
   // 10 s): under load the operator may lose its Lease and exit by design.
   const operatorArgs = [
+    ...(args.operatorCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'prof')}`] : []),
     join(repo, 'bin/mailcluster.js'), 'operator', '--kubeconfig', opKc, '--metrics-address', OPERATOR_METRICS,
     '--operator-namespace', 'mailcluster-system', '--master-key-file', join(dir, 'master.key'),
     '--leader-elect', '--leader-election-namespace', 'mailcluster-system',
     ...(hasPace ? ['--max-concurrent-rollouts', String(args.maxConcurrentRollouts)] : []),
+    ...args.operatorArgs,
   ];
+  if (args.operatorArgs.length > 0 || args.operatorCpuProf) say(`operator run as: node ${operatorArgs.map((a) => a.replace(dir, '<state>').replace(repo, '.')).join(' ')}`);
   const op = { proc: undefined as unknown as Component, restarts: 0, peak: 0, stopping: false };
   const startOperator = (): void => {
     const proc = startComponent({ name: 'operator', command: nodeBin, logFile: join(logs, 'operator.log'), cwd: repo, args: operatorArgs });
@@ -435,11 +438,21 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   let tReady: number;
   let allReady = true;
   try {
-    tReady = await waitFor('all MailClusters Ready', args.readyTimeoutS * 1000, () => {
+    // Each progress line also says who used the CPU since the last one (share of one core) and
+    // the operator's work-queue depth: what paces the cold start shows there.
+    let cpuLast = cpuParts();
+    let tLast = Date.now();
+    tReady = await waitFor('all MailClusters Ready', args.readyTimeoutS * 1000, async () => {
       if (!firstAllReady && podsReady.size >= pods) firstAllReady = Date.now();
       if (Date.now() - lastReport >= 10_000) {
         lastReport = Date.now();
-        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(op.proc.pid, 'VmRSS'))}${op.restarts ? ` (restarted ${op.restarts}x)` : ''}`);
+        const cpuNow = cpuParts();
+        const dt = (lastReport - tLast) / 1000;
+        const busy = Object.keys(cpuNow).map((k) => `${k.replace('kube-', '').replace('hollow nodes', 'hollow')} ${Math.round((100 * (cpuNow[k] - cpuLast[k])) / dt)}%`).join(' ');
+        cpuLast = cpuNow;
+        tLast = lastReport;
+        const depth = sumMetric(await opMetrics(), 'mailcluster_operator_workqueue_depth').get('');
+        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(op.proc.pid, 'VmRSS'))}${op.restarts ? ` (restarted ${op.restarts}x)` : ''}; queue ${depth ?? '-'}; CPU ${busy}`);
       }
       return ready.size >= args.clusters;
     }, 200);
@@ -462,6 +475,16 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const apiAll = metricDelta(sumMetric(apiBefore, 'apiserver_request_total', ['verb']), sumMetric(apiAfter, 'apiserver_request_total', ['verb']));
   const apiTotal = [...apiAll.values()].reduce((a, b) => a + b, 0);
   say(`RESULT kube-apiserver (all clients, apiserver_request_total): ${apiTotal} requests in ${coldS.toFixed(1)} s = ${(apiTotal / coldS).toFixed(0)}/s; by verb ${[...apiAll.entries()].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  // API Priority and Fairness: time requests waited in its queues, by priority level (the
+  // operator's user falls in global-default, kubelets in system, the scheduler and the
+  // controller-manager in workload-high), and requests it refused.
+  const apfWaitSum = metricDelta(sumMetric(apiBefore, 'apiserver_flowcontrol_request_wait_duration_seconds_sum', ['priority_level']), sumMetric(apiAfter, 'apiserver_flowcontrol_request_wait_duration_seconds_sum', ['priority_level']));
+  const apfWaitCount = metricDelta(sumMetric(apiBefore, 'apiserver_flowcontrol_request_wait_duration_seconds_count', ['priority_level']), sumMetric(apiAfter, 'apiserver_flowcontrol_request_wait_duration_seconds_count', ['priority_level']));
+  const apfRejected = metricDelta(sumMetric(apiBefore, 'apiserver_flowcontrol_rejected_requests_total', ['priority_level']), sumMetric(apiAfter, 'apiserver_flowcontrol_rejected_requests_total', ['priority_level']));
+  const durSum = metricDelta(sumMetric(apiBefore, 'apiserver_request_duration_seconds_sum', ['verb']), sumMetric(apiAfter, 'apiserver_request_duration_seconds_sum', ['verb']));
+  const durCount = metricDelta(sumMetric(apiBefore, 'apiserver_request_duration_seconds_count', ['verb']), sumMetric(apiAfter, 'apiserver_request_duration_seconds_count', ['verb']));
+  say(`  mean request duration by verb (all clients, watches excluded): ${[...durCount.entries()].filter(([k, n]) => n > 0 && k !== 'WATCH').map(([k, n]) => `${k} ${((1000 * (durSum.get(k) ?? 0)) / n).toFixed(0)} ms`).join(', ')}`);
+  say(`  APF wait by priority level (mean over requests): ${[...apfWaitCount.entries()].filter(([, n]) => n > 0).map(([k, n]) => `${k} ${((1000 * (apfWaitSum.get(k) ?? 0)) / n).toFixed(1)} ms x ${n}`).join(', ')}; rejected ${[...apfRejected.entries()].filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   printOperatorMetrics('cold start', opBefore, opAfter, coldS, op.restarts !== restartsCold);
   cpuReport('the cold start', cpuCold, coldS);
 
