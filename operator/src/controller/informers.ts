@@ -56,7 +56,8 @@ export interface InformerSetOptions {
   namespaces?: string[];
   metrics: OperatorMetrics;
   log: Logger;
-  onChange: (kind: string, obj: KObject) => void;
+  /** Every add, update and delete the informers deliver (`deleted` for a delete). */
+  onChange: (kind: string, obj: KObject, deleted: boolean) => void;
   maxBackoffMs?: number;
 }
 
@@ -78,16 +79,16 @@ export class InformerSet {
         const list = () => o.objects.list(kind.apiVersion, kind.kind, namespace, undefined, undefined, undefined, undefined, selector);
         const informer = makeInformer(o.kubeConfig, collectionPath(kind, namespace), list, selector);
         const handle: Handle = { kind, ...(namespace ? { namespace } : {}), informer, synced: false, failures: 0 };
-        const changed = (obj: KubernetesObject): void => {
+        const changed = (obj: KubernetesObject, deleted = false): void => {
           handle.failures = 0;
-          o.onChange(kind.kind, obj as unknown as KObject);
+          o.onChange(kind.kind, obj as unknown as KObject, deleted);
         };
         // trimForCache first: registered before any other handler, it runs as the object is cached.
         informer.on('add', trimForCache);
         informer.on('update', trimForCache);
         informer.on('add', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
         informer.on('update', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
-        informer.on('delete', (obj) => { index.remove(obj as unknown as KObject); changed(obj); });
+        informer.on('delete', (obj) => { index.remove(obj as unknown as KObject); changed(obj, true); });
         informer.on('error', (err: unknown) => this.restart(handle, err));
         this.handles.push(handle);
       }
