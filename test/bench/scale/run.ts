@@ -448,7 +448,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
         lastReport = Date.now();
         const cpuNow = cpuParts();
         const dt = (lastReport - tLast) / 1000;
-        const busy = Object.keys(cpuNow).map((k) => `${k.replace('kube-', '').replace('hollow nodes', 'hollow')} ${Math.round((100 * (cpuNow[k] - cpuLast[k])) / dt)}%`).join(' ');
+        const busy = dt < 1 ? '-' : Object.keys(cpuNow).map((k) => `${k.replace('kube-', '').replace('hollow nodes', 'hollow')} ${Math.round((100 * (cpuNow[k] - cpuLast[k])) / dt)}%`).join(' ');
         cpuLast = cpuNow;
         tLast = lastReport;
         const depth = sumMetric(await opMetrics(), 'mailcluster_operator_workqueue_depth').get('');
