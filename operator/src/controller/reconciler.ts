@@ -322,9 +322,38 @@ export class Reconciler {
     return writes;
   }
 
+  /** Pods (<namespace>/<pod>) whose POST /drain is in flight: never two at once for one pod. */
+  private readonly drainsInFlight = new Set<string>();
+
+  private requestDrainInBackground(cluster: MailCluster, d: { pod: string; url: string }, token: string): void {
+    const ns = cluster.metadata.namespace;
+    const key = `${ns}/${d.pod}`;
+    if (this.drainsInFlight.has(key)) return;
+    this.d.fence?.();
+    this.drainsInFlight.add(key);
+    const { log, objects } = this.d;
+    void (async () => {
+      try {
+        await requestDrain(d.url, token);
+        log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
+        this.write('patch', 'Pod');
+        await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
+          undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+      } catch (err) {
+        if (err instanceof NotLeaderError) return;
+        // Asked again on a later pass (the plan keeps asking until the annotation is there).
+        log.warn({ pod: d.pod, err: describeError(err) }, 'drain request failed');
+        try { this.d.fence?.(); } catch { return; }
+        await this.d.events.record(cluster, { type: 'Warning', reason: 'DrainRequestFailed', message: `POST /drain to ${d.pod}: ${describeError(err)}` });
+      } finally {
+        this.drainsInFlight.delete(key);
+      }
+    })();
+  }
+
   /** Carries out the plan; returns the Secrets (and unwatched objects) written. */
   private async execute(cluster: MailCluster, p: Plan, credentials: ClusterCredentials, fresh: boolean): Promise<string[]> {
-    const { objects, log } = this.d;
+    const { objects } = this.d;
     const ns = cluster.metadata.namespace;
     // A finalizer is added before anything is created (a MailCluster deleted right away is
     // held too) and removed only after every delete of this pass went through.
@@ -349,20 +378,10 @@ export class Reconciler {
       await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: patch.name, namespace: ns, labels: patch.labels, annotations: patch.annotations } } as never,
         undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
     }
-    for (const d of p.drain) {
-      this.d.fence?.();
-      try {
-        await requestDrain(d.url, credentials.adminToken);
-        log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
-        this.write('patch', 'Pod');
-        await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
-          undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
-      } catch (err) {
-        // Retried on the next pass (the plan keeps asking until the request succeeded).
-        log.warn({ pod: d.pod, err: describeError(err) }, 'drain request failed');
-        p.events.push({ type: 'Warning', reason: 'DrainRequestFailed', message: `POST /drain to ${d.pod}: ${describeError(err)}` });
-      }
-    }
+    // POST /drain goes out in the background: a node that is slow to answer (up to the
+    // request's 5 s timeout) holds no worker. Its answer is recorded on the pod as the
+    // drain-requested annotation, whose watch event queues the cluster again.
+    for (const d of p.drain) this.requestDrainInBackground(cluster, d, credentials.adminToken);
     for (const d of p.delete) {
       try {
         this.write('delete', d.kind);
