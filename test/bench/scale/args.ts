@@ -22,6 +22,8 @@ export interface ScaleArgs {
   operatorArgs: string[];
   /** Profile the operator's CPU (node --cpu-prof) into the state directory's prof/ (kept). */
   operatorCpuProf: boolean;
+  /** kube-scheduler's --v (2 logs why each pod did not fit). */
+  schedulerV: number;
   help: boolean;
 }
 
@@ -39,16 +41,17 @@ export const USAGE = `usage: npm run bench:scale -- [flags]
   --no-roll                    skip the roll
   --keep                       keep the state directory (logs, audit log)
   --operator-arg ARG           pass ARG to the operator (repeatable: --operator-arg --workers --operator-arg 16)
-  --operator-cpu-prof          node --cpu-prof the operator into <state>/prof (implies --keep)`;
+  --operator-cpu-prof          node --cpu-prof the operator into <state>/prof (implies --keep)
+  --scheduler-v N              kube-scheduler's log verbosity (default 1; 2 says why a pod did not fit)`;
 
 export function parseScaleArgs(argv: string[]): ScaleArgs {
   const out: ScaleArgs = {
     clusters: 1000, replicas: 3, perNamespace: 100, maxPods: 300, timeoutS: 2400, readyTimeoutS: 600, quietS: 60, rollTimeoutS: 900,
-    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorCpuProf: false,
+    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorCpuProf: false, schedulerV: 1,
   };
   const ints: Record<string, keyof ScaleArgs> = {
     '--clusters': 'clusters', '--replicas': 'replicas', '--per-namespace': 'perNamespace', '--hollow-nodes': 'hollowNodes', '--max-pods': 'maxPods',
-    '--timeout': 'timeoutS', '--ready-timeout': 'readyTimeoutS', '--quiet': 'quietS', '--roll-timeout': 'rollTimeoutS', '--max-concurrent-rollouts': 'maxConcurrentRollouts',
+    '--timeout': 'timeoutS', '--ready-timeout': 'readyTimeoutS', '--quiet': 'quietS', '--roll-timeout': 'rollTimeoutS', '--max-concurrent-rollouts': 'maxConcurrentRollouts', '--scheduler-v': 'schedulerV',
   };
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];

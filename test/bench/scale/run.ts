@@ -267,7 +267,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   ].join('\n'));
   const scheduler = startComponent({
     name: 'kube-scheduler', command: kubeScheduler, logFile: join(logs, 'kube-scheduler.log'),
-    args: [`--config=${schedConfig}`, `--bind-address=${SCHEDULER_ADDRESS}`, '--secure-port=10259', `--authentication-kubeconfig=${schedKc}`, `--authorization-kubeconfig=${schedKc}`, '--v=1'],
+    args: [`--config=${schedConfig}`, `--bind-address=${SCHEDULER_ADDRESS}`, '--secure-port=10259', `--authentication-kubeconfig=${schedKc}`, `--authorization-kubeconfig=${schedKc}`, `--v=${args.schedulerV}`],
   });
   run.components.push(scheduler);
   run.stoppers.push(() => scheduler.stop(5000));

@@ -168,6 +168,22 @@ describe('operator planner', () => {
     assert.ok(isEmptyPlan(plan(w.observed())));
   });
 
+  it('counts a pod Ready without an address as not ready yet: it is in no peer list', () => {
+    const w = new World(mailCluster());
+    w.apply(plan(w.observed()));
+    w.runAll();
+    const pod = w.get('Pod', 'mc-1') as ObservedPod;
+    pod.status = { ...pod.status, podIP: undefined };
+    w.apply(plan(w.observed()));
+    assert.equal(w.cluster.status?.readyReplicas, 2);
+    assert.equal(condition(w, 'Ready')?.status, 'False');
+    w.run('mc-1', '127.40.0.11');
+    w.apply(plan(w.observed()));
+    assert.equal(w.cluster.status?.readyReplicas, 3);
+    assert.equal(condition(w, 'Ready')?.status, 'True');
+    for (const i of [0, 1, 2]) assert.equal(etrnPeers(cm(w, i)).length, 3, 'Ready once every node lists every node');
+  });
+
   it('property: whatever order pods get addresses and the load balancer its own, every running node ends with the whole list', () => {
     fc.assert(fc.property(fc.array(fc.constantFrom(0, 1, 2, 3, 'lb' as const), { minLength: 5, maxLength: 12 }), fc.integer({ min: 1, max: 4 }), (events, replicas) => {
       const w = new World(mailCluster({ replicas }));
