@@ -339,6 +339,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   // 10 s): under load the operator may lose its Lease and exit by design.
   const operatorArgs = [
     ...(args.operatorCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'prof')}`] : []),
+    ...(args.operatorHeapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(dir, 'prof')}`] : []),
     join(repo, 'bin/mailcluster.js'), 'operator', '--kubeconfig', opKc, '--metrics-address', OPERATOR_METRICS,
     '--operator-namespace', 'mailcluster-system', '--master-key-file', join(dir, 'master.key'),
     '--leader-elect', '--leader-election-namespace', 'mailcluster-system',
@@ -487,6 +488,13 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   say(`  APF wait by priority level (mean over requests): ${[...apfWaitCount.entries()].filter(([, n]) => n > 0).map(([k, n]) => `${k} ${((1000 * (apfWaitSum.get(k) ?? 0)) / n).toFixed(1)} ms x ${n}`).join(', ')}; rejected ${[...apfRejected.entries()].filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   printOperatorMetrics('cold start', opBefore, opAfter, coldS, op.restarts !== restartsCold);
   cpuReport('the cold start', cpuCold, coldS);
+  if (args.operatorHeapSnapshot) {
+    mkdirSync(join(dir, 'prof'), { recursive: true });
+    process.kill(op.proc.pid, 'SIGUSR2');
+    await waitFor('the heap snapshot', 120_000, () => readdirSync(join(dir, 'prof')).some((f) => f.endsWith('.heapsnapshot')), 1000).catch(() => undefined);
+    await sleep(10_000);
+    say(`heap snapshot of the operator in ${join(dir, 'prof')} (written after the VmHWM above was read)`);
+  }
 
   if (!allReady) {
     await sleep(2500);
