@@ -24,6 +24,8 @@ export interface ScaleArgs {
   operatorCpuProf: boolean;
   /** Write a heap snapshot of the operator into <state>/prof once the cold start is over. */
   operatorHeapSnapshot: boolean;
+  /** The spool StorageClass binds claims at once (Immediate) instead of for the first pod (WaitForFirstConsumer). */
+  immediateBinding: boolean;
   /** kube-scheduler's --v (2 logs why each pod did not fit). */
   schedulerV: number;
   help: boolean;
@@ -44,13 +46,14 @@ export const USAGE = `usage: npm run bench:scale -- [flags]
   --keep                       keep the state directory (logs, audit log)
   --operator-arg ARG           pass ARG to the operator (repeatable: --operator-arg --workers --operator-arg 16)
   --operator-cpu-prof          node --cpu-prof the operator into <state>/prof (implies --keep)
- --operator-heap-snapshot     a heap snapshot of the operator into <state>/prof after the cold start (implies --keep)
+  --operator-heap-snapshot     a heap snapshot of the operator into <state>/prof after the cold start (implies --keep)
+  --immediate-binding          the spool StorageClass binds claims at once (volumeBindingMode Immediate; default WaitForFirstConsumer)
   --scheduler-v N              kube-scheduler's log verbosity (default 1; 2 says why a pod did not fit)`;
 
 export function parseScaleArgs(argv: string[]): ScaleArgs {
   const out: ScaleArgs = {
     clusters: 1000, replicas: 3, perNamespace: 100, maxPods: 300, timeoutS: 2400, readyTimeoutS: 600, quietS: 60, rollTimeoutS: 900,
-    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorCpuProf: false, operatorHeapSnapshot: false, schedulerV: 1,
+    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorCpuProf: false, operatorHeapSnapshot: false, immediateBinding: false, schedulerV: 1,
   };
   const ints: Record<string, keyof ScaleArgs> = {
     '--clusters': 'clusters', '--replicas': 'replicas', '--per-namespace': 'perNamespace', '--hollow-nodes': 'hollowNodes', '--max-pods': 'maxPods',
@@ -64,6 +67,7 @@ export function parseScaleArgs(argv: string[]): ScaleArgs {
     if (flag === '--no-roll') { out.skipRoll = true; continue; }
     if (flag === '--keep') { out.keep = true; continue; }
     if (flag === '--operator-cpu-prof') { out.operatorCpuProf = true; out.keep = true; continue; }
+    if (flag === '--immediate-binding') { out.immediateBinding = true; continue; }
     if (flag === '--operator-heap-snapshot') { out.operatorHeapSnapshot = true; out.keep = true; continue; }
     if (flag === '--operator-arg') {
       const v = value ?? argv[++i];

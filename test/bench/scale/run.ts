@@ -10,7 +10,11 @@
 // - statically provisioned PersistentVolumes, pre-created for every spool claim the
 //   operator will make (StorageClass `bench-static`, hostPath, which the hollow kubelet's
 //   fake hostPath plugin mounts without touching the disk) -- local mode's process agent,
-//   which is also its provisioner, is not used;
+//   which is also its provisioner, is not used. The class binds for the first consumer
+//   (WaitForFirstConsumer, as most cloud classes do): with Immediate, a pod created next to
+//   its claim failed scheduling ("unbound immediate PersistentVolumeClaims") about 75 times
+//   until the controller-manager had bound the claim, every claim's binding requeueing every
+//   waiting pod (--immediate-binding brings that back, for comparison);
 // - local mode's LoadBalancer controller (a 127.52.128.0/17 address per Service);
 // - the operator as production runs it (`node bin/mailcluster.js operator`, leader election
 //   on, metrics served), with `--max-concurrent-rollouts` when it has that flag.
@@ -253,7 +257,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   await cp.kubectl(['create', 'clusterrolebinding', 'bench-mailcluster-operator', '--clusterrole=cluster-admin', `--user=${OPERATOR_USER}`]);
   const namespaces = [...new Set(clusterNames(args).map((c) => c.namespace)), 'mailcluster-system'];
   await cp.kubectl(['create', '-f', '-'], { input: namespaces.map((n) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${n}}\n`).join('---\n') });
-  await cp.kubectl(['create', '-f', '-'], { input: `apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: ${STORAGE_CLASS}}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: Immediate\n` });
+  await cp.kubectl(['create', '-f', '-'], { input: `apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: ${STORAGE_CLASS}}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: ${args.immediateBinding ? 'Immediate' : 'WaitForFirstConsumer'}\n` });
 
   // ---- kube-scheduler
   const schedKc = cp.createKubeconfig({ name: 'kube-scheduler', user: 'system:kube-scheduler' });
