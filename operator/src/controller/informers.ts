@@ -58,7 +58,8 @@ type PodShape = {
  * tolerations, the kubelet's container details. Pods are never written from the cache (they are
  * built whole from the MailCluster), so nothing written back misses the fields dropped here.
  */
-export function trimPodForCache<T extends PodShape>(pod: T): T {
+export function trimPodForCache<T extends object>(obj: T): T {
+  const pod = obj as PodShape;
   trimForCache(pod);
   if (pod.spec) {
     pod.spec = {
@@ -84,7 +85,7 @@ export function trimPodForCache<T extends PodShape>(pod: T): T {
       } : {}),
     };
   }
-  return pod;
+  return obj;
 }
 
 /** The REST path of a kind's collection, cluster-wide or in one namespace. */
@@ -131,8 +132,8 @@ export class InformerSet {
         };
         // trimForCache first: registered before any other handler, it runs as the object is cached.
         const trim = kind.kind === 'Pod' ? trimPodForCache : trimForCache;
-        informer.on('add', trim as (o: KubernetesObject) => void);
-        informer.on('update', trim as (o: KubernetesObject) => void);
+        informer.on('add', trim);
+        informer.on('update', trim);
         informer.on('add', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
         informer.on('update', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
         informer.on('delete', (obj) => { index.remove(obj as unknown as KObject); changed(obj, true); });
