@@ -22,7 +22,6 @@ import { restartsOf } from './claims.ts';
 import type { QueueProber } from './queue-prober.ts';
 import type { RolloutSlots } from './rollout-slots.ts';
 import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
-import { InFlightLimit } from './in-flight.ts';
 import { objectKey, statusKey, type OwnWrites } from './own-writes.ts';
 import { plan, type Plan } from './plan.ts';
 import type { SecretWriter } from './secret-writer.ts';
@@ -49,8 +48,6 @@ export interface ReconcilerDeps {
   fence?: () => void;
   /** The operator's writes its informers have not shown yet (not written again meanwhile). */
   ownWrites?: OwnWrites;
-  /** Writes of desired state in flight at once across all reconciles (default 24). */
-  maxWritesInFlight?: number;
 }
 
 /** A write refused because this replica is no longer (surely) the leader. */
@@ -103,12 +100,7 @@ export class Reconciler {
   private readonly tlsReadForbidden = new Set<string>();
   private readonly peerTls = new Map<string, Promise<PeerTlsMaterial>>();
 
-  private readonly writes: InFlightLimit;
-
-  constructor(deps: ReconcilerDeps) {
-    this.d = deps;
-    this.writes = new InFlightLimit(deps.maxWritesInFlight ?? 24);
-  }
+  constructor(deps: ReconcilerDeps) { this.d = deps; }
 
   /**
    * Whether each cluster is rolling (or waiting to), read from the informers alone — no probe,
@@ -317,15 +309,15 @@ export class Reconciler {
     const ns = cluster.metadata.namespace;
     const writes: Array<Promise<string | undefined>> = [];
     for (const once of p.createOnce) {
-      writes.push(this.writes.run(() => this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName))))
+      writes.push(this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)))
         .then((r) => (r === 'created' ? once.name : undefined)));
     }
-    for (const s of p.secrets) writes.push(this.writes.run(() => this.d.secrets.write(s, fresh)).then((w) => (w ? s.metadata.name : undefined)));
+    for (const s of p.secrets) writes.push(this.d.secrets.write(s, fresh).then((w) => (w ? s.metadata.name : undefined)));
     for (const o of p.unwatched) {
-      writes.push(this.d.secrets.applyIfChanged(o, () => this.writes.run(async () => {
+      writes.push(this.d.secrets.applyIfChanged(o, async () => {
         this.write('apply', o.kind!);
         await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-      })).then((applied) => (applied ? `${o.kind}/${o.metadata.name}` : undefined)));
+      }).then((applied) => (applied ? `${o.kind}/${o.metadata.name}` : undefined)));
     }
     return writes;
   }
@@ -369,10 +361,8 @@ export class Reconciler {
     if (p.finalizers && adding) await this.patchFinalizers(cluster, p.finalizers);
     const apply = async (obj: KObject): Promise<void> => {
       const hash = this.hashOf(obj);
-      const answer = await this.writes.run(() => {
-        this.write('apply', obj.kind!);
-        return objects.patch(toClientModel(obj) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-      });
+      this.write('apply', obj.kind!);
+      const answer = await objects.patch(toClientModel(obj) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
       this.rememberWrite(objectKey(obj.kind!, ns, obj.metadata.name), hash, answer, this.d.informers.get(obj.kind!, ns, obj.metadata.name));
     };
     // Everything a pod mounts or names first, all at once (no order among them: Secrets,
