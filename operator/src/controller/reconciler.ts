@@ -170,7 +170,7 @@ export class Reconciler {
     // Nothing of the cluster observed yet: its first pass, so its Secrets were never made either.
     const fresh = observed.pods.length === 0 && observed.configMaps.length === 0 && observed.services.length === 0;
     const secretsWritten = await this.execute(cluster, p, credentials, fresh);
-    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers) {
+    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers || deferred) {
       this.d.log.info({
         cluster: key,
         applied: p.apply.map((o) => `${o.kind}/${o.metadata.name}`),
@@ -201,7 +201,11 @@ export class Reconciler {
     const deferred: string[] = [];
     const keep: typeof p.apply = [];
     let retryMs: number | undefined;
-    const hold = (what: string, ms: number): void => { deferred.push(what); retryMs = Math.min(retryMs ?? ms, ms); };
+    const hold = (what: string, ms: number): void => {
+      deferred.push(what);
+      this.d.metrics.deferredWrites.inc({ kind: what === 'status' ? 'MailCluster/status' : what.split('/')[0] });
+      retryMs = Math.min(retryMs ?? ms, ms);
+    };
     for (const o of p.apply) {
       const unseen = own.unseen(objectKey(o.kind!, namespace, o.metadata.name), now, this.hashOf(o));
       if (unseen) hold(`${o.kind}/${o.metadata.name}`, own.remainingMs(unseen, now));

@@ -591,6 +591,8 @@ function printOperatorMetrics(what: string, before: string, after: string, secon
   } else {
     say('  mailcluster_operator_api_requests_total: not exported by this operator');
   }
+  const deferred = metricDelta(sumMetric(before, 'mailcluster_operator_deferred_writes_total', ['kind']), sumMetric(after, 'mailcluster_operator_deferred_writes_total', ['kind']));
+  if (/^mailcluster_operator_deferred_writes_total/m.test(after)) say(`  deferred writes (own write not in the cache yet): ${[...deferred.entries()].map(([k, v]) => `${k} ${v}`).join(', ') || '0'}`);
   const rec = metricDelta(sumMetric(before, 'mailcluster_operator_reconciles_total', ['result']), sumMetric(after, 'mailcluster_operator_reconciles_total', ['result']));
   const dSum = (sumMetric(after, 'mailcluster_operator_reconcile_duration_seconds_sum').get('') ?? 0) - (sumMetric(before, 'mailcluster_operator_reconcile_duration_seconds_sum').get('') ?? 0);
   const dCount = (sumMetric(after, 'mailcluster_operator_reconcile_duration_seconds_count').get('') ?? 0) - (sumMetric(before, 'mailcluster_operator_reconcile_duration_seconds_count').get('') ?? 0);
