@@ -336,12 +336,15 @@ export class Reconciler {
     this.d.fence?.();
     this.drainsInFlight.add(key);
     const { log, objects } = this.d;
+    // The annotation goes on this very pod: a later reconcile may replace a pod of the same name
+    // meanwhile, and the UID in the patch makes the API server refuse it on any other pod.
+    const uid = this.d.informers.get('Pod', ns, d.pod)?.metadata.uid;
     void (async () => {
       try {
         await requestDrain(d.url, token);
         log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
         this.write('patch', 'Pod');
-        await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
+        await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, ...(uid ? { uid } : {}), annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
           undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
       } catch (err) {
         if (err instanceof NotLeaderError) return;
