@@ -27,6 +27,16 @@ interface Balancer {
   ip: string;
   /** "<port>/<protocol>" -> proxy */
   proxies: Map<string, TcpProxy>;
+  /** The pods ("<namespace>/<name>") its selector matched at its last reconcile: a pod event
+   * concerns it when it matches now or did then (a pod relabelled out of it, or deleted). */
+  selected: Set<string>;
+}
+
+/** Whether a Service selector picks a pod by its labels (an empty or absent selector: none). Pure. */
+export function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  if (!selector || Object.keys(selector).length === 0) return false;
+  const l = labels ?? {};
+  return Object.entries(selector).every(([k, v]) => l[k] === v);
 }
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -43,6 +53,8 @@ export class LoadBalancerController {
   #pods!: Cache<V1Pod>;
   #stopped = false;
   #queue: Promise<void> = Promise.resolve();
+  /** Keys waiting in #queue: queued once however many events come (its turn reads the latest state). */
+  readonly #queued = new Set<string>();
 
   constructor(options: LoadBalancerOptions) {
     this.#o = options;
@@ -67,9 +79,14 @@ export class LoadBalancerController {
     this.#slices.on('update', onSlice);
     this.#slices.on('delete', onSlice);
     this.#pods = this.#informer<V1Pod>('/api/v1/pods', () => this.#core.listPodForAllNamespaces());
+    // Only the Services the pod concerns: with a thousand pods in a namespace, queueing every
+    // Service of it on every pod event made a queue that delayed new Services' addresses by minutes.
     const onPod = (pod: V1Pod) => {
+      const podKey = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
       for (const svc of this.#services.list(pod.metadata?.namespace)) {
-        if (svc.spec?.type === 'LoadBalancer' && svc.spec.selector) this.#enqueue(`${svc.metadata!.namespace}/${svc.metadata!.name}`);
+        if (svc.spec?.type !== 'LoadBalancer' || !svc.spec.selector) continue;
+        const key = `${svc.metadata!.namespace}/${svc.metadata!.name}`;
+        if (selects(svc.spec.selector, pod.metadata?.labels) || this.#balancers.get(key)?.selected.has(podKey)) this.#enqueue(key);
       }
     };
     this.#pods.on('add', onPod);
@@ -100,9 +117,14 @@ export class LoadBalancerController {
     return restartingInformer<T>(this.#o.kubeConfig, path, list, this.#log, () => this.#stopped);
   }
 
-  /** Reconciles one Service at a time, in event order. */
+  /** Reconciles one Service at a time, in the order first queued; a Service already waiting is not queued again. */
   #enqueue(key: string): void {
-    this.#queue = this.#queue.then(() => this.#reconcile(key)).catch((err) => {
+    if (this.#queued.has(key)) return;
+    this.#queued.add(key);
+    this.#queue = this.#queue.then(() => {
+      this.#queued.delete(key); // events from here on queue it again
+      return this.#reconcile(key);
+    }).catch((err) => {
       this.#log.warn({ service: key, err: (err as Error).message }, 'load balancer reconcile failed');
     });
   }
@@ -126,9 +148,11 @@ export class LoadBalancerController {
       // Keep the address the Service already reports (agent restart) or that it asks for.
       const wanted = svc.spec.loadBalancerIP || svc.status?.loadBalancer?.ingress?.[0]?.ip;
       const ip = wanted && this.pool.reserve(key, wanted) ? wanted : this.pool.allocate(key);
-      balancer = { ip, proxies: new Map() };
+      balancer = { ip, proxies: new Map(), selected: new Set() };
       this.#balancers.set(key, balancer);
     }
+    const pods = this.#pods.list(namespace);
+    balancer.selected = new Set(pods.filter((p) => selects(svc.spec!.selector, p.metadata?.labels)).map((p) => `${namespace}/${p.metadata?.name}`));
     let proxyV2 = false;
     try { proxyV2 = wantsProxyV2(svc); } catch (err) { this.#log.warn({ service: key, err: (err as Error).message }, 'bad annotation, no PROXY header'); }
     const slices = this.#slices.list(namespace).filter((s) => s.metadata?.labels?.['kubernetes.io/service-name'] === name);
@@ -149,7 +173,7 @@ export class LoadBalancerController {
         balancer.proxies.set(portKey, proxy);
         this.#log.info({ service: key, ip: balancer.ip, port: port.port }, 'load balancer listening');
       }
-      proxy.backends = svc.spec.selector && Object.keys(svc.spec.selector).length ? backendsFromPods(svc, port, this.#pods.list(namespace)) : backendsFor(port, slices);
+      proxy.backends = svc.spec.selector && Object.keys(svc.spec.selector).length ? backendsFromPods(svc, port, pods) : backendsFor(port, slices);
       proxy.proxyV2 = proxyV2;
       proxy.preserveSource = svc.spec.externalTrafficPolicy === 'Local';
     }

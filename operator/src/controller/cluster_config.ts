@@ -31,11 +31,18 @@ export function planConfiguration(ctx: PlanContext, pods: PodView, creating: num
     serviceClusterIP: service?.spec?.clusterIP,
     loadBalancerAddresses: loadBalancerAddresses(service),
   };
+  // A pod without an address runs no node yet. Its ConfigMap is made if missing, but not
+  // rewritten: the address it gets joins every peer list, so its ConfigMap is rewritten then
+  // anyway, with everything that changed meanwhile. While a new cluster's pods get their
+  // addresses one by one (and its Service its cluster IP and load balancer address), this saves
+  // the rewrites nobody reads — a third of a new cluster's ConfigMap writes (bench:scale).
+  const addressless = new Set(live.filter(([, p]) => !p.status?.podIP).map(([i]) => i));
   let reconfigured = 0;
   for (const i of [...configIndices, ...terminating.map((p) => indexOf(p)!)].sort((a, b) => a - b)) {
     const want = buildConfigMap(cluster, i, view);
     const have = byName(observed.configMaps, configMapName(name, i));
     if (!have || !objectContainsDesired(want, have) || Object.keys(have.data ?? {}).length !== 2) {
+      if (have && addressless.has(i)) continue;
       if (have) reconfigured++;
       out.apply.push(want);
     }

@@ -34,7 +34,9 @@ export function planStatus(ctx: PlanContext, s: StatusInputs): void {
     .filter((x): x is { pod: string; reason: string } => x.reason !== undefined);
   const facts: ClusterFacts = {
     desired,
-    readyServing: s.serving.filter(([i, p]) => i < desired && isPodReady(p)).length,
+    // A node serves at its address: a pod Ready without one (kubemark's hollow pods report Ready
+    // before their address) is not yet in any peer list, so it does not count.
+    readyServing: s.serving.filter(([i, p]) => i < desired && isPodReady(p) && Boolean(p.status?.podIP)).length,
     missing: s.missing,
     draining: drainingFacts,
     excess: s.excess.map(([, p]) => p.metadata.name).filter((n) => !drainingFacts.some((d) => d.pod === n)),

@@ -41,6 +41,53 @@ export function trimForCache<T extends { metadata?: { managedFields?: unknown } 
   return obj;
 }
 
+type PodShape = {
+  metadata?: { managedFields?: unknown };
+  spec?: { volumes?: Array<{ name?: string; persistentVolumeClaim?: { claimName?: string } }> } & Record<string, unknown>;
+  status?: {
+    phase?: string; podIP?: string;
+    conditions?: Array<{ type: string; status: string; reason?: string }>;
+    containerStatuses?: Array<{ ready?: boolean; restartCount?: number; state?: { waiting?: { reason?: string; message?: string }; terminated?: { reason?: string } } }>;
+  } & Record<string, unknown>;
+};
+
+/**
+ * trimForCache for pods, which are most of the cache at scale (3,000 at 1,000 MailClusters):
+ * of the spec only the spool volumes (which claim a pod runs on), of the status only what the
+ * planner reads (observed.ts ObservedPod) — not the containers, the projected volumes, the
+ * tolerations, the kubelet's container details. Pods are never written from the cache (they are
+ * built whole from the MailCluster), so nothing written back misses the fields dropped here.
+ */
+export function trimPodForCache<T extends object>(obj: T): T {
+  const pod = obj as PodShape;
+  trimForCache(pod);
+  if (pod.spec) {
+    pod.spec = {
+      volumes: (pod.spec.volumes ?? []).filter((v) => v.persistentVolumeClaim)
+        .map((v) => ({ name: v.name, persistentVolumeClaim: { claimName: v.persistentVolumeClaim!.claimName } })),
+    };
+  }
+  const st = pod.status;
+  if (st) {
+    pod.status = {
+      ...(st.phase !== undefined ? { phase: st.phase } : {}),
+      ...(st.podIP !== undefined ? { podIP: st.podIP } : {}),
+      ...(st.conditions ? { conditions: st.conditions.map((c) => ({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}) })) } : {}),
+      ...(st.containerStatuses ? {
+        containerStatuses: st.containerStatuses.map((c) => ({
+          ...(c.ready !== undefined ? { ready: c.ready } : {}),
+          ...(c.restartCount !== undefined ? { restartCount: c.restartCount } : {}),
+          state: {
+            ...(c.state?.waiting ? { waiting: { reason: c.state.waiting.reason, message: c.state.waiting.message } } : {}),
+            ...(c.state?.terminated ? { terminated: { reason: c.state.terminated.reason } } : {}),
+          },
+        })),
+      } : {}),
+    };
+  }
+  return obj;
+}
+
 /** The REST path of a kind's collection, cluster-wide or in one namespace. */
 export function collectionPath(k: WatchedKind, namespace?: string): string {
   const root = k.apiVersion.includes('/') ? `/apis/${k.apiVersion}` : `/api/${k.apiVersion}`;
@@ -56,7 +103,8 @@ export interface InformerSetOptions {
   namespaces?: string[];
   metrics: OperatorMetrics;
   log: Logger;
-  onChange: (kind: string, obj: KObject) => void;
+  /** Every add, update and delete the informers deliver (`deleted` for a delete). */
+  onChange: (kind: string, obj: KObject, deleted: boolean) => void;
   maxBackoffMs?: number;
 }
 
@@ -78,16 +126,17 @@ export class InformerSet {
         const list = () => o.objects.list(kind.apiVersion, kind.kind, namespace, undefined, undefined, undefined, undefined, selector);
         const informer = makeInformer(o.kubeConfig, collectionPath(kind, namespace), list, selector);
         const handle: Handle = { kind, ...(namespace ? { namespace } : {}), informer, synced: false, failures: 0 };
-        const changed = (obj: KubernetesObject): void => {
+        const changed = (obj: KubernetesObject, deleted = false): void => {
           handle.failures = 0;
-          o.onChange(kind.kind, obj as unknown as KObject);
+          o.onChange(kind.kind, obj as unknown as KObject, deleted);
         };
         // trimForCache first: registered before any other handler, it runs as the object is cached.
-        informer.on('add', trimForCache);
-        informer.on('update', trimForCache);
+        const trim = kind.kind === 'Pod' ? trimPodForCache : trimForCache;
+        informer.on('add', trim);
+        informer.on('update', trim);
         informer.on('add', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
         informer.on('update', (obj) => { index.upsert(obj as unknown as KObject); changed(obj); });
-        informer.on('delete', (obj) => { index.remove(obj as unknown as KObject); changed(obj); });
+        informer.on('delete', (obj) => { index.remove(obj as unknown as KObject); changed(obj, true); });
         informer.on('error', (err: unknown) => this.restart(handle, err));
         this.handles.push(handle);
       }

@@ -18,6 +18,7 @@ import { RolloutSlots } from './rollout-slots.ts';
 import { loadMasterKey, type MasterKeySource } from './master-key.ts';
 import { createMetrics, type OperatorMetrics } from './metrics.ts';
 import type { KObject } from './observed.ts';
+import { objectKey, OwnWrites, statusKey } from './own-writes.ts';
 import { describeError, FIELD_MANAGER, isNamespaceTerminating, NotLeaderError, Reconciler } from './reconciler.ts';
 import { SECRET_RESYNC_MS, SecretWriter } from './secret-writer.ts';
 import { WorkQueue } from './workqueue.ts';
@@ -75,6 +76,7 @@ export class Manager {
   private readonly informers: InformerSet;
   private readonly reconciler: Reconciler;
   private readonly prober: QueueProber;
+  private readonly ownWrites = new OwnWrites();
   private readonly slots: RolloutSlots;
   private readonly elector?: LeaderElector;
   private readonly lastErrors = new Map<string, string>();
@@ -101,7 +103,10 @@ export class Manager {
     this.core = core;
     this.informers = new InformerSet({
       kubeConfig: o.kubeConfig, objects, namespaces: o.namespaces, metrics: this.metrics, log: o.log,
-      onChange: (kind, obj) => {
+      onChange: (kind, obj, deleted) => {
+        const { namespace, name, resourceVersion } = obj.metadata;
+        if (kind === KIND && namespace) this.ownWrites.observed(statusKey(namespace, name), resourceVersion, deleted);
+        else this.ownWrites.observed(objectKey(kind, namespace, name), resourceVersion, deleted);
         const key = ownerKey(kind, obj);
         if (key && this.leading) this.queue.add(key, this.reconciledOnce.has(key));
       },
@@ -122,6 +127,7 @@ export class Manager {
     this.reconciler = new Reconciler({
       prober: this.prober,
       slots: this.slots,
+      ownWrites: this.ownWrites,
       informers: this.informers, objects, custom: o.kubeConfig.makeApiClient(CustomObjectsApi), core, events, metrics: this.metrics, log: o.log,
       fence: () => { if (!this.stillLeading()) throw new NotLeaderError(); },
       masterKey: () => { if (!this.masterKey) throw new Error('the master key is not loaded yet'); return this.masterKey; },

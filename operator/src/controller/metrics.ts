@@ -14,6 +14,7 @@ export interface OperatorMetrics {
   rolloutsInProgress: Gauge;
   queueProbes: Counter<'result'>;
   queueProbesInFlight: Gauge;
+  deferredWrites: Counter<'kind'>;
 }
 
 export function createMetrics(): OperatorMetrics {
@@ -37,6 +38,10 @@ export function createMetrics(): OperatorMetrics {
     rolloutsInProgress: new Gauge({ name: 'mailcluster_operator_rollouts_in_progress', help: 'MailClusters rolling a pod-template change (from the first replaced pod until every pod runs the new template and is Ready).', registers: [registry] }),
     queueProbes: new Counter({ name: 'mailcluster_operator_queue_probes_total', help: 'GET /queue probes of draining nodes, by result (answer, error).', labelNames: ['result'], registers: [registry] }),
     queueProbesInFlight: new Gauge({ name: 'mailcluster_operator_queue_probes_in_flight', help: 'GET /queue probes sent and not yet answered.', registers: [registry] }),
+    deferredWrites: new Counter({
+      name: 'mailcluster_operator_deferred_writes_total', help: 'Writes held back because the operator\'s own last write of that object (or status) was not in its cache yet, by kind.',
+      labelNames: ['kind'], registers: [registry],
+    }),
     isLeader: new Gauge({ name: 'mailcluster_operator_leader', help: '1 while this process is the elected leader (or runs without election).', registers: [registry] }),
   };
 }

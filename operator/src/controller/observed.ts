@@ -7,6 +7,7 @@ export interface Meta {
   name: string;
   namespace?: string;
   uid?: string;
+  resourceVersion?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   deletionTimestamp?: unknown;

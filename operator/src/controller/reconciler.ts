@@ -1,12 +1,15 @@
 // One reconcile of one MailCluster: read the informers' view (plus the few things only a
 // request can tell: the TLS Secret where allowed, draining nodes' queues), plan, then carry out
-// the plan — Secrets first (written whole, never read), server-side apply for every other write
-// of desired state, status through the status subresource.
+// the plan — everything pods mount or name first, at once (Secrets written whole and never read,
+// server-side apply for every other write of desired state), then the pods, then the status
+// through the status subresource. What the operator wrote and its cache does not show yet is
+// not written again (own-writes.ts).
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, KIND, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
 import { ANNOTATION_DRAIN_REQUESTED, LABEL_CLUSTER, LABEL_ROLE } from '../resources/labels.ts';
 import { clusterCredentials, type ClusterCredentials } from '../resources/credentials.ts';
+import { shortHash } from '../resources/hash.ts';
 import { adminSecretName, ADMIN_PORT, mailqSecretName, peerTlsSecretName } from '../resources/names.ts';
 import type { AdminAccess } from '../resources/network-policy.ts';
 import { buildPeerTlsSecret, issuePeerTls, type PeerTlsMaterial } from '../resources/peer-tls.ts';
@@ -19,6 +22,7 @@ import { restartsOf } from './claims.ts';
 import type { QueueProber } from './queue-prober.ts';
 import type { RolloutSlots } from './rollout-slots.ts';
 import type { KObject, ObservedPod, ObservedState, QueueProbe, TlsSecretState } from './observed.ts';
+import { objectKey, statusKey, type OwnWrites } from './own-writes.ts';
 import { plan, type Plan } from './plan.ts';
 import type { SecretWriter } from './secret-writer.ts';
 
@@ -42,6 +46,8 @@ export interface ReconcilerDeps {
   prober: QueueProber;
   /** Throws when this replica may no longer write (leader election's fence); checked before every write. */
   fence?: () => void;
+  /** The operator's writes its informers have not shown yet (not written again meanwhile). */
+  ownWrites?: OwnWrites;
 }
 
 /** A write refused because this replica is no longer (surely) the leader. */
@@ -146,6 +152,7 @@ export class Reconciler {
       this.d.slots.forget(key);
       this.d.secrets.forget(namespace, [mailqSecretName(name), adminSecretName(name), peerTlsSecretName(name)]);
       for (const k of this.peerTls.keys()) if (k.startsWith(`${namespace}/${name}/`)) this.peerTls.delete(k);
+      this.d.ownWrites?.forget((k) => k === statusKey(namespace, name));
       return undefined;
     }
     const observed = this.observe(key, cluster, lastError, true);
@@ -159,11 +166,11 @@ export class Reconciler {
     const p = plan(observed);
     this.d.slots.record(key, p.rollout);
     const planned = Date.now();
+    const deferred = this.deferUnseenWrites(namespace, name, p);
     // Nothing of the cluster observed yet: its first pass, so its Secrets were never made either.
     const fresh = observed.pods.length === 0 && observed.configMaps.length === 0 && observed.services.length === 0;
-    const secretsWritten = await this.writeSecrets(cluster, p, fresh);
-    await this.execute(cluster, p, credentials);
-    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers) {
+    const secretsWritten = await this.execute(cluster, p, credentials, fresh);
+    if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers || deferred) {
       this.d.log.info({
         cluster: key,
         applied: p.apply.map((o) => `${o.kind}/${o.metadata.name}`),
@@ -172,12 +179,58 @@ export class Reconciler {
         drained: p.drain.map((x) => x.pod),
         deleted: p.delete.map((x) => `${x.kind}/${x.name}`),
         status: p.status !== undefined,
+        ...(deferred ? { deferred } : {}),
         ...(p.finalizers ? { finalizers: p.finalizers } : {}),
         observeMs: planned - started,
         executeMs: Date.now() - planned,
       }, 'reconciled');
     }
     return p;
+  }
+
+  /**
+   * Takes out of the plan what the operator wrote itself and its cache does not show yet
+   * (own-writes.ts): applies of the very content written, and the status while the last status
+   * write is unseen. The cache's catching up queues the cluster again; the requeue only covers
+   * an event that never comes. Returns what was held back, for the log.
+   */
+  private deferUnseenWrites(namespace: string, name: string, p: Plan): string[] | undefined {
+    const own = this.d.ownWrites;
+    if (!own) return undefined;
+    const now = Date.now();
+    const deferred: string[] = [];
+    const keep: typeof p.apply = [];
+    let retryMs: number | undefined;
+    const hold = (what: string, ms: number): void => {
+      deferred.push(what);
+      this.d.metrics.deferredWrites.inc({ kind: what === 'status' ? 'MailCluster/status' : what.split('/')[0] });
+      retryMs = Math.min(retryMs ?? ms, ms);
+    };
+    for (const o of p.apply) {
+      const unseen = own.unseen(objectKey(o.kind!, namespace, o.metadata.name), now, this.hashOf(o));
+      if (unseen) hold(`${o.kind}/${o.metadata.name}`, own.remainingMs(unseen, now));
+      else keep.push(o);
+    }
+    p.apply = keep;
+    if (p.status) {
+      const unseen = own.unseen(statusKey(namespace, name), now);
+      if (unseen) { delete p.status; hold('status', own.remainingMs(unseen, now)); }
+    }
+    if (retryMs !== undefined) p.requeueAfterMs = Math.min(p.requeueAfterMs ?? retryMs, retryMs);
+    return deferred.length > 0 ? deferred : undefined;
+  }
+
+  private readonly hashes = new WeakMap<object, string>();
+  private hashOf(o: KObject): string {
+    let h = this.hashes.get(o);
+    if (h === undefined) { h = shortHash(o); this.hashes.set(o, h); }
+    return h;
+  }
+
+  /** Remembers a write the API server answered with `written` (its resourceVersion). */
+  private rememberWrite(key: string, hash: string, written: unknown, cached: KObject | undefined): void {
+    const rv = (written as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
+    this.d.ownWrites?.wrote(key, hash, rv, Date.now(), cached?.metadata.resourceVersion);
   }
 
   /** A Warning event on the cluster for a failed reconcile (best effort). */
@@ -255,58 +308,87 @@ export class Reconciler {
     return made;
   }
 
-  /** The cluster's Secrets, before anything that mounts them. Returns the ones written. */
-  private async writeSecrets(cluster: MailCluster, p: Plan, fresh: boolean): Promise<string[]> {
-    const written: string[] = [];
+  /** The cluster's Secrets and unwatched objects, as writes that may run together. Each resolves to what it wrote, if anything. */
+  private secretWrites(cluster: MailCluster, p: Plan, fresh: boolean): Array<Promise<string | undefined>> {
     const ns = cluster.metadata.namespace;
+    const writes: Array<Promise<string | undefined>> = [];
     for (const once of p.createOnce) {
-      const r = await this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)));
-      if (r === 'created') written.push(once.name);
+      writes.push(this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)))
+        .then((r) => (r === 'created' ? once.name : undefined)));
     }
-    for (const s of p.secrets) if (await this.d.secrets.write(s, fresh)) written.push(s.metadata.name);
+    for (const s of p.secrets) writes.push(this.d.secrets.write(s, fresh).then((w) => (w ? s.metadata.name : undefined)));
     for (const o of p.unwatched) {
-      const applied = await this.d.secrets.applyIfChanged(o, async () => {
+      writes.push(this.d.secrets.applyIfChanged(o, async () => {
         this.write('apply', o.kind!);
         await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-      });
-      if (applied) written.push(`${o.kind}/${o.metadata.name}`);
+      }).then((applied) => (applied ? `${o.kind}/${o.metadata.name}` : undefined)));
     }
-    return written;
+    return writes;
   }
 
-  private async execute(cluster: MailCluster, p: Plan, credentials: ClusterCredentials): Promise<void> {
-    const { objects, log } = this.d;
+  /** Pods (<namespace>/<pod>) whose POST /drain is in flight: never two at once for one pod. */
+  private readonly drainsInFlight = new Set<string>();
+
+  private requestDrainInBackground(cluster: MailCluster, d: { pod: string; url: string }, token: string): void {
+    const ns = cluster.metadata.namespace;
+    const key = `${ns}/${d.pod}`;
+    if (this.drainsInFlight.has(key)) return;
+    this.d.fence?.();
+    this.drainsInFlight.add(key);
+    const { log, objects } = this.d;
+    // The annotation goes on this very pod: a later reconcile may replace a pod of the same name
+    // meanwhile, and the UID in the patch makes the API server refuse it on any other pod.
+    const uid = this.d.informers.get('Pod', ns, d.pod)?.metadata.uid;
+    void (async () => {
+      try {
+        await requestDrain(d.url, token);
+        log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
+        this.write('patch', 'Pod');
+        await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, ...(uid ? { uid } : {}), annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
+          undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+      } catch (err) {
+        if (err instanceof NotLeaderError) return;
+        // Asked again on a later pass (the plan keeps asking until the annotation is there).
+        log.warn({ pod: d.pod, err: describeError(err) }, 'drain request failed');
+        try { this.d.fence?.(); } catch { return; }
+        await this.d.events.record(cluster, { type: 'Warning', reason: 'DrainRequestFailed', message: `POST /drain to ${d.pod}: ${describeError(err)}` });
+      } finally {
+        this.drainsInFlight.delete(key);
+      }
+    })();
+  }
+
+  /** Carries out the plan; returns the Secrets (and unwatched objects) written. */
+  private async execute(cluster: MailCluster, p: Plan, credentials: ClusterCredentials, fresh: boolean): Promise<string[]> {
+    const { objects } = this.d;
     const ns = cluster.metadata.namespace;
     // A finalizer is added before anything is created (a MailCluster deleted right away is
     // held too) and removed only after every delete of this pass went through.
     const adding = p.finalizers !== undefined && p.finalizers.length > (cluster.metadata.finalizers ?? []).length;
     if (p.finalizers && adding) await this.patchFinalizers(cluster, p.finalizers);
     const apply = async (obj: KObject): Promise<void> => {
+      const hash = this.hashOf(obj);
       this.write('apply', obj.kind!);
-      await objects.patch(toClientModel(obj) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      const answer = await objects.patch(toClientModel(obj) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      this.rememberWrite(objectKey(obj.kind!, ns, obj.metadata.name), hash, answer, this.d.informers.get(obj.kind!, ns, obj.metadata.name));
     };
-    // Everything a pod mounts first, then the pods (in parallel: scale-up is not serial).
-    await Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply));
+    // Everything a pod mounts or names first, all at once (no order among them: Secrets,
+    // accounts and RBAC, ConfigMaps, claims, Services...), then the pods, also at once: a new
+    // cluster's first pass is three round trips, not one per object.
+    const [secretsWritten] = await Promise.all([
+      Promise.all(this.secretWrites(cluster, p, fresh)),
+      Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply)),
+    ]);
     await Promise.all(p.apply.filter((o) => o.kind === 'Pod').map(apply));
     for (const patch of p.patchPods) {
       this.write('patch', 'Pod');
       await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: patch.name, namespace: ns, labels: patch.labels, annotations: patch.annotations } } as never,
         undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
     }
-    for (const d of p.drain) {
-      this.d.fence?.();
-      try {
-        await requestDrain(d.url, credentials.adminToken);
-        log.info({ cluster: `${ns}/${cluster.metadata.name}`, pod: d.pod }, 'drain requested');
-        this.write('patch', 'Pod');
-        await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: d.pod, namespace: ns, annotations: { [ANNOTATION_DRAIN_REQUESTED]: new Date().toISOString() } } } as never,
-          undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
-      } catch (err) {
-        // Retried on the next pass (the plan keeps asking until the request succeeded).
-        log.warn({ pod: d.pod, err: describeError(err) }, 'drain request failed');
-        p.events.push({ type: 'Warning', reason: 'DrainRequestFailed', message: `POST /drain to ${d.pod}: ${describeError(err)}` });
-      }
-    }
+    // POST /drain goes out in the background: a node that is slow to answer (up to the
+    // request's 5 s timeout) holds no worker. Its answer is recorded on the pod as the
+    // drain-requested annotation, whose watch event queues the cluster again.
+    for (const d of p.drain) this.requestDrainInBackground(cluster, d, credentials.adminToken);
     for (const d of p.delete) {
       try {
         this.write('delete', d.kind);
@@ -318,13 +400,15 @@ export class Reconciler {
     if (p.finalizers && !adding) await this.patchFinalizers(cluster, p.finalizers);
     if (p.status && !(p.finalizers && !adding && cluster.metadata.deletionTimestamp)) {
       this.write('apply', 'MailCluster/status');
-      await this.d.custom.patchNamespacedCustomObjectStatus({
+      const updated = await this.d.custom.patchNamespacedCustomObjectStatus({
         group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, name: cluster.metadata.name,
         body: { apiVersion: cluster.apiVersion, kind: cluster.kind, metadata: { name: cluster.metadata.name, namespace: ns }, status: p.status },
         fieldManager: FIELD_MANAGER, force: true,
       }, setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply));
+      this.rememberWrite(statusKey(ns, cluster.metadata.name), '', updated, this.d.informers.get(KIND, ns, cluster.metadata.name));
     }
     this.d.fence?.();
     await Promise.all(p.events.map((e) => this.d.events.record(cluster, e)));
+    return secretsWritten.filter((w): w is string => w !== undefined);
   }
 }

@@ -18,6 +18,16 @@ export interface ScaleArgs {
   skipRoll: boolean;
   /** Keep the bench's state directory (logs, audit log) after the run. */
   keep: boolean;
+  /** Extra flags for the operator (--operator-arg, repeatable), e.g. --workers 16. */
+  operatorArgs: string[];
+  /** Profile the operator's CPU (node --cpu-prof) into the state directory's prof/ (kept). */
+  operatorCpuProf: boolean;
+  /** Write a heap snapshot of the operator into <state>/prof once the cold start is over. */
+  operatorHeapSnapshot: boolean;
+  /** The spool StorageClass binds claims at once (Immediate) instead of for the first pod (WaitForFirstConsumer). */
+  immediateBinding: boolean;
+  /** kube-scheduler's --v (2 logs why each pod did not fit). */
+  schedulerV: number;
   help: boolean;
 }
 
@@ -33,16 +43,21 @@ export const USAGE = `usage: npm run bench:scale -- [flags]
   --roll-timeout S             roll bound (default 900)
   --timeout S                  the whole run's bound; everything is stopped past it (default 2400)
   --no-roll                    skip the roll
-  --keep                       keep the state directory (logs, audit log)`;
+  --keep                       keep the state directory (logs, audit log)
+  --operator-arg ARG           pass ARG to the operator (repeatable: --operator-arg --workers --operator-arg 16)
+  --operator-cpu-prof          node --cpu-prof the operator into <state>/prof (implies --keep)
+  --operator-heap-snapshot     a heap snapshot of the operator into <state>/prof after the cold start (implies --keep)
+  --immediate-binding          the spool StorageClass binds claims at once (volumeBindingMode Immediate; default WaitForFirstConsumer)
+  --scheduler-v N              kube-scheduler's log verbosity (default 1; 2 says why a pod did not fit)`;
 
 export function parseScaleArgs(argv: string[]): ScaleArgs {
   const out: ScaleArgs = {
     clusters: 1000, replicas: 3, perNamespace: 100, maxPods: 300, timeoutS: 2400, readyTimeoutS: 600, quietS: 60, rollTimeoutS: 900,
-    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false,
+    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorCpuProf: false, operatorHeapSnapshot: false, immediateBinding: false, schedulerV: 1,
   };
   const ints: Record<string, keyof ScaleArgs> = {
     '--clusters': 'clusters', '--replicas': 'replicas', '--per-namespace': 'perNamespace', '--hollow-nodes': 'hollowNodes', '--max-pods': 'maxPods',
-    '--timeout': 'timeoutS', '--ready-timeout': 'readyTimeoutS', '--quiet': 'quietS', '--roll-timeout': 'rollTimeoutS', '--max-concurrent-rollouts': 'maxConcurrentRollouts',
+    '--timeout': 'timeoutS', '--ready-timeout': 'readyTimeoutS', '--quiet': 'quietS', '--roll-timeout': 'rollTimeoutS', '--max-concurrent-rollouts': 'maxConcurrentRollouts', '--scheduler-v': 'schedulerV',
   };
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];
@@ -51,6 +66,15 @@ export function parseScaleArgs(argv: string[]): ScaleArgs {
     if (flag.startsWith('--') && eq > 0) { value = flag.slice(eq + 1); flag = flag.slice(0, eq); }
     if (flag === '--no-roll') { out.skipRoll = true; continue; }
     if (flag === '--keep') { out.keep = true; continue; }
+    if (flag === '--operator-cpu-prof') { out.operatorCpuProf = true; out.keep = true; continue; }
+    if (flag === '--immediate-binding') { out.immediateBinding = true; continue; }
+    if (flag === '--operator-heap-snapshot') { out.operatorHeapSnapshot = true; out.keep = true; continue; }
+    if (flag === '--operator-arg') {
+      const v = value ?? argv[++i];
+      if (v === undefined) throw new Error('--operator-arg needs a value');
+      out.operatorArgs.push(v);
+      continue;
+    }
     if (flag === '-h' || flag === '--help') { out.help = true; continue; }
     const key = ints[flag];
     if (!key) throw new Error(`unknown flag ${JSON.stringify(flag)}\n${USAGE}`);

@@ -10,7 +10,11 @@
 // - statically provisioned PersistentVolumes, pre-created for every spool claim the
 //   operator will make (StorageClass `bench-static`, hostPath, which the hollow kubelet's
 //   fake hostPath plugin mounts without touching the disk) -- local mode's process agent,
-//   which is also its provisioner, is not used;
+//   which is also its provisioner, is not used. The class binds for the first consumer
+//   (WaitForFirstConsumer, as most cloud classes do): with Immediate, a pod created next to
+//   its claim failed scheduling ("unbound immediate PersistentVolumeClaims") about 75 times
+//   until the controller-manager had bound the claim, every claim's binding requeueing every
+//   waiting pod (--immediate-binding brings that back, for comparison);
 // - local mode's LoadBalancer controller (a 127.52.128.0/17 address per Service);
 // - the operator as production runs it (`node bin/mailcluster.js operator`, leader election
 //   on, metrics served), with `--max-concurrent-rollouts` when it has that flag.
@@ -253,7 +257,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   await cp.kubectl(['create', 'clusterrolebinding', 'bench-mailcluster-operator', '--clusterrole=cluster-admin', `--user=${OPERATOR_USER}`]);
   const namespaces = [...new Set(clusterNames(args).map((c) => c.namespace)), 'mailcluster-system'];
   await cp.kubectl(['create', '-f', '-'], { input: namespaces.map((n) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${n}}\n`).join('---\n') });
-  await cp.kubectl(['create', '-f', '-'], { input: `apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: ${STORAGE_CLASS}}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: Immediate\n` });
+  await cp.kubectl(['create', '-f', '-'], { input: `apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: ${STORAGE_CLASS}}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: ${args.immediateBinding ? 'Immediate' : 'WaitForFirstConsumer'}\n` });
 
   // ---- kube-scheduler
   const schedKc = cp.createKubeconfig({ name: 'kube-scheduler', user: 'system:kube-scheduler' });
@@ -267,7 +271,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   ].join('\n'));
   const scheduler = startComponent({
     name: 'kube-scheduler', command: kubeScheduler, logFile: join(logs, 'kube-scheduler.log'),
-    args: [`--config=${schedConfig}`, `--bind-address=${SCHEDULER_ADDRESS}`, '--secure-port=10259', `--authentication-kubeconfig=${schedKc}`, `--authorization-kubeconfig=${schedKc}`, '--v=1'],
+    args: [`--config=${schedConfig}`, `--bind-address=${SCHEDULER_ADDRESS}`, '--secure-port=10259', `--authentication-kubeconfig=${schedKc}`, `--authorization-kubeconfig=${schedKc}`, `--v=${args.schedulerV}`],
   });
   run.components.push(scheduler);
   run.stoppers.push(() => scheduler.stop(5000));
@@ -338,11 +342,15 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   // Restarted when it exits, as its Deployment's kubelet would (CrashLoopBackOff starts at
   // 10 s): under load the operator may lose its Lease and exit by design.
   const operatorArgs = [
+    ...(args.operatorCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'prof')}`] : []),
+    ...(args.operatorHeapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(dir, 'prof')}`] : []),
     join(repo, 'bin/mailcluster.js'), 'operator', '--kubeconfig', opKc, '--metrics-address', OPERATOR_METRICS,
     '--operator-namespace', 'mailcluster-system', '--master-key-file', join(dir, 'master.key'),
     '--leader-elect', '--leader-election-namespace', 'mailcluster-system',
     ...(hasPace ? ['--max-concurrent-rollouts', String(args.maxConcurrentRollouts)] : []),
+    ...args.operatorArgs,
   ];
+  if (args.operatorArgs.length > 0 || args.operatorCpuProf) say(`operator run as: node ${operatorArgs.map((a) => a.replace(dir, '<state>').replace(repo, '.')).join(' ')}`);
   const op = { proc: undefined as unknown as Component, restarts: 0, peak: 0, stopping: false };
   const startOperator = (): void => {
     const proc = startComponent({ name: 'operator', command: nodeBin, logFile: join(logs, 'operator.log'), cwd: repo, args: operatorArgs });
@@ -435,11 +443,21 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   let tReady: number;
   let allReady = true;
   try {
-    tReady = await waitFor('all MailClusters Ready', args.readyTimeoutS * 1000, () => {
+    // Each progress line also says who used the CPU since the last one (share of one core) and
+    // the operator's work-queue depth: what paces the cold start shows there.
+    let cpuLast = cpuParts();
+    let tLast = Date.now();
+    tReady = await waitFor('all MailClusters Ready', args.readyTimeoutS * 1000, async () => {
       if (!firstAllReady && podsReady.size >= pods) firstAllReady = Date.now();
       if (Date.now() - lastReport >= 10_000) {
         lastReport = Date.now();
-        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(op.proc.pid, 'VmRSS'))}${op.restarts ? ` (restarted ${op.restarts}x)` : ''}`);
+        const cpuNow = cpuParts();
+        const dt = (lastReport - tLast) / 1000;
+        const busy = dt < 1 ? '-' : Object.keys(cpuNow).map((k) => `${k.replace('kube-', '').replace('hollow nodes', 'hollow')} ${Math.round((100 * (cpuNow[k] - cpuLast[k])) / dt)}%`).join(' ');
+        cpuLast = cpuNow;
+        tLast = lastReport;
+        const depth = sumMetric(await opMetrics(), 'mailcluster_operator_workqueue_depth').get('');
+        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(op.proc.pid, 'VmRSS'))}${op.restarts ? ` (restarted ${op.restarts}x)` : ''}; queue ${depth ?? '-'}; CPU ${busy}`);
       }
       return ready.size >= args.clusters;
     }, 200);
@@ -462,8 +480,25 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const apiAll = metricDelta(sumMetric(apiBefore, 'apiserver_request_total', ['verb']), sumMetric(apiAfter, 'apiserver_request_total', ['verb']));
   const apiTotal = [...apiAll.values()].reduce((a, b) => a + b, 0);
   say(`RESULT kube-apiserver (all clients, apiserver_request_total): ${apiTotal} requests in ${coldS.toFixed(1)} s = ${(apiTotal / coldS).toFixed(0)}/s; by verb ${[...apiAll.entries()].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  // API Priority and Fairness: time requests waited in its queues, by priority level (the
+  // operator's user falls in global-default, kubelets in system, the scheduler and the
+  // controller-manager in workload-high), and requests it refused.
+  const apfWaitSum = metricDelta(sumMetric(apiBefore, 'apiserver_flowcontrol_request_wait_duration_seconds_sum', ['priority_level']), sumMetric(apiAfter, 'apiserver_flowcontrol_request_wait_duration_seconds_sum', ['priority_level']));
+  const apfWaitCount = metricDelta(sumMetric(apiBefore, 'apiserver_flowcontrol_request_wait_duration_seconds_count', ['priority_level']), sumMetric(apiAfter, 'apiserver_flowcontrol_request_wait_duration_seconds_count', ['priority_level']));
+  const apfRejected = metricDelta(sumMetric(apiBefore, 'apiserver_flowcontrol_rejected_requests_total', ['priority_level']), sumMetric(apiAfter, 'apiserver_flowcontrol_rejected_requests_total', ['priority_level']));
+  const durSum = metricDelta(sumMetric(apiBefore, 'apiserver_request_duration_seconds_sum', ['verb']), sumMetric(apiAfter, 'apiserver_request_duration_seconds_sum', ['verb']));
+  const durCount = metricDelta(sumMetric(apiBefore, 'apiserver_request_duration_seconds_count', ['verb']), sumMetric(apiAfter, 'apiserver_request_duration_seconds_count', ['verb']));
+  say(`  mean request duration by verb (all clients, watches excluded): ${[...durCount.entries()].filter(([k, n]) => n > 0 && k !== 'WATCH').map(([k, n]) => `${k} ${((1000 * (durSum.get(k) ?? 0)) / n).toFixed(0)} ms`).join(', ')}`);
+  say(`  APF wait by priority level (mean over requests): ${[...apfWaitCount.entries()].filter(([, n]) => n > 0).map(([k, n]) => `${k} ${((1000 * (apfWaitSum.get(k) ?? 0)) / n).toFixed(1)} ms x ${n}`).join(', ')}; rejected ${[...apfRejected.entries()].filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   printOperatorMetrics('cold start', opBefore, opAfter, coldS, op.restarts !== restartsCold);
   cpuReport('the cold start', cpuCold, coldS);
+  if (args.operatorHeapSnapshot) {
+    mkdirSync(join(dir, 'prof'), { recursive: true });
+    process.kill(op.proc.pid, 'SIGUSR2');
+    await waitFor('the heap snapshot', 120_000, () => readdirSync(join(dir, 'prof')).some((f) => f.endsWith('.heapsnapshot')), 1000).catch(() => undefined);
+    await sleep(10_000);
+    say(`heap snapshot of the operator in ${join(dir, 'prof')} (written after the VmHWM above was read)`);
+  }
 
   if (!allReady) {
     await sleep(2500);
@@ -556,6 +591,8 @@ function printOperatorMetrics(what: string, before: string, after: string, secon
   } else {
     say('  mailcluster_operator_api_requests_total: not exported by this operator');
   }
+  const deferred = metricDelta(sumMetric(before, 'mailcluster_operator_deferred_writes_total', ['kind']), sumMetric(after, 'mailcluster_operator_deferred_writes_total', ['kind']));
+  if (/^mailcluster_operator_deferred_writes_total/m.test(after)) say(`  deferred writes (own write not in the cache yet): ${[...deferred.entries()].map(([k, v]) => `${k} ${v}`).join(', ') || '0'}`);
   const rec = metricDelta(sumMetric(before, 'mailcluster_operator_reconciles_total', ['result']), sumMetric(after, 'mailcluster_operator_reconciles_total', ['result']));
   const dSum = (sumMetric(after, 'mailcluster_operator_reconcile_duration_seconds_sum').get('') ?? 0) - (sumMetric(before, 'mailcluster_operator_reconcile_duration_seconds_sum').get('') ?? 0);
   const dCount = (sumMetric(after, 'mailcluster_operator_reconcile_duration_seconds_count').get('') ?? 0) - (sumMetric(before, 'mailcluster_operator_reconcile_duration_seconds_count').get('') ?? 0);

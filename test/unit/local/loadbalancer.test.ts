@@ -5,6 +5,7 @@ import { backendsFor, backendsFromPods, wantsProxyV2 } from '../../../local/src/
 import { connect, createServer, type AddressInfo } from 'node:net';
 import pino from 'pino';
 import { TcpProxy } from '../../../local/src/loadbalancer/tcp-proxy.ts';
+import { selects } from '../../../local/src/loadbalancer/controller.ts';
 import { freePort } from '../../support/addresses.ts';
 
 describe('local load balancer decisions', () => {
@@ -53,6 +54,14 @@ describe('local load balancer decisions', () => {
     assert.deepEqual(backendsFromPods(svc, { port: 25, targetPort: 'smtp' as never }, pods), [{ address: '127.40.0.1', port: 2525 }, { address: '127.40.0.2', port: 2526 }]);
     assert.deepEqual(backendsFromPods(svc, { port: 25, targetPort: 2600 as never }, pods).map((b) => b.port), [2600, 2600]);
     assert.deepEqual(backendsFromPods({ ...svc, spec: { ...svc.spec, publishNotReadyAddresses: true } }, { port: 25 }, pods).length, 3);
+  });
+
+  it('a pod event concerns a Service whose selector picks the pod (an empty selector picks none)', () => {
+    assert.equal(selects({ app: 'mc', role: 'serving' }, { app: 'mc', role: 'serving', index: '0' }), true);
+    assert.equal(selects({ app: 'mc', role: 'serving' }, { app: 'mc', role: 'draining' }), false);
+    assert.equal(selects({ app: 'mc' }, undefined), false);
+    assert.equal(selects({}, { app: 'mc' }), false);
+    assert.equal(selects(undefined, { app: 'mc' }), false);
   });
 
   it('reads the proxy-protocol annotation and rejects unknown values', () => {

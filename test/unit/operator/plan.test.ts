@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { plan, POLL_MS } from '../../../operator/src/controller/plan.ts';
 import type { ObservedPod } from '../../../operator/src/controller/observed.ts';
 import { convergedWorld, isEmptyPlan, mailCluster, names, NOW, World } from './fixtures.ts';
@@ -139,6 +140,77 @@ describe('operator planner', () => {
     w.apply(p);
     assert.deepEqual(etrnPeers(cm(w, 0)), ['127.40.0.10/1174', '127.40.0.99/1174', '127.40.0.12/1174']);
     assert.ok(!zm(w, 2).includes('127.40.0.11,'), 'the old address is gone');
+  });
+
+  it('leaves the ConfigMap of a pod without an address as it is until the pod has one, then writes it whole', () => {
+    const w = new World(mailCluster());
+    w.apply(plan(w.observed()));
+    const first = cm(w, 2);
+    // The Service's cluster IP and the load balancer address arrive while no pod has an address.
+    w.setLoadBalancer('127.41.0.1');
+    let p = plan(w.observed());
+    assert.deepEqual(names(p.apply, 'ConfigMap'), [], 'no node runs yet: nothing to rewrite');
+    w.apply(p);
+    w.run('mc-0', '127.40.0.10');
+    p = plan(w.observed());
+    assert.deepEqual(names(p.apply, 'ConfigMap'), ['mc-0-config'], 'only the node that runs');
+    w.apply(p);
+    assert.equal(cm(w, 2), first, 'mc-2 has no address: its ConfigMap is not rewritten');
+    w.run('mc-2', '127.40.0.12');
+    p = plan(w.observed());
+    assert.deepEqual(names(p.apply, 'ConfigMap'), ['mc-0-config', 'mc-2-config']);
+    w.apply(p);
+    assert.match(zm(w, 2), /127\.41\.0\.1/, 'the address it missed is there once it runs');
+    assert.deepEqual(etrnPeers(cm(w, 2)), ['127.40.0.10/1174', '127.40.0.12/1174']);
+    w.run('mc-1', '127.40.0.11');
+    w.apply(plan(w.observed()));
+    for (const i of [0, 1, 2]) assert.deepEqual(etrnPeers(cm(w, i)), ['127.40.0.10/1174', '127.40.0.11/1174', '127.40.0.12/1174']);
+    assert.ok(isEmptyPlan(plan(w.observed())));
+  });
+
+  it('counts a pod Ready without an address as not ready yet: it is in no peer list', () => {
+    const w = new World(mailCluster());
+    w.apply(plan(w.observed()));
+    w.runAll();
+    const pod = w.get('Pod', 'mc-1') as ObservedPod;
+    pod.status = { ...pod.status, podIP: undefined };
+    w.apply(plan(w.observed()));
+    assert.equal(w.cluster.status?.readyReplicas, 2);
+    assert.equal(condition(w, 'Ready')?.status, 'False');
+    w.run('mc-1', '127.40.0.11');
+    w.apply(plan(w.observed()));
+    assert.equal(w.cluster.status?.readyReplicas, 3);
+    assert.equal(condition(w, 'Ready')?.status, 'True');
+    for (const i of [0, 1, 2]) assert.equal(etrnPeers(cm(w, i)).length, 3, 'Ready once every node lists every node');
+  });
+
+  it('property: whatever order pods get addresses and the load balancer its own, every running node ends with the whole list', () => {
+    fc.assert(fc.property(fc.array(fc.constantFrom(0, 1, 2, 3, 'lb' as const), { minLength: 5, maxLength: 12 }), fc.integer({ min: 1, max: 4 }), (events, replicas) => {
+      const w = new World(mailCluster({ replicas }));
+      w.apply(plan(w.observed()));
+      let writes = 0;
+      for (const e of events) {
+        if (e === 'lb') w.setLoadBalancer('127.41.0.1');
+        else if (e < replicas && !(w.get('Pod', `mc-${e}`) as ObservedPod).status?.podIP) w.run(`mc-${e}`, `127.40.0.${10 + e}`);
+        const p = plan(w.observed());
+        for (const o of p.apply.filter((x) => x.kind === 'ConfigMap')) {
+          const i = Number(o.metadata.name.split('-')[1]);
+          assert.ok((w.get('Pod', `mc-${i}`) as ObservedPod).status?.podIP, `${o.metadata.name} rewritten while its pod has no address`);
+          writes++;
+        }
+        w.apply(p);
+      }
+      w.setLoadBalancer('127.41.0.1');
+      w.runAll();
+      w.apply(plan(w.observed()));
+      const all = Array.from({ length: replicas }, (_, i) => `127.40.0.${10 + i}/1174`);
+      for (let i = 0; i < replicas; i++) {
+        assert.deepEqual(etrnPeers(cm(w, i)), all);
+        assert.match(zm(w, i), /127\.41\.0\.1/);
+      }
+      assert.ok(isEmptyPlan(plan(w.observed())));
+      assert.ok(writes <= replicas * (replicas + 1), `${writes} ConfigMap rewrites`);
+    }));
   });
 
   it('rewrites the ConfigMaps when the load balancer address changes, without touching pods', () => {
