@@ -13,10 +13,10 @@
 // measures 10 scale events instead of 2. Run under the e2e lock:
 //   MAILCLUSTER_KUBELET_E2E=1 MAILCLUSTER_KUBELET_SCALE_EVENTS=10 flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/kubelet/kubelet.test.ts
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import yaml from 'js-yaml';
 import { startLocalCluster, type LocalCluster } from '../../../local/src/index.ts';
 import { ensureImages } from '../../../local/src/images/build.ts';
@@ -26,6 +26,7 @@ import { dnsmasqArgs } from '../../support/dnsmasq.ts';
 import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '../../support/processes.ts';
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
+import { Timeline } from './timeline.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
 
 const chartDir = fileURLToPath(new URL('../../../helm/mailcluster-operator', import.meta.url));
@@ -63,6 +64,10 @@ const full = mode === '1';
   const scaleSamples: number[] = [];
   const afterWriteSamples: number[] = [];
   const configMapSeenAt = new Map<string, number>();
+  // MAILCLUSTER_KUBELET_TIMELINE=<dir>: each scale event's stages printed, and the marks, the
+  // operator's and the node programs' logs kept in <dir> (where the seconds go)
+  const timelineDir = process.env.MAILCLUSTER_KUBELET_TIMELINE;
+  const timeline = new Timeline();
 
   const kubectl = async (args: string[], input?: string, timeoutMs = 60_000): Promise<string> =>
     (await cluster!.kubectl(args, { ...(input !== undefined ? { input } : {}), timeoutMs })).stdout;
@@ -129,6 +134,13 @@ const full = mode === '1';
 
   after(async function () {
     this.timeout(180_000);
+    timeline.stop();
+    if (timelineDir && cluster) {
+      mkdirSync(timelineDir, { recursive: true });
+      writeFileSync(join(timelineDir, 'marks.json'), JSON.stringify(timeline.marks));
+      spawnSync('cp', ['-r', node.layout.logs, join(timelineDir, 'node-logs')]);
+      spawnSync('sh', ['-c', `cp -r /var/log/pods ${join(timelineDir, 'pods')}`]);
+    }
     if (sink) await stopChild(sink, 'SIGTERM', 3000);
     if (dns) await stopChild(dns, 'SIGTERM', 3000);
     if (cluster) {
@@ -279,6 +291,10 @@ const full = mode === '1';
     scaleSamples.push(...samples);
     afterWriteSamples.push(...afterWriteAt.values());
     console.log(`      scale to ${replicas}: every node serving the new peer list after ${(Math.max(...samples) / 1000).toFixed(2)} s (per node ${samples.map((s) => (s / 1000).toFixed(2)).join(', ')} s)`);
+    if (timelineDir) {
+      for (const line of timeline.describe(t0, t0 + Math.max(...samples) + 500)) console.log(`        ${line}`);
+      for (const [name, ms] of [...servedAt].sort((a, b) => a[1] - b[1])) console.log(`        +${(ms / 1000).toFixed(2)} ${name} serving`);
+    }
   }
 
   const seconds = (ms: number) => (ms / 1000).toFixed(2);
@@ -304,6 +320,7 @@ const full = mode === '1';
       }
     });
     watcher.stderr?.resume();
+    if (timelineDir) await timeline.start(cluster!.kubeconfigPath, NS, MC);
     await new Promise((r) => setTimeout(r, 1000));
     try {
       for (const r of targets) await scaleTo(r);
