@@ -1,7 +1,8 @@
 // One reconcile of one MailCluster: read the informers' view (plus the few things only a
 // request can tell: the TLS Secret where allowed, draining nodes' queues), plan, then carry out
-// the plan — Secrets first (written whole, never read), server-side apply for every other write
-// of desired state, status through the status subresource.
+// the plan — Secrets (written whole, never read) and everything else a pod mounts before the
+// pods, server-side apply for every other write of desired state, status through the status
+// subresource.
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, KIND, PLURAL, VERSION, type MailCluster } from '../api/v1alpha1/types.ts';
@@ -161,8 +162,7 @@ export class Reconciler {
     const planned = Date.now();
     // Nothing of the cluster observed yet: its first pass, so its Secrets were never made either.
     const fresh = observed.pods.length === 0 && observed.configMaps.length === 0 && observed.services.length === 0;
-    const secretsWritten = await this.writeSecrets(cluster, p, fresh);
-    await this.execute(cluster, p, credentials);
+    const secretsWritten = await this.execute(cluster, p, credentials, fresh);
     if (p.apply.length + p.patchPods.length + p.drain.length + p.delete.length + secretsWritten.length > 0 || p.status || p.finalizers) {
       this.d.log.info({
         cluster: key,
@@ -255,26 +255,31 @@ export class Reconciler {
     return made;
   }
 
-  /** The cluster's Secrets, before anything that mounts them. Returns the ones written. */
+  /**
+   * The cluster's Secrets and unwatched objects (each node's ServiceAccount, Role, RoleBinding),
+   * all at once: they are independent of each other. Returns the ones written.
+   */
   private async writeSecrets(cluster: MailCluster, p: Plan, fresh: boolean): Promise<string[]> {
-    const written: string[] = [];
     const ns = cluster.metadata.namespace;
-    for (const once of p.createOnce) {
-      const r = await this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)));
-      if (r === 'created') written.push(once.name);
-    }
-    for (const s of p.secrets) if (await this.d.secrets.write(s, fresh)) written.push(s.metadata.name);
-    for (const o of p.unwatched) {
-      const applied = await this.d.secrets.applyIfChanged(o, async () => {
-        this.write('apply', o.kind!);
-        await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-      });
-      if (applied) written.push(`${o.kind}/${o.metadata.name}`);
-    }
-    return written;
+    const written = await Promise.all([
+      ...p.createOnce.map(async (once) => {
+        const r = await this.d.secrets.createOnce(ns, once.name, async () => buildPeerTlsSecret(cluster, await this.peerTlsFor(cluster, once.dnsName)));
+        return r === 'created' ? once.name : undefined;
+      }),
+      ...p.secrets.map(async (s) => (await this.d.secrets.write(s, fresh) ? s.metadata.name : undefined)),
+      ...p.unwatched.map(async (o) => {
+        const applied = await this.d.secrets.applyIfChanged(o, async () => {
+          this.write('apply', o.kind!);
+          await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+        });
+        return applied ? `${o.kind}/${o.metadata.name}` : undefined;
+      }),
+    ]);
+    return written.filter((w): w is string => w !== undefined);
   }
 
-  private async execute(cluster: MailCluster, p: Plan, credentials: ClusterCredentials): Promise<void> {
+  /** Carries out the plan; returns the Secrets and unwatched objects written. */
+  private async execute(cluster: MailCluster, p: Plan, credentials: ClusterCredentials, fresh: boolean): Promise<string[]> {
     const { objects, log } = this.d;
     const ns = cluster.metadata.namespace;
     // A finalizer is added before anything is created (a MailCluster deleted right away is
@@ -285,8 +290,10 @@ export class Reconciler {
       this.write('apply', obj.kind!);
       await objects.patch(toClientModel(obj) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     };
-    // Everything a pod mounts first, then the pods (in parallel: scale-up is not serial).
-    await Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply));
+    // Everything a pod mounts or names first (Secrets, its ServiceAccount and Role, ConfigMap,
+    // spool claim), all at once — one round trip before a scale-up's pods, not one per object
+    // (six serial applies were 0.4 s of a scale-up on the kubelet) — then the pods, in parallel.
+    const [written] = await Promise.all([this.writeSecrets(cluster, p, fresh), Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply))]);
     await Promise.all(p.apply.filter((o) => o.kind === 'Pod').map(apply));
     for (const patch of p.patchPods) {
       this.write('patch', 'Pod');
@@ -326,5 +333,6 @@ export class Reconciler {
     }
     this.d.fence?.();
     await Promise.all(p.events.map((e) => this.d.events.record(cluster, e)));
+    return written;
   }
 }
