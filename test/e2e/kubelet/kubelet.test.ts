@@ -306,6 +306,7 @@ const full = mode === '1';
     console.log(`      scale to ${replicas}: every node serving the new peer list after ${(Math.max(...samples) / 1000).toFixed(2)} s (per node ${samples.map((s) => (s / 1000).toFixed(2)).join(', ')} s); settled (pods and claims gone) after ${((Date.now() - t0) / 1000).toFixed(2)} s`);
     if (timelineDir) {
       // the container logs of pods a later event deletes go with them: keep this event's
+      mkdirSync(timelineDir, { recursive: true });
       spawnSync('cp', ['-r', '/var/log/pods', join(timelineDir, `pods-${eventSamples.length}`)]);
       for (const line of timeline.describe(t0, t0 + Math.max(...samples) + 500)) console.log(`        ${line}`);
       for (const [name, ms] of [...servedAt].sort((a, b) => a[1] - b[1])) console.log(`        +${(ms / 1000).toFixed(2)} ${name} serving`);
