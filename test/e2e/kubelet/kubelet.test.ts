@@ -4,13 +4,16 @@
 // becomes Ready; mail goes in at Addr[0] (the host LoadBalancer on 127.47.x) and out to a real
 // Postfix smtp-sink (inside the namespace, found through dnsmasq's MX); `kubectl logs` shows
 // the node's pino lines; scaling 3 -> 5 -> 2 converges (and prints how long until every node
-// serves the new peer list); a node killed with kill -9 (and, with MAILCLUSTER_KUBELET_E2E=1,
+// serves the new peer list: per event, from `kubectl scale` on a settled cluster to the last
+// node's log line; each event then waits until the scaled-down pods and claims are gone);
+// a node killed with kill -9 (and, with MAILCLUSTER_KUBELET_E2E=1,
 // one killed by its liveness probe) comes back with its spool.
 // At the end nothing is left: processes, namespace, bridge, mounts, cgroups.
 // Binds 127.47.0.0/16 on the host, 10.244.0.0/16 and 10.0.0.0/16 only inside the namespace.
 // Needs root. `npm test` runs it by default (MAILCLUSTER_KUBELET_E2E=0 skips it); the liveness
 // step (about 95 s) runs only with MAILCLUSTER_KUBELET_E2E=1, and MAILCLUSTER_KUBELET_SCALE_EVENTS=10
-// measures 10 scale events instead of 2. Run under the e2e lock:
+// measures 10 scale events instead of 2 (MAILCLUSTER_KUBELET_TIMELINE=<dir> prints each event's
+// stages and keeps the logs there: timeline.ts). Run under the e2e lock:
 //   MAILCLUSTER_KUBELET_E2E=1 MAILCLUSTER_KUBELET_SCALE_EVENTS=10 flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/kubelet/kubelet.test.ts
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
