@@ -5,8 +5,9 @@ import { configMapName, podName } from '../resources/names.ts';
 import { buildConfigMap } from '../resources/configmap.ts';
 import type { ClusterView, Peer } from '../resources/config.ts';
 import { objectContainsDesired } from './compare.ts';
-import type { ObservedService } from './observed.ts';
-import { byName, isTerminating, loadBalancerAddresses, type PlanContext, type PodView } from './plan_context.ts';
+import { LABEL_ROLE } from '../resources/labels.ts';
+import type { ObservedPod, ObservedService } from './observed.ts';
+import { byName, isTerminating, loadBalancerAddresses, roleOf, type PlanContext, type PodView } from './plan_context.ts';
 
 export interface ConfigResult {
   view: ClusterView;
@@ -18,15 +19,21 @@ export function planConfiguration(ctx: PlanContext, pods: PodView, creating: num
   const { out, observed, cluster, name, spec, desired } = ctx;
   const { live, terminating } = pods;
   const deleted = new Set(out.delete.filter((d) => d.kind === 'Pod').map((d) => d.name));
-  const peers: Peer[] = live
-    .filter(([, p]) => p.status?.podIP && !deleted.has(p.metadata.name))
-    .map(([i, p]) => ({ index: i, ip: p.status!.podIP! }));
+  // A node leaves the peer lists as soon as it drains (relabeled in this very plan included):
+  // a scale-down's new peer list is served at once, not after the drains. Until it is gone its
+  // address stays trusted for its hand-off (handingOff).
+  const relabeled = new Set(out.patchPods.filter((x) => x.labels?.[LABEL_ROLE] === 'draining').map((x) => x.name));
+  const isDraining = (p: ObservedPod) => roleOf(p) === 'draining' || relabeled.has(p.metadata.name);
+  const addressed = live.filter(([, p]) => p.status?.podIP && !deleted.has(p.metadata.name));
+  const peers: Peer[] = addressed.filter(([, p]) => !isDraining(p)).map(([i, p]) => ({ index: i, ip: p.status!.podIP! }));
+  const handingOff: Peer[] = addressed.filter(([, p]) => isDraining(p)).map(([i, p]) => ({ index: i, ip: p.status!.podIP! }));
   const configIndices = new Set<number>([...live.map(([i]) => i).filter((i) => !deleted.has(podName(name, i))), ...creating]);
   const view: ClusterView = {
     name,
     namespace: cluster.metadata.namespace,
     spec,
     peers,
+    handingOff,
     indices: [...new Set([...configIndices, ...Array.from({ length: desired }, (_, i) => i)])].sort((a, b) => a - b),
     serviceClusterIP: service?.spec?.clusterIP,
     loadBalancerAddresses: loadBalancerAddresses(service),

@@ -107,10 +107,19 @@ export function planDraining(ctx: PlanContext, draining: Array<[number, Observed
 }
 
 /**
- * Scale-down: the highest serving index above the desired count starts draining — with or
- * without an address (a pod without one is drained once it has one; its spool may hold mail
- * from an earlier pod).
+ * Scale-down: every serving index at or above the desired count starts draining at once, each
+ * handing its mail to the nodes that stay (`servingPeers`: the serving pods below the desired
+ * count that have an address); so the nodes that stay serve the new peer list at once, and a
+ * drain of three nodes takes as long as the slowest of them, not their sum. Each spool claim
+ * still goes only once the node on it reported itself drained (claims.ts). A pod without an
+ * address is drained once it has one (its spool may hold mail from an earlier pod).
+ * Scaled to zero (a MailCluster deleted with whenDeleted: Delete) there is no node that
+ * stays: the highest index drains first, handing off to the others, one at a time.
  */
 export function planScaleDown(ctx: PlanContext, excess: Array<[number, ObservedPod]>, servingPeers: number): void {
-  startDrain(ctx, excess[0][1], 'scale-down', servingPeers > 0);
+  if (ctx.desired === 0) {
+    startDrain(ctx, excess[0][1], 'scale-down', servingPeers > 0);
+    return;
+  }
+  for (const [, p] of excess) startDrain(ctx, p, 'scale-down', servingPeers > 0);
 }

@@ -75,10 +75,11 @@ export function plan(observed: ObservedState): Plan {
 
   // Serving pods with an address take a draining node's hand-off (the one about to drain excepted).
   const peersFor = (i: number): number => serving.filter(([j, p]) => j !== i && p.status?.podIP).length;
-  // Finish what is draining before starting anything else: one node at a time.
+  // Finish what is draining before starting anything else (a scale-down drains all its nodes
+  // together, a roll one node at a time).
   planDraining(ctx, draining, serving.filter(([, p]) => p.status?.podIP).length);
   if (draining.length === 0 && pods.terminating.length === 0) {
-    if (excess.length > 0) planScaleDown(ctx, excess, peersFor(excess[0][0]));
+    if (excess.length > 0) planScaleDown(ctx, excess, desired > 0 ? serving.filter(([j, p]) => j < desired && p.status?.podIP).length : peersFor(excess[0][0]));
     else if (outdated.length > 0 && creating.length === 0) planRoll(ctx, outdated, serving, missing);
   }
   if (pods.terminating.length > 0) ctx.requeue(POLL_MS * 2);

@@ -19,8 +19,14 @@ export interface ClusterView {
   name: string;
   namespace: string;
   spec: DefaultedSpec;
-  /** Pods that have an IP, any role. */
+  /** Serving pods that have an IP: the `etrn-cluster` list. */
   peers: Peer[];
+  /**
+   * Draining pods that have an IP: out of the peer list at once (no ETRN is relayed to a node
+   * that hands its mail away), but still trusted as relay clients (`relay-network <ip>/32`)
+   * until they are gone, so that the peers take every message of their hand-off.
+   */
+  handingOff?: Peer[];
   /** Indices of every node that exists or is about to (for the pod DNS names). */
   indices: number[];
   serviceClusterIP?: string;
@@ -40,7 +46,7 @@ export function peerList(view: ClusterView): string[] {
 /** Every address and name of the cluster, as SELFADDRESSES and status.selfAddresses list them. */
 export function clusterSelfAddresses(view: ClusterView): string[] {
   const all: string[] = [];
-  for (const p of view.peers) all.push(p.ip);
+  for (const p of [...view.peers, ...(view.handingOff ?? [])]) all.push(p.ip);
   for (const i of view.indices) all.push(podDnsName(view.name, view.namespace, i));
   if (view.serviceClusterIP && isIP(view.serviceClusterIP)) all.push(view.serviceClusterIP);
   all.push(...view.loadBalancerAddresses);
@@ -87,6 +93,11 @@ export function renderSmtpserverConf(view: ClusterView): string {
   if (d.queueLifetime) lines.push(`PARAM queue-lifetime ${seconds(d.queueLifetime)}`);
   for (const domain of [...new Set((spec.relayDomains ?? []).map((x) => x.toLowerCase()))].sort()) lines.push(`PARAM relay-domain ${domain}`);
   for (const net of sortAddresses(spec.relayNetworks ?? [])) lines.push(`PARAM relay-network ${net}`);
+  const handingOff = sortAddresses((view.handingOff ?? []).map((p) => p.ip));
+  if (handingOff.length > 0) {
+    lines.push('# draining nodes: no longer peers, still trusted to hand their mail over until they are gone');
+    for (const ip of handingOff) lines.push(`PARAM relay-network ${hostCidr(ip)}`);
+  }
   for (const net of proxyProtocolNetworks(view)) lines.push(`PARAM proxy-protocol ${net}`);
   // Every node lists every node, itself included (ZMailer's sample config does; a node that
   // finds itself flushes locally instead of relaying).

@@ -4,19 +4,22 @@
 // becomes Ready; mail goes in at Addr[0] (the host LoadBalancer on 127.47.x) and out to a real
 // Postfix smtp-sink (inside the namespace, found through dnsmasq's MX); `kubectl logs` shows
 // the node's pino lines; scaling 3 -> 5 -> 2 converges (and prints how long until every node
-// serves the new peer list); a node killed with kill -9 (and, with MAILCLUSTER_KUBELET_E2E=1,
+// serves the new peer list: per event, from `kubectl scale` on a settled cluster to the last
+// node's log line; each event then waits until the scaled-down pods and claims are gone);
+// a node killed with kill -9 (and, with MAILCLUSTER_KUBELET_E2E=1,
 // one killed by its liveness probe) comes back with its spool.
 // At the end nothing is left: processes, namespace, bridge, mounts, cgroups.
 // Binds 127.47.0.0/16 on the host, 10.244.0.0/16 and 10.0.0.0/16 only inside the namespace.
 // Needs root. `npm test` runs it by default (MAILCLUSTER_KUBELET_E2E=0 skips it); the liveness
 // step (about 95 s) runs only with MAILCLUSTER_KUBELET_E2E=1, and MAILCLUSTER_KUBELET_SCALE_EVENTS=10
-// measures 10 scale events instead of 2. Run under the e2e lock:
+// measures 10 scale events instead of 2 (MAILCLUSTER_KUBELET_TIMELINE=<dir> prints each event's
+// stages and keeps the logs there: timeline.ts). Run under the e2e lock:
 //   MAILCLUSTER_KUBELET_E2E=1 MAILCLUSTER_KUBELET_SCALE_EVENTS=10 flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/kubelet/kubelet.test.ts
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import yaml from 'js-yaml';
 import { startLocalCluster, type LocalCluster } from '../../../local/src/index.ts';
 import { ensureImages } from '../../../local/src/images/build.ts';
@@ -26,6 +29,7 @@ import { dnsmasqArgs } from '../../support/dnsmasq.ts';
 import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '../../support/processes.ts';
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
+import { Timeline } from './timeline.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
 
 const chartDir = fileURLToPath(new URL('../../../helm/mailcluster-operator', import.meta.url));
@@ -61,8 +65,14 @@ const full = mode === '1';
   let sinkMessages = 0;
   let address = '';
   const scaleSamples: number[] = [];
+  /** One per scale event: until the last node serves the new peer list. */
+  const eventSamples: number[] = [];
   const afterWriteSamples: number[] = [];
   const configMapSeenAt = new Map<string, number>();
+  // MAILCLUSTER_KUBELET_TIMELINE=<dir>: each scale event's stages printed, and the marks, the
+  // operator's and the node programs' logs kept in <dir> (where the seconds go)
+  const timelineDir = process.env.MAILCLUSTER_KUBELET_TIMELINE;
+  const timeline = new Timeline();
 
   const kubectl = async (args: string[], input?: string, timeoutMs = 60_000): Promise<string> =>
     (await cluster!.kubectl(args, { ...(input !== undefined ? { input } : {}), timeoutMs })).stdout;
@@ -129,6 +139,13 @@ const full = mode === '1';
 
   after(async function () {
     this.timeout(180_000);
+    timeline.stop();
+    if (timelineDir && cluster) {
+      mkdirSync(timelineDir, { recursive: true });
+      writeFileSync(join(timelineDir, 'marks.json'), JSON.stringify(timeline.marks));
+      spawnSync('cp', ['-r', node.layout.logs, join(timelineDir, 'node-logs')]);
+      spawnSync('sh', ['-c', `cp -r /var/log/pods ${join(timelineDir, 'pods')}`]);
+    }
     if (sink) await stopChild(sink, 'SIGTERM', 3000);
     if (dns) await stopChild(dns, 'SIGTERM', 3000);
     if (cluster) {
@@ -277,8 +294,26 @@ const full = mode === '1';
     }, { timeoutMs: 420_000, intervalMs: 1000 });
     const samples = [...servedAt.values()];
     scaleSamples.push(...samples);
+    eventSamples.push(Math.max(...samples));
     afterWriteSamples.push(...afterWriteAt.values());
-    console.log(`      scale to ${replicas}: every node serving the new peer list after ${(Math.max(...samples) / 1000).toFixed(2)} s (per node ${samples.map((s) => (s / 1000).toFixed(2)).join(', ')} s)`);
+    // Settled: the scaled-down pods and their claims are gone too (each claim only after its node
+    // reported itself drained). The next event starts from here, so that its figure is its own and
+    // not the tail of this one (a pod of the same name cannot be made while the old one terminates).
+    await waitUntil(`only the ${replicas} pods and claims left`, async () => {
+      const [pods, claims] = await Promise.all([
+        getJson<{ items: Obj[] }>(['get', 'pods', '-n', NS, '-l', `mailcluster.io/cluster=${MC}`]),
+        getJson<{ items: Obj[] }>(['get', 'pvc', '-n', NS, '-l', `mailcluster.io/cluster=${MC}`]),
+      ]);
+      return pods.items.length === replicas && claims.items.length === replicas;
+    }, { timeoutMs: 120_000, intervalMs: 250 });
+    console.log(`      scale to ${replicas}: every node serving the new peer list after ${(Math.max(...samples) / 1000).toFixed(2)} s (per node ${samples.map((s) => (s / 1000).toFixed(2)).join(', ')} s); settled (pods and claims gone) after ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+    if (timelineDir) {
+      // the container logs of pods a later event deletes go with them: keep this event's
+      mkdirSync(timelineDir, { recursive: true });
+      spawnSync('cp', ['-r', '/var/log/pods', join(timelineDir, `pods-${eventSamples.length}`)]);
+      for (const line of timeline.describe(t0, t0 + Math.max(...samples) + 500)) console.log(`        ${line}`);
+      for (const [name, ms] of [...servedAt].sort((a, b) => a[1] - b[1])) console.log(`        +${(ms / 1000).toFixed(2)} ${name} serving`);
+    }
   }
 
   const seconds = (ms: number) => (ms / 1000).toFixed(2);
@@ -304,6 +339,7 @@ const full = mode === '1';
       }
     });
     watcher.stderr?.resume();
+    if (timelineDir) await timeline.start(cluster!.kubeconfigPath, NS, MC);
     await new Promise((r) => setTimeout(r, 1000));
     try {
       for (const r of targets) await scaleTo(r);
@@ -311,8 +347,10 @@ const full = mode === '1';
       await stopChild(watcher, 'SIGTERM', 3000);
     }
     const sorted = [...scaleSamples].sort((a, b) => a - b);
+    const perEvent = [...eventSamples].sort((a, b) => a - b);
     const own = [...afterWriteSamples].sort((a, b) => a - b);
-    console.log(`      scale event -> node serving the new peer list (its own log line): p50 ${seconds(percentile(sorted, 50))} s, p95 ${seconds(percentile(sorted, 95))} s, max ${seconds(sorted.at(-1)!)} s over ${sorted.length} node samples in ${targets.length} events (shared 2-core machine)`);
+    console.log(`      scale event -> every node serving the new peer list (the last node's own log line): p50 ${seconds(percentile(perEvent, 50))} s, p95 ${seconds(percentile(perEvent, 95))} s, max ${seconds(perEvent.at(-1)!)} s over ${perEvent.length} events (shared 2-core machine)`);
+    console.log(`      scale event -> a node serving the new peer list (per node): p50 ${seconds(percentile(sorted, 50))} s, p95 ${seconds(percentile(sorted, 95))} s, max ${seconds(sorted.at(-1)!)} s over ${sorted.length} node samples in ${targets.length} events`);
     if (own.length) console.log(`      ConfigMap version seen by a host watcher -> node serving it: p50 ${seconds(percentile(own, 50))} s, p95 ${seconds(percentile(own, 95))} s, max ${seconds(own.at(-1)!)} s over ${own.length} node samples`);
     const remaining = (await nodePods()).map((p) => p.metadata.name).sort();
     assert.deepEqual(remaining, [`${MC}-0`, `${MC}-1`]);

@@ -16,11 +16,14 @@ import { buildMailqSecret } from '../../../operator/src/resources/secret.ts';
 import { issuePeerTls } from '../../../operator/src/resources/peer-tls.ts';
 import { addressIn, freePort } from '../../support/addresses.ts';
 import { makeTempDir, spawnTracked, stopChild, tailOf, waitUntil } from '../../support/processes.ts';
+import { swaks } from '../../support/swaks.ts';
 import { mailCluster } from '../../unit/operator/fixtures.ts';
 
 const RANGE = '127.45.1.0/24';
 const POD = addressIn(RANGE, 10);
 const OTHER = addressIn(RANGE, 11);
+// a draining node: no longer a peer, still trusted to hand its mail over
+const DRAINING = addressIn(RANGE, 12);
 
 function mailqAuth(host: string, port: number, localAddress: string, user: string, password: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -47,10 +50,10 @@ function mailqAuth(host: string, port: number, localAddress: string, user: strin
 
 describe('operator-rendered configuration on a real node (admin token, ETRN ACL, peer TLS)', function () {
   this.timeout(60_000);
-  it('loads; POST /drain needs the derived token; MAILQv2 AUTH only from a pod address', async () => {
+  it('loads; POST /drain needs the derived token; MAILQv2 AUTH only from a pod address; a draining node may hand over mail for any domain', async () => {
     const cluster = mailCluster();
     const creds = clusterCredentials(Buffer.alloc(32, 9), { namespace: 'mail', name: 'mc', uid: 'uid-1234' });
-    const view: ClusterView = { name: 'mc', namespace: 'mail', spec: withDefaults(cluster.spec), peers: [{ index: 0, ip: POD }], indices: [0], loadBalancerAddresses: [] };
+    const view: ClusterView = { name: 'mc', namespace: 'mail', spec: withDefaults(cluster.spec), peers: [{ index: 0, ip: POD }], handingOff: [{ index: 1, ip: DRAINING }], indices: [0, 1], loadBalancerAddresses: [] };
     const root = makeTempDir('rendered');
     const etc = join(root, 'etc/mailcluster');
     mkdirSync(join(etc, 'peer-tls'), { recursive: true });
@@ -81,6 +84,13 @@ describe('operator-rendered configuration on a real node (admin token, ETRN ACL,
       const fromOther = await mailqAuth(POD, mailq, OTHER, 'etrn', creds.mailqPassword);
       console.log(`      MAILQv2 AUTH from pod ${fromPod} | from elsewhere ${fromOther}`);
       assert.match(fromPod, /^\+OK/); assert.match(fromOther, /^-BAD/);
+      // a draining node's hand-off (mail for a foreign domain) is taken; anyone else's is refused
+      const smtpPort = Number(/BindSmtp \S+ (\d+)/.exec(smtp)![1]);
+      const relay = (localAddress: string) => swaks({ server: `${POD}:${smtpPort}`, to: 'someone@elsewhere.test', localAddress, quitAfter: 'rcpt' });
+      const [fromDraining, fromStranger] = [await relay(DRAINING), await relay(OTHER)];
+      console.log(`      RCPT to a foreign domain from a draining node ${fromDraining.lastCode} | from elsewhere ${fromStranger.lastCode}`);
+      assert.equal(fromDraining.lastCode, 250, fromDraining.transcript);
+      assert.equal(fromStranger.lastCode, 550, fromStranger.transcript);
       const ok = await post(`Bearer ${creds.adminToken}`);
       console.log(`      POST /drain with the derived token: ${ok.status}`);
       assert.ok(ok.status === 202 || ok.status === 200, String(ok.status));

@@ -221,28 +221,37 @@ describe('operator planner', () => {
     assert.equal(p.status?.address, '127.41.0.7');
   });
 
-  it('scales down from the highest index: relabel draining, drain, wait for an empty queue, delete pod and spool', () => {
+  it('scales down: every excess node drains at once and leaves the peer lists at once; each pod and spool goes once it reported itself drained', () => {
     const w = convergedWorld(5);
     w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, replicas: 3 } };
     let p = plan(w.observed());
-    assert.deepEqual(p.patchPods.map((x) => [x.name, x.labels]), [['mc-4', { 'mailcluster.io/role': 'draining' }]], 'only the highest index, one at a time');
-    assert.deepEqual(p.drain, [{ pod: 'mc-4', url: 'http://127.40.0.14:8025/drain' }], 'asked to drain right after the relabel');
+    assert.deepEqual(p.patchPods.map((x) => [x.name, x.labels]), [['mc-4', { 'mailcluster.io/role': 'draining' }], ['mc-3', { 'mailcluster.io/role': 'draining' }]], 'both excess nodes, together');
+    assert.deepEqual(p.drain, [{ pod: 'mc-4', url: 'http://127.40.0.14:8025/drain' }, { pod: 'mc-3', url: 'http://127.40.0.13:8025/drain' }], 'asked to drain right after the relabel');
     assert.deepEqual(p.delete, []);
     assert.ok(p.events.some((e) => e.reason === 'Draining' && e.message.includes('mc-4')));
     assert.equal(p.status?.conditions?.find((c) => c.type === 'Progressing')?.reason, 'ScalingDown');
+    // The nodes that stay serve the new peer list in this very pass; the draining ones stay
+    // trusted for their hand-off (relay-network /32) and in SELFADDRESSES until they are gone.
+    assert.deepEqual(names(p.apply, 'ConfigMap'), ['mc-0-config', 'mc-1-config', 'mc-2-config', 'mc-3-config', 'mc-4-config']);
     w.apply(p);
+    for (const i of [0, 1, 2, 3, 4]) {
+      assert.deepEqual(etrnPeers(cm(w, i)), ['127.40.0.10/1174', '127.40.0.11/1174', '127.40.0.12/1174'], `mc-${i}'s peers`);
+      assert.deepEqual(cm(w, i).split('\n').filter((l) => l.startsWith('PARAM relay-network')), ['PARAM relay-network 127.40.0.13/32', 'PARAM relay-network 127.40.0.14/32']);
+      assert.ok(zm(w, i).includes('127.40.0.13,') && zm(w, i).includes('127.40.0.14,'), 'still cluster addresses');
+    }
+    assert.deepEqual(w.cluster.status?.peers, ['127.40.0.10/1174', '127.40.0.11/1174', '127.40.0.12/1174']);
 
-    w.queues = { 'mc-4': { total: 12 } };
+    w.queues = { 'mc-4': { total: 12 }, 'mc-3': { total: 3 } };
     p = plan(w.observed());
-    assert.deepEqual(p.delete, [], 'mail still queued: keep it');
+    assert.deepEqual(p.delete, [], 'mail still queued: keep them');
     assert.deepEqual(p.drain, [], 'drain already requested');
+    assert.deepEqual(p.patchPods, []);
     assert.equal(p.requeueAfterMs, POLL_MS);
-    assert.deepEqual(etrnPeers((p.apply.find((o) => o.metadata.name === 'mc-0-config') as any)?.data['smtpserver.conf'] ?? cm(w, 0)).length, 5, 'a draining node stays a peer');
 
-    w.queues = { 'mc-4': { total: 12, draining: false } };
+    w.queues = { 'mc-4': { total: 12, draining: false }, 'mc-3': { total: 3 } };
     assert.deepEqual(plan(w.observed()).drain.map((d) => d.pod), ['mc-4'], 'a node that forgot it drains (restart) is asked again');
 
-    w.queues = { 'mc-4': { total: 0, draining: true } };
+    w.queues = { 'mc-4': { total: 0, draining: true }, 'mc-3': { total: 3 } };
     assert.deepEqual(plan(w.observed()).delete, [], 'an empty queue is not the node\'s word that it is drained');
     w.report('mc-4', 0, { drained: false });
     assert.deepEqual(plan(w.observed()).delete, [], 'drained: false (a session still open) keeps it');
@@ -251,23 +260,21 @@ describe('operator planner', () => {
     assert.deepEqual(p.delete, [
       { apiVersion: 'v1', kind: 'PersistentVolumeClaim', name: 'mc-4-spool' },
       { apiVersion: 'v1', kind: 'Pod', name: 'mc-4' },
-    ]);
-    assert.deepEqual(names(p.apply, 'ConfigMap'), ['mc-0-config', 'mc-1-config', 'mc-2-config', 'mc-3-config'], 'the others drop it at once');
+    ], 'only the node that reported itself drained; mc-3 still holds mail');
+    assert.deepEqual(names(p.apply, 'ConfigMap'), ['mc-0-config', 'mc-1-config', 'mc-2-config', 'mc-3-config'], 'the others stop trusting its address at once');
     w.apply(p);
+    for (const i of [0, 1, 2]) assert.deepEqual(cm(w, i).split('\n').filter((l) => l.startsWith('PARAM relay-network')), ['PARAM relay-network 127.40.0.13/32']);
 
-    // Then mc-3, the same way.
-    p = plan(w.observed());
-    assert.deepEqual(p.delete, [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'mc-4-config' }]);
-    assert.deepEqual(p.patchPods.map((x) => x.name), ['mc-3']);
-    w.apply(p);
-    w.apply(plan(w.observed()));
     w.report('mc-3', 0);
     w.apply(plan(w.observed()));
     w.apply(plan(w.observed()));
     assert.deepEqual(names(w.list('Pod')), ['mc-0', 'mc-1', 'mc-2']);
     assert.deepEqual(names(w.list('PersistentVolumeClaim')), ['mc-0-spool', 'mc-1-spool', 'mc-2-spool']);
     assert.deepEqual(names(w.list('ConfigMap')), ['mc-0-config', 'mc-1-config', 'mc-2-config']);
-    for (const i of [0, 1, 2]) assert.equal(etrnPeers(cm(w, i)).length, 3);
+    for (const i of [0, 1, 2]) {
+      assert.equal(etrnPeers(cm(w, i)).length, 3);
+      assert.ok(!cm(w, i).includes('relay-network'), 'no trust left for addresses gone');
+    }
     assert.ok(isEmptyPlan(plan(w.observed())));
     assert.equal(condition(w, 'Ready')?.status, 'True');
   });

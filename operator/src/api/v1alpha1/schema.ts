@@ -32,7 +32,7 @@ export const specSchema = {
       minimum: 1,
       maximum: 100,
       default: 3,
-      description: 'Number of mail nodes (pods). Scaling down drains the highest-numbered node first: it leaves the load balancer, hands its queue to the others, and only then is deleted with its spool.',
+      description: 'Number of mail nodes (pods). Scaling down drains the nodes above the new count, together: each leaves the load balancer and the peer lists, hands its queue to the nodes that stay, and only then is deleted with its spool.',
     },
     hostname: {
       type: 'string',
