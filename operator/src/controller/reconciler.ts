@@ -317,11 +317,19 @@ export class Reconciler {
         .then((r) => (r === 'created' ? once.name : undefined)));
     }
     for (const s of p.secrets) writes.push(this.d.secrets.write(s, fresh).then((w) => (w ? s.metadata.name : undefined)));
-    for (const o of p.unwatched) {
-      writes.push(this.d.secrets.applyIfChanged(o, async () => {
-        this.write('apply', o.kind!);
-        await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-      }).then((applied) => (applied ? `${o.kind}/${o.metadata.name}` : undefined)));
+    const applyUnwatched = (o: KObject): Promise<string | undefined> => this.d.secrets.applyIfChanged(o, async () => {
+      this.write('apply', o.kind!);
+      await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    }).then((applied) => (applied ? `${o.kind}/${o.metadata.name}` : undefined));
+    // A RoleBinding goes after the Roles: without the right to bind, the API server checks that
+    // the operator holds every rule of the Role it binds, and a Role not written yet is a 404.
+    // (Every promise made here ends up in `writes`, which the caller awaits: none is left unhandled.)
+    const first = p.unwatched.filter((o) => o.kind !== 'RoleBinding').map(applyUnwatched);
+    const bindings = p.unwatched.filter((o) => o.kind === 'RoleBinding');
+    writes.push(...first);
+    if (bindings.length > 0) {
+      const rolesWritten = Promise.all(first);
+      writes.push(...bindings.map((o) => rolesWritten.then(() => applyUnwatched(o))));
     }
     return writes;
   }
