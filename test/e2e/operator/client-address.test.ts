@@ -16,7 +16,7 @@ import { startCaptureServer, type CaptureServer } from '../../support/capture-se
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { swaks } from '../../support/swaks.ts';
 import { freePort } from '../../support/addresses.ts';
-import { conditionOf, getMailCluster, mailClusterObject, startOperator, suiteAddress, waitUntil, type Clients, type OperatorProcess, sharedClusterWithCrd } from './harness.ts';
+import { conditionOf, getMailCluster, mailClusterObject, startOperator, tearDownSuite, suiteAddress, waitUntil, type Clients, type OperatorProcess, sharedClusterWithCrd } from './harness.ts';
 
 type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
 
@@ -70,11 +70,7 @@ describe('client addresses through local mode\'s load balancer (PROXY v2, extern
 
   after(async function () {
     this.timeout(120_000);
-    if (cluster) await kubectl(['delete', 'mc', '--all', '-n', NS, '--wait=true', '--timeout=90s']).catch(() => undefined);
-    await operator?.stop();
-    if (cluster) await kubectl(['delete', 'namespace', NS, '--wait=false']).catch(() => undefined);
-    await dns?.stop();
-    await capture?.stop();
+    await tearDownSuite(cluster, NS, operator, [dns, capture]);
   });
 
   async function send(name: string, to: string): Promise<number | undefined> {

@@ -194,3 +194,15 @@ export async function sharedClusterWithCrd(): Promise<{ cluster: LocalCluster; c
   await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
   return { cluster, c: clients(cluster.kubeConfig) };
 }
+
+/**
+ * Every operator suite's end: its MailClusters go first, while its operator still runs (a
+ * Delete policy's finalizer needs it, and no later suite's cluster-wide operator may find them
+ * in a terminating namespace); then the operator, the namespace and the suite's own servers.
+ */
+export async function tearDownSuite(cluster: LocalCluster | undefined, namespace: string, operator: OperatorProcess | undefined, servers: Array<{ stop(): Promise<unknown> } | undefined>): Promise<void> {
+  if (cluster) await cluster.kubectl(['delete', 'mc', '--all', '-n', namespace, '--wait=true', '--timeout=90s']).catch(() => undefined);
+  await operator?.stop();
+  if (cluster) await cluster.kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => undefined);
+  for (const server of servers) await server?.stop();
+}

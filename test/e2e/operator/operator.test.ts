@@ -16,6 +16,7 @@ import {
   conditionOf, etrn, startTlsSubject, getMailCluster, mailClusterObject, nodeAdmin, nodeMetric, startOperator,
   suiteAddress, waitUntil, type Clients, type OperatorProcess,
   sharedClusterWithCrd,
+  tearDownSuite,
 } from './harness.ts';
 
 type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
@@ -105,13 +106,7 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
 
   after(async function () {
     this.timeout(120_000);
-    // The MailClusters go first, while an operator runs (a Delete policy's finalizer needs
-    // it), so that no later suite's cluster-wide operator finds them in a terminating namespace.
-    if (cluster) await kubectl(['delete', 'mc', '--all', '-n', NS, '--wait=true', '--timeout=90s']).catch(() => undefined);
-    await operator?.stop();
-    if (cluster) await kubectl(['delete', 'namespace', NS, '--wait=false']).catch(() => undefined);
-    await dns?.stop();
-    await capture?.stop();
+    await tearDownSuite(cluster, NS, operator, [dns, capture]);
   });
 
   it('a 3-node MailCluster becomes Ready, with every child, and mail sent to Addr[0] reaches its destination', async () => {
