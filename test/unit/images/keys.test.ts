@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { contentKey, IMAGE_SPECS, imageCacheDirName, imageRef } from '../../../local/src/images/keys.ts';
 import { repoRoot } from '../../../local/src/images/build.ts';
+import { NODE_MALLOC_ENV, NODE_V8_FLAGS, nodeReexec, OPERATOR_V8_FLAGS, operatorReexec } from '../../../node-image/src/process-env.ts';
 
 const f = (path: string, text: string) => ({ path, content: Buffer.from(text) });
 
@@ -54,6 +55,15 @@ describe('images: Dockerfiles', function () {
       const froms = lines.filter((l) => /^FROM\s/i.test(l));
       assert.equal(froms[froms.length - 1], 'FROM ${BASE}');
       assert.equal(lines.filter((l) => /^USER\s/i.test(l)).pop(), 'USER 10001:10001');
+    });
+
+    it(`${spec.dockerfile}: ENTRYPOINT and ENV carry process-env.ts's settings (no second Node start)`, function () {
+      const entrypoint = JSON.parse(lines.filter((l) => /^ENTRYPOINT\s/i.test(l)).pop()!.replace(/^ENTRYPOINT\s+/i, '')) as string[];
+      const flags = spec.name === 'node' ? NODE_V8_FLAGS : OPERATOR_V8_FLAGS;
+      assert.deepEqual(entrypoint.slice(1, 1 + flags.length), [...flags]);
+      for (const [k, v] of Object.entries(NODE_MALLOC_ENV)) assert.ok(lines.includes(`ENV ${k}=${v}`), `ENV ${k}=${v}`);
+      const reexec = spec.name === 'node' ? nodeReexec : operatorReexec;
+      assert.equal(reexec('/usr/local/bin/node', entrypoint.slice(1, 1 + flags.length), ['/usr/local/bin/node', ...entrypoint.slice(1 + flags.length)], { ...NODE_MALLOC_ENV }), null);
     });
   }
 });

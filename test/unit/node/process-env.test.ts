@@ -23,10 +23,13 @@ describe('node process settings (re-exec)', () => {
   });
 
   it('keeps what the operator gave: its own semi-space size (flag or NODE_OPTIONS) and MALLOC_ARENA_MAX', () => {
-    const a = nodeReexec('/n', ['--max_semi_space_size=8'], argv, { MALLOC_ARENA_MAX: '4' });
+    assert.equal(nodeReexec('/n', ['--max_semi_space_size=8'], argv, { MALLOC_ARENA_MAX: '4' }), null, 'both given: run as given');
+    const a = nodeReexec('/n', ['--max_semi_space_size=8'], argv, {});
     assert.ok(a);
     assert.deepEqual(a.args.slice(0, 3), ['/n', '--max_semi_space_size=8', '/app/bin/mailcluster.js']);
-    assert.equal(a.env.MALLOC_ARENA_MAX, '4');
+    const m = nodeReexec('/n', [], argv, { MALLOC_ARENA_MAX: '4' });
+    assert.ok(m);
+    assert.equal(m.env.MALLOC_ARENA_MAX, '4');
     const b = nodeReexec('/n', [], argv, { NODE_OPTIONS: '--max-old-space-size=512 --max-semi-space-size=16' });
     assert.ok(b);
     assert.ok(!b.args.some((a) => a.startsWith('--max-semi-space-size=')));
@@ -44,5 +47,12 @@ describe('node process settings (re-exec)', () => {
     assert.equal(operatorReexec('/n', [], argv, {}), null, 'not the node command');
     const given = operatorReexec('/n', [], op, { NODE_OPTIONS: '--max-semi-space-size=16' });
     assert.ok(given && !given.args.some((a) => a.startsWith('--max-semi-space-size=')));
+  });
+
+  it('does not re-execute a process started with every setting already (the images\' ENTRYPOINT and ENV)', () => {
+    assert.equal(nodeReexec('/n', ['--max-semi-space-size=4'], argv, { MALLOC_ARENA_MAX: '2' }), null);
+    assert.equal(operatorReexec('/n', ['--max-semi-space-size=4'], ['/n', '/app/bin/cli.ts', 'operator'], { MALLOC_ARENA_MAX: '2' }), null);
+    assert.ok(nodeReexec('/n', ['--max-semi-space-size=4'], argv, {}), 'the malloc setting missing');
+    assert.ok(nodeReexec('/n', [], argv, { MALLOC_ARENA_MAX: '2' }), 'the V8 flag missing');
   });
 });
