@@ -308,8 +308,13 @@ export class Reconciler {
     return made;
   }
 
-  /** The cluster's Secrets and unwatched objects, as writes that may run together. Each resolves to what it wrote, if anything. */
-  private secretWrites(cluster: MailCluster, p: Plan, fresh: boolean): Array<Promise<string | undefined>> {
+  /**
+   * The cluster's Secrets and unwatched objects, as writes that may run together. Each resolves
+   * to what it wrote, if anything. `bindings` (the nodes' RoleBindings) need not be there before
+   * the pods: only a node's API watch uses one, a second after its container starts, and it
+   * retries a 403 (half a second later).
+   */
+  private secretWrites(cluster: MailCluster, p: Plan, fresh: boolean): { writes: Array<Promise<string | undefined>>; bindings: Array<Promise<string | undefined>> } {
     const ns = cluster.metadata.namespace;
     const writes: Array<Promise<string | undefined>> = [];
     for (const once of p.createOnce) {
@@ -323,15 +328,12 @@ export class Reconciler {
     }).then((applied) => (applied ? `${o.kind}/${o.metadata.name}` : undefined));
     // A RoleBinding goes after the Roles: without the right to bind, the API server checks that
     // the operator holds every rule of the Role it binds, and a Role not written yet is a 404.
-    // (Every promise made here ends up in `writes`, which the caller awaits: none is left unhandled.)
+    // (Every promise made here is returned, and the caller awaits each: none is left unhandled.)
     const first = p.unwatched.filter((o) => o.kind !== 'RoleBinding').map(applyUnwatched);
-    const bindings = p.unwatched.filter((o) => o.kind === 'RoleBinding');
     writes.push(...first);
-    if (bindings.length > 0) {
-      const rolesWritten = Promise.all(first);
-      writes.push(...bindings.map((o) => rolesWritten.then(() => applyUnwatched(o))));
-    }
-    return writes;
+    const rolesWritten = Promise.all(first);
+    const bindings = p.unwatched.filter((o) => o.kind === 'RoleBinding').map((o) => rolesWritten.then(() => applyUnwatched(o)));
+    return { writes, bindings };
   }
 
   /** Pods (<namespace>/<pod>) whose POST /drain is in flight: never two at once for one pod. */
@@ -381,13 +383,19 @@ export class Reconciler {
       this.rememberWrite(objectKey(obj.kind!, ns, obj.metadata.name), hash, answer, this.d.informers.get(obj.kind!, ns, obj.metadata.name));
     };
     // Everything a pod mounts or names first, all at once (no order among them: Secrets,
-    // accounts and RBAC, ConfigMaps, claims, Services...), then the pods, also at once: a new
-    // cluster's first pass is three round trips, not one per object.
+    // accounts and Roles, ConfigMaps, claims, Services...), then the pods, also at once, with the
+    // RoleBindings: a new cluster's first pass is two round trips, not one per object.
+    const { writes, bindings } = this.secretWrites(cluster, p, fresh);
+    const settledBindings = Promise.allSettled(bindings);
     const [secretsWritten] = await Promise.all([
-      Promise.all(this.secretWrites(cluster, p, fresh)),
+      Promise.all(writes),
       Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply)),
-    ]);
-    await Promise.all(p.apply.filter((o) => o.kind === 'Pod').map(apply));
+    ]).catch(async (err: unknown) => { await settledBindings; throw err; });
+    const [, bindingsWritten] = await Promise.all([
+      Promise.all(p.apply.filter((o) => o.kind === 'Pod').map(apply)),
+      Promise.all(bindings),
+    ]).catch(async (err: unknown) => { await settledBindings; throw err; });
+    secretsWritten.push(...bindingsWritten);
     for (const patch of p.patchPods) {
       this.write('patch', 'Pod');
       await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: patch.name, namespace: ns, labels: patch.labels, annotations: patch.annotations } } as never,
