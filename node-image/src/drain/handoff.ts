@@ -5,7 +5,6 @@
 // with a PROXY v2 header that names this node itself.
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import nodemailer from 'nodemailer';
 import type { Transporter } from 'nodemailer';
 import { isAddressInCidrs } from '../net/cidr.ts';
 import { buildProxyV2 } from '../proxy/parse.ts';
@@ -34,6 +33,12 @@ export interface HandoffResult {
 }
 
 type SocketCallback = (err: Error | null, socketOptions?: { connection: net.Socket }) => void;
+type Nodemailer = typeof import('nodemailer').default;
+
+// nodemailer's index loads every transport it has (47 modules): only on the first hand-off,
+// not in every node's boot, which is most of the wait before a scaled-up node serves.
+let nodemailerLoaded: Promise<Nodemailer> | undefined;
+const loadNodemailer = (): Promise<Nodemailer> => (nodemailerLoaded ??= import('nodemailer').then((m) => m.default));
 
 export class HandoffSender {
   readonly #settings: () => HandoffSettings;
@@ -44,7 +49,7 @@ export class HandoffSender {
   }
 
   async send(target: HandoffTarget, from: string, to: string[], raw: Buffer): Promise<HandoffResult> {
-    const info = await this.#transport(target).sendMail({ envelope: { from, to }, raw });
+    const info = await (await this.#transport(target)).sendMail({ envelope: { from, to }, raw });
     const rejectedErrors = (info as unknown as { rejectedErrors?: Array<{ recipient: string; response?: string }> }).rejectedErrors ?? [];
     return {
       accepted: (info.accepted as string[]).map(String),
@@ -58,10 +63,15 @@ export class HandoffSender {
     this.#transports.clear();
   }
 
-  #transport(target: HandoffTarget): Transporter {
+  async #transport(target: HandoffTarget): Promise<Transporter> {
     const s = this.#settings();
     const key = `${targetKey(target)}|${s.peerTls ? `${s.peerTls.name}|${createHash('sha256').update(s.peerTls.ca).digest('hex')}` : 'may'}`;
     let t = this.#transports.get(key);
+    if (t) return t;
+    const nodemailer = await loadNodemailer();
+    // another send may have made it meanwhile (a transport made here is in the map, so the
+    // next close() ends it)
+    t = this.#transports.get(key);
     if (t) return t;
     t = nodemailer.createTransport({
       pool: true,
@@ -80,7 +90,7 @@ export class HandoffSender {
         : { opportunisticTLS: true, tls: { rejectUnauthorized: false } }),
       logger: false,
       getSocket: (_options: unknown, callback: SocketCallback) => this.#connect(target, callback),
-    } as Parameters<typeof nodemailer.createTransport>[0]);
+    } as Parameters<Nodemailer['createTransport']>[0]);
     this.#transports.set(key, t);
     return t;
   }
