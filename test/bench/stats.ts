@@ -7,6 +7,12 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** The nearest-rank percentile of values already sorted ascending (p in 0..100). */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
 /** Messages per second for `count` messages in `ms` milliseconds. */
 export function rate(count: number, ms: number): number {
   return ms > 0 ? (count * 1000) / ms : NaN;
