@@ -46,8 +46,8 @@ export function nodeReexec(execPath: string, execArgv: readonly string[], argv: 
  *   space's growth by (heap-controller.cc, MaxGrowingFactor): at V8's own limit (half the
  *   memory, at most 4 GB) the old space may grow to 4x the live heap before the next full
  *   collection (160 MB committed for ~55 MB live at 300 clusters), under a smaller one to
- *   1.3-2x. Peak RSS 300 x 3: 293 -> 183 MB, operator CPU 40 -> 42 s for the same cold start;
- *   1,000 x 3: 239 MB (386 MB before).
+ *   1.3-2x. Peak RSS 300 x 3: 252-293 MB -> 178-190 MB (2 and 5 runs), full collections
+ *   0.6 -> 0.7-1.1 s of a cold start's 38-49 operator CPU-seconds; 1,000 x 3: 239 MB (386 before).
  *   Given only where V8's own limit would be larger (over 1 GiB of memory): in a smaller
  *   container (the chart's 512Mi limit) V8's own limit is the smaller one already.
  * MAILCLUSTER_OPERATOR_TUNING=off starts the operator without them (for comparison); a flag
