@@ -7,6 +7,7 @@
 // a `kill <pid>` never leaves an orphan bound to the node's ports.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,9 +44,9 @@ if (major < 24) {
   if (process.argv[2] === 'node' || process.argv[2] === 'operator') {
     // the mail node's and the operator's runtime settings (V8 and glibc: node-image/src/process-env.ts)
     // must be in place before they start: re-execute this process once with them (same PID)
-    const { nodeReexec, operatorReexec } = await import('../node-image/src/process-env.ts');
+    const { nodeReexec, operatorReexec, usableMemory } = await import('../node-image/src/process-env.ts');
     const re = nodeReexec(process.execPath, process.execArgv, process.argv, process.env)
-      ?? operatorReexec(process.execPath, process.execArgv, process.argv, process.env);
+      ?? operatorReexec(process.execPath, process.execArgv, process.argv, process.env, usableMemory(totalmem(), process.constrainedMemory?.()));
     if (re && typeof process.execve === 'function') {
       try {
         process.execve(re.args[0], re.args, re.env);

@@ -20,6 +20,10 @@ export interface ScaleArgs {
   keep: boolean;
   /** Extra flags for the operator (--operator-arg, repeatable), e.g. --workers 16. */
   operatorArgs: string[];
+  /** Node/V8 flags for the operator, before its script (--operator-node-arg, repeatable), e.g. --max-old-space-size=192. */
+  operatorNodeArgs: string[];
+  /** Environment for the operator only (--operator-env K=V, repeatable), e.g. MALLOC_ARENA_MAX=1. */
+  operatorEnv: Record<string, string>;
   /** Profile the operator's CPU (node --cpu-prof) into the state directory's prof/ (kept). */
   operatorCpuProf: boolean;
   /** Write a heap snapshot of the operator into <state>/prof once the cold start is over. */
@@ -45,6 +49,8 @@ export const USAGE = `usage: npm run bench:scale -- [flags]
   --no-roll                    skip the roll
   --keep                       keep the state directory (logs, audit log)
   --operator-arg ARG           pass ARG to the operator (repeatable: --operator-arg --workers --operator-arg 16)
+  --operator-node-arg ARG      a node/V8 flag for the operator, before its script (repeatable: --operator-node-arg --max-old-space-size=192)
+  --operator-env K=V           an environment variable for the operator only (repeatable: --operator-env MALLOC_ARENA_MAX=1)
   --operator-cpu-prof          node --cpu-prof the operator into <state>/prof (implies --keep)
   --operator-heap-snapshot     a heap snapshot of the operator into <state>/prof after the cold start (implies --keep)
   --immediate-binding          the spool StorageClass binds claims at once (volumeBindingMode Immediate; default WaitForFirstConsumer)
@@ -53,7 +59,7 @@ export const USAGE = `usage: npm run bench:scale -- [flags]
 export function parseScaleArgs(argv: string[]): ScaleArgs {
   const out: ScaleArgs = {
     clusters: 1000, replicas: 3, perNamespace: 100, maxPods: 300, timeoutS: 2400, readyTimeoutS: 600, quietS: 60, rollTimeoutS: 900,
-    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorCpuProf: false, operatorHeapSnapshot: false, immediateBinding: false, schedulerV: 1,
+    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorNodeArgs: [], operatorEnv: {}, operatorCpuProf: false, operatorHeapSnapshot: false, immediateBinding: false, schedulerV: 1,
   };
   const ints: Record<string, keyof ScaleArgs> = {
     '--clusters': 'clusters', '--replicas': 'replicas', '--per-namespace': 'perNamespace', '--hollow-nodes': 'hollowNodes', '--max-pods': 'maxPods',
@@ -73,6 +79,19 @@ export function parseScaleArgs(argv: string[]): ScaleArgs {
       const v = value ?? argv[++i];
       if (v === undefined) throw new Error('--operator-arg needs a value');
       out.operatorArgs.push(v);
+      continue;
+    }
+    if (flag === '--operator-node-arg') {
+      const v = value ?? argv[++i];
+      if (v === undefined || !v.startsWith('--')) throw new Error(`--operator-node-arg needs a node flag (--...), got ${JSON.stringify(v)}`);
+      out.operatorNodeArgs.push(v);
+      continue;
+    }
+    if (flag === '--operator-env') {
+      const v = value ?? argv[++i];
+      const m = v === undefined ? null : /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(v);
+      if (!m) throw new Error(`--operator-env needs NAME=VALUE, got ${JSON.stringify(v)}`);
+      out.operatorEnv[m[1]] = m[2];
       continue;
     }
     if (flag === '-h' || flag === '--help') { out.help = true; continue; }

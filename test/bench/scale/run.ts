@@ -344,16 +344,18 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const operatorArgs = [
     ...(args.operatorCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'prof')}`] : []),
     ...(args.operatorHeapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(dir, 'prof')}`] : []),
+    ...args.operatorNodeArgs,
     join(repo, 'bin/mailcluster.js'), 'operator', '--kubeconfig', opKc, '--metrics-address', OPERATOR_METRICS,
     '--operator-namespace', 'mailcluster-system', '--master-key-file', join(dir, 'master.key'),
     '--leader-elect', '--leader-election-namespace', 'mailcluster-system',
     ...(hasPace ? ['--max-concurrent-rollouts', String(args.maxConcurrentRollouts)] : []),
     ...args.operatorArgs,
   ];
-  if (args.operatorArgs.length > 0 || args.operatorCpuProf) say(`operator run as: node ${operatorArgs.map((a) => a.replace(dir, '<state>').replace(repo, '.')).join(' ')}`);
+  if (args.operatorArgs.length > 0 || args.operatorNodeArgs.length > 0 || args.operatorCpuProf) say(`operator run as: node ${operatorArgs.map((a) => a.replace(dir, '<state>').replace(repo, '.')).join(' ')}`);
+  if (Object.keys(args.operatorEnv).length > 0) say(`operator environment adds: ${Object.entries(args.operatorEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   const op = { proc: undefined as unknown as Component, restarts: 0, peak: 0, stopping: false };
   const startOperator = (): void => {
-    const proc = startComponent({ name: 'operator', command: nodeBin, logFile: join(logs, 'operator.log'), cwd: repo, args: operatorArgs });
+    const proc = startComponent({ name: 'operator', command: nodeBin, logFile: join(logs, 'operator.log'), cwd: repo, args: operatorArgs, env: { ...process.env, ...args.operatorEnv } });
     op.proc = proc;
     run.components.push(proc);
     void proc.exited.then(async (exit) => {
@@ -440,6 +442,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const tCreated = Date.now();
   say(`created in ${((tCreated - tCreate) / 1000).toFixed(1)} s; waiting for all Ready (bound ${args.readyTimeoutS} s)`);
   let lastReport = 0;
+  let opMemoryAtPeak = { rss: 0, memory: '' };
   let tReady: number;
   let allReady = true;
   try {
@@ -456,8 +459,12 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
         const busy = dt < 1 ? '-' : Object.keys(cpuNow).map((k) => `${k.replace('kube-', '').replace('hollow nodes', 'hollow')} ${Math.round((100 * (cpuNow[k] - cpuLast[k])) / dt)}%`).join(' ');
         cpuLast = cpuNow;
         tLast = lastReport;
-        const depth = sumMetric(await opMetrics(), 'mailcluster_operator_workqueue_depth').get('');
-        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(vm(op.proc.pid, 'VmRSS'))}${op.restarts ? ` (restarted ${op.restarts}x)` : ''}; queue ${depth ?? '-'}; CPU ${busy}`);
+        const opNow = await opMetrics();
+        const depth = sumMetric(opNow, 'mailcluster_operator_workqueue_depth').get('');
+        const rssNow = vm(op.proc.pid, 'VmRSS');
+        const memory = operatorMemory(opNow);
+        if (rssNow > opMemoryAtPeak.rss) opMemoryAtPeak = { rss: rssNow, memory };
+        say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(rssNow)} (${memory})${op.restarts ? ` (restarted ${op.restarts}x)` : ''}; queue ${depth ?? '-'}; CPU ${busy}`);
       }
       return ready.size >= args.clusters;
     }, 200);
@@ -472,6 +479,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const coldS = (tReady - tCreate) / 1000;
   if (allReady) say(`RESULT cold start: all ${args.clusters} MailClusters Ready ${coldS.toFixed(1)} s after the first create (goal < 120 s); all ${pods} pods Ready at ${firstAllReady ? ((firstAllReady - tCreate) / 1000).toFixed(1) : '?'} s`);
   say(`RESULT operator VmHWM after the cold start: ${mb(opHwm())} (goal < 300 MB); VmRSS now ${mb(vm(op.proc.pid, 'VmRSS'))}; operator restarts ${op.restarts}`);
+  say(`  operator memory at the highest RSS sampled (every 10 s): RSS ${mb(opMemoryAtPeak.rss)} (${opMemoryAtPeak.memory}); now: ${operatorMemory(opAfter)}`);
   const hollowRss = hollow.map((c) => vm(c.pid, 'VmRSS'));
   say(`RESULT hollow nodes: VmRSS mean ${mb(hollowRss.reduce((a, b) => a + b, 0) / hollowRss.length)}, max ${mb(Math.max(...hollowRss))}, sum ${mb(hollowRss.reduce((a, b) => a + b, 0))} for ${nodes} nodes (~${Math.round(pods / nodes)} pods each)`);
   const cpPids = cp.pids();
@@ -576,6 +584,19 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   say(`RESULT operator VmHWM at the end: ${mb(opHwm())} (goal < 300 MB); restarts ${op.restarts}`);
 }
 
+/**
+ * Where the operator's memory is, from its default process metrics (prom-client,
+ * prefix mailcluster_operator_process_): V8 heap committed and used, each space's committed
+ * size, and external memory (Buffers, ArrayBuffers: outside the V8 heap).
+ */
+function operatorMemory(metrics: string): string {
+  const p = 'mailcluster_operator_process_';
+  const one = (name: string): number => sumMetric(metrics, `${p}${name}`).get('') ?? NaN;
+  const spaces = sumMetric(metrics, `${p}nodejs_heap_space_size_total_bytes`, ['space']);
+  if (!metrics) return 'no metrics';
+  return `heap ${mb(one('nodejs_heap_size_total_bytes'))} committed, ${mb(one('nodejs_heap_size_used_bytes'))} used [${[...spaces.entries()].filter(([, v]) => v >= 1048576).map(([k, v]) => `${k.replace('_space', '')} ${mb(v)}`).join(', ')}], external ${mb(one('nodejs_external_memory_bytes'))}`;
+}
+
 /** What the operator's own /metrics say about a window: writes, API requests (when it has them), reconciles. */
 function printOperatorMetrics(what: string, before: string, after: string, seconds: number, restarted = false): void {
   // A restarted operator's counters start again at 0: then only the last instance's are shown.
@@ -596,6 +617,11 @@ function printOperatorMetrics(what: string, before: string, after: string, secon
   const rec = metricDelta(sumMetric(before, 'mailcluster_operator_reconciles_total', ['result']), sumMetric(after, 'mailcluster_operator_reconciles_total', ['result']));
   const dSum = (sumMetric(after, 'mailcluster_operator_reconcile_duration_seconds_sum').get('') ?? 0) - (sumMetric(before, 'mailcluster_operator_reconcile_duration_seconds_sum').get('') ?? 0);
   const dCount = (sumMetric(after, 'mailcluster_operator_reconcile_duration_seconds_count').get('') ?? 0) - (sumMetric(before, 'mailcluster_operator_reconcile_duration_seconds_count').get('') ?? 0);
+  // Garbage collection, from the default process metrics: what a smaller heap costs in CPU.
+  const gcName = 'mailcluster_operator_process_nodejs_gc_duration_seconds';
+  const gcSum = metricDelta(sumMetric(before, `${gcName}_sum`, ['kind']), sumMetric(after, `${gcName}_sum`, ['kind']));
+  const gcCount = metricDelta(sumMetric(before, `${gcName}_count`, ['kind']), sumMetric(after, `${gcName}_count`, ['kind']));
+  if (gcCount.size > 0) say(`  garbage collection: ${[...gcCount.entries()].map(([k, n]) => `${k} ${n}x ${(gcSum.get(k) ?? 0).toFixed(2)} s`).join(', ')}`);
   say(`  reconciles ${[...rec.entries()].map(([k, v]) => `${k} ${v}`).join(', ') || '0'}; mean reconcile ${dCount ? ((dSum / dCount) * 1000).toFixed(0) : '-'} ms; queue depth now ${sumMetric(after, 'mailcluster_operator_workqueue_depth').get('') ?? '-'}`);
 }
 

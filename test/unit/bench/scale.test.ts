@@ -20,6 +20,15 @@ describe('bench:scale pieces', () => {
     assert.throws(() => parseScaleArgs(['--bogus']), /unknown flag/);
   });
 
+  it('passes node flags and environment to the operator alone', () => {
+    const a = parseScaleArgs(['--operator-node-arg', '--max-old-space-size=192', '--operator-node-arg=--optimize-for-size', '--operator-env', 'MALLOC_ARENA_MAX=1', '--operator-env=MALLOC_TRIM_THRESHOLD_=131072']);
+    assert.deepEqual(a.operatorNodeArgs, ['--max-old-space-size=192', '--optimize-for-size']);
+    assert.deepEqual(a.operatorEnv, { MALLOC_ARENA_MAX: '1', MALLOC_TRIM_THRESHOLD_: '131072' });
+    assert.throws(() => parseScaleArgs(['--operator-node-arg', 'max-old-space-size=1']), /node flag/);
+    assert.throws(() => parseScaleArgs(['--operator-env', 'NOVALUE']), /NAME=VALUE/);
+    assert.throws(() => parseScaleArgs(['--operator-env']), /NAME=VALUE/);
+  });
+
   it('plans enough hollow nodes for every pod, at least 3', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 100_000 }), fc.integer({ min: 1, max: 1000 }), (pods, maxPods) => {
       const n = hollowNodeCount(pods, maxPods);

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { contentKey, IMAGE_SPECS, imageCacheDirName, imageRef } from '../../../local/src/images/keys.ts';
 import { repoRoot } from '../../../local/src/images/build.ts';
-import { NODE_MALLOC_ENV, NODE_V8_FLAGS, nodeReexec, OPERATOR_V8_FLAGS, operatorReexec } from '../../../node-image/src/process-env.ts';
+import { load } from 'js-yaml';
+import { NODE_MALLOC_ENV, NODE_V8_FLAGS, nodeReexec, operatorReexec, operatorV8Flags } from '../../../node-image/src/process-env.ts';
 
 const f = (path: string, text: string) => ({ path, content: Buffer.from(text) });
 
@@ -59,11 +60,19 @@ describe('images: Dockerfiles', function () {
 
     it(`${spec.dockerfile}: ENTRYPOINT and ENV carry process-env.ts's settings (no second Node start)`, function () {
       const entrypoint = JSON.parse(lines.filter((l) => /^ENTRYPOINT\s/i.test(l)).pop()!.replace(/^ENTRYPOINT\s+/i, '')) as string[];
-      const flags = spec.name === 'node' ? NODE_V8_FLAGS : OPERATOR_V8_FLAGS;
-      assert.deepEqual(entrypoint.slice(1, 1 + flags.length), [...flags]);
+      // the operator's image runs where the chart's memory limit holds: its flags for that much memory
+      const chartLimit = (load(readFileSync(join(repoRoot, 'helm/mailcluster-operator/values.yaml'), 'utf8')) as { resources: { limits: { memory: string } } }).resources.limits.memory;
+      assert.match(chartLimit, /^\d+Mi$/);
+      const operatorMemory = parseInt(chartLimit, 10) * 1024 ** 2;
+      const flags = spec.name === 'node' ? [...NODE_V8_FLAGS] : operatorV8Flags(operatorMemory);
+      assert.deepEqual(entrypoint.slice(1, 1 + flags.length), flags);
+      assert.ok(!entrypoint[1 + flags.length].startsWith('--'), 'no other flag');
       for (const [k, v] of Object.entries(NODE_MALLOC_ENV)) assert.ok(lines.includes(`ENV ${k}=${v}`), `ENV ${k}=${v}`);
-      const reexec = spec.name === 'node' ? nodeReexec : operatorReexec;
-      assert.equal(reexec('/usr/local/bin/node', entrypoint.slice(1, 1 + flags.length), ['/usr/local/bin/node', ...entrypoint.slice(1 + flags.length)], { ...NODE_MALLOC_ENV }), null);
+      const argv = ['/usr/local/bin/node', ...entrypoint.slice(1 + flags.length)];
+      const reexec = spec.name === 'node'
+        ? nodeReexec('/usr/local/bin/node', flags, argv, { ...NODE_MALLOC_ENV })
+        : operatorReexec('/usr/local/bin/node', flags, argv, { ...NODE_MALLOC_ENV }, operatorMemory);
+      assert.equal(reexec, null);
     });
   }
 });
