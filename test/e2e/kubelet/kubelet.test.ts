@@ -30,6 +30,7 @@ import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
 import { Timeline } from './timeline.ts';
+import { percentile } from '../../bench/stats.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
 
 const chartDir = fileURLToPath(new URL('../../../helm/mailcluster-operator', import.meta.url));
@@ -44,8 +45,6 @@ const BLACKHOLE_IP = '10.244.0.4';
 const SINK_PORT = 2526;
 
 interface Obj { metadata: { name: string; uid?: string; deletionTimestamp?: string; labels?: Record<string, string> }; spec?: any; status?: any }
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 
 // Default on as root (npm test's set-up installs the Debian tools; Go builds kubelet and
 // containerd once, cached); MAILCLUSTER_KUBELET_E2E=0 skips it, =1 adds the slow liveness step

@@ -12,6 +12,7 @@ import { freePort } from '../../support/addresses.ts';
 import { makeTempDir, sleep } from '../../support/processes.ts';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { percentile } from '../../bench/stats.ts';
 import {
   conditionOf, etrn, startTlsSubject, getMailCluster, mailClusterObject, nodeAdmin, nodeMetric, startOperator,
   suiteAddress, waitUntil, type Clients, type OperatorProcess,
@@ -29,10 +30,6 @@ const SCALE_EVENTS = Number(process.env.MAILCLUSTER_SCALE_EVENTS ?? 10);
 // Longer than the whole measurement: no file reaches a node while it is measured.
 const VOLUME_DELAY_MS = Number(process.env.MAILCLUSTER_VOLUME_DELAY_MS ?? 600_000);
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 describe('operator end to end (local Kubernetes, real mail nodes)', function () {
   this.timeout(120_000);
@@ -334,8 +331,9 @@ describe('operator end to end (local Kubernetes, real mail nodes)', function () 
       replicas = target;
       await waitReady(replicas);
     }
-    const p50 = percentile(samples, 50);
-    const p95 = percentile(samples, 95);
+    const sorted = [...samples].sort((a, b) => a - b);
+    const p50 = percentile(sorted, 50);
+    const p95 = percentile(sorted, 95);
     console.log(`      scale event -> ConfigMaps rewritten and nodes reloaded, ${what}: p50 ${p50} ms, p95 ${p95} ms over ${samples.length} events (${samples.join(', ')})`);
     if (replicas !== 2) { await kubectl(['scale', 'mc', MC, '-n', NS, '--replicas=2']); await waitReady(2); }
     return samples;
