@@ -7,8 +7,11 @@ export function atTeardown(fn: () => Promise<void> | void): void {
   teardowns.push(fn);
 }
 
-export async function mochaGlobalTeardown(): Promise<void> {
-  for (const fn of teardowns.reverse()) {
+/** Runs what was registered, newest first, each once (a signal's teardown and then mocha's must not run one twice). */
+export async function runTeardowns(): Promise<void> {
+  for (const fn of teardowns.splice(0).reverse()) {
     try { await fn(); } catch (err) { console.error('teardown failed:', err); }
   }
 }
+
+export const mochaGlobalTeardown = runTeardowns;

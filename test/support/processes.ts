@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { atTeardown } from './hooks.ts';
+import { atTeardown, runTeardowns } from './hooks.ts';
 
 const children = new Set<ChildProcess>();
 const dirs = new Set<string>();
@@ -25,12 +25,20 @@ function killAllSync(): void {
 }
 
 process.on('exit', killAllSync);
-// A SIGTERM or SIGHUP ends Node without 'exit' handlers: kill the children first, then let the
-// signal end this process as it would have (unless someone else handles it, as a bench does).
+// A SIGTERM or SIGHUP ends Node without 'exit' handlers or mocha's teardown: run the registered
+// teardowns first (a kubelet node's namespace, mounts and shims are undone only by its stop),
+// bounded, then kill the children and let the signal end this process as it would have (unless
+// someone else handles it, as a bench does). A second signal meanwhile ends it at once.
+const SIGNAL_TEARDOWN_MS = 60_000;
 for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
-    killAllSync();
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    const finish = () => {
+      clearTimeout(bound);
+      killAllSync();
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    const bound = setTimeout(finish, SIGNAL_TEARDOWN_MS);
+    void runTeardowns().then(finish, finish);
   });
 }
 atTeardown(async () => {

@@ -34,11 +34,14 @@ function runOnce(): Promise<string> {
     const child = spawn('flock', ['/tmp/mailcluster-e2e.lock', process.execPath, 'node_modules/mocha/bin/mocha.js', 'test/e2e/kubelet/kubelet.test.ts'], {
       env: { ...process.env, MAILCLUSTER_KUBELET_E2E: 'default', MAILCLUSTER_KUBELET_SCALE_EVENTS: String(events) },
       stdio: ['ignore', 'pipe', 'inherit'],
+      // its own process group: flock does not pass a signal on, so a stop goes to the group
+      // (mocha, which tears its cluster down, and flock)
+      detached: true,
     });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (c: string) => { out += c; });
-    const stop = () => child.kill('SIGTERM');
+    const stop = () => { try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* already gone */ } };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     child.on('error', reject);

@@ -26,6 +26,7 @@ import { ensureImages } from '../../../local/src/images/build.ts';
 import { ensureHelm, helmOk, type Helm } from '../../../local/src/tools/helm.ts';
 import type { KubeletNode } from '../../../local/src/node/node.ts';
 import { dnsmasqArgs } from '../../support/dnsmasq.ts';
+import { atTeardown } from '../../support/hooks.ts';
 import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '../../support/processes.ts';
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
@@ -111,6 +112,10 @@ const full = mode === '1';
       controlPlane: { etcdUnsafeNoFsync: true },
       controlPlaneLog: (line) => console.log(`      ${line}`),
     });
+    // a SIGTERM to this run (bench:kubelet stopped) skips the after hook: its teardown stops the
+    // node all the same (stop() is once only, the after hook's call included)
+    const thisCluster = cluster;
+    atTeardown(() => thisCluster.stop());
     node = cluster.kubeletNode!;
     console.log(`      local cluster with a kubelet node up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     // the MX of relay.test is a real smtp-sink; hold.test's MX answers nothing (mail stays queued)
