@@ -8,7 +8,8 @@
 // signing used before cost about a quarter of a CPU-second per cluster — at 1,000 MailClusters
 // created together, minutes of the operator's CPU (bench:scale). node:crypto cannot issue
 // X.509, so the certificates are encoded here (x509-der.ts, a small DER encoder of only the
-// fields these certificates use, checked against OpenSSL in its tests) and signed by OpenSSL. The nodes' TLS (node:tls) takes EC keys as it takes RSA.
+// fields these certificates use, checked against OpenSSL in its tests) and signed by OpenSSL.
+// The nodes' TLS (node:tls) takes EC keys as it takes RSA.
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { MailCluster } from '../api/v1alpha1/types.ts';
 import { clusterLabels } from './labels.ts';
