@@ -26,6 +26,9 @@ function defaultAffinity(cluster: string) {
   };
 }
 
+/** Seconds between a failed liveness probe's SIGTERM and SIGKILL (the probe-level grace period). */
+export const LIVENESS_KILL_GRACE_SECONDS = 10;
+
 export function buildPodSpec(cluster: MailCluster, spec: DefaultedSpec, index: number) {
   const name = cluster.metadata.name;
   const volumeMounts = [
@@ -88,7 +91,13 @@ export function buildPodSpec(cluster: MailCluster, spec: DefaultedSpec, index: n
       ],
       // Tolerant of a slow answer (a busy node is still serving); a drain is made explicit by the role label.
       readinessProbe: { httpGet: { path: '/readyz', port: ADMIN_PORT }, periodSeconds: 2, timeoutSeconds: 5, failureThreshold: 3 },
-      livenessProbe: { httpGet: { path: '/healthz', port: ADMIN_PORT }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+      // A node that fails /healthz three times is wedged: it cannot use the pod's 60 s to drain,
+      // and what it acknowledged is in its spool (kept across the restart). The probe's own
+      // grace period ends it 50 s sooner than the pod's would (Kubernetes >= 1.25).
+      livenessProbe: {
+        httpGet: { path: '/healthz', port: ADMIN_PORT }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3,
+        terminationGracePeriodSeconds: LIVENESS_KILL_GRACE_SECONDS,
+      },
       ...(spec.resources ? { resources: spec.resources } : {}),
       securityContext: {
         allowPrivilegeEscalation: false,

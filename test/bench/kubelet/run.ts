@@ -32,7 +32,7 @@ function parseEvents(output: string): Array<{ to: number; seconds: number }> {
 function runOnce(): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn('flock', ['/tmp/mailcluster-e2e.lock', process.execPath, 'node_modules/mocha/bin/mocha.js', 'test/e2e/kubelet/kubelet.test.ts'], {
-      env: { ...process.env, MAILCLUSTER_KUBELET_E2E: 'default', MAILCLUSTER_KUBELET_SCALE_EVENTS: String(events) },
+      env: { ...process.env, MAILCLUSTER_KUBELET_E2E: 'quick', MAILCLUSTER_KUBELET_SCALE_EVENTS: String(events) },
       stdio: ['ignore', 'pipe', 'inherit'],
       // its own process group: flock does not pass a signal on, so a stop goes to the group
       // (mocha, which tears its cluster down, and flock)

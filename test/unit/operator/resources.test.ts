@@ -106,6 +106,9 @@ describe('operator resources: children', () => {
     assert.deepEqual(c.ports.map((p: any) => [p.name, p.containerPort]), [['smtp', 2525], ['mailq', 1174], ['admin', 8025]]);
     assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 8025 });
     assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 8025 });
+    // a wedged node is killed on the probe's short grace, not the pod's drain-length one
+    assert.equal(c.livenessProbe.terminationGracePeriodSeconds, 10);
+    assert.ok(c.livenessProbe.terminationGracePeriodSeconds < pod.spec.terminationGracePeriodSeconds);
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.equal(pod.spec.securityContext.runAsNonRoot, true);
     assert.deepEqual(c.resources, { limits: { memory: '256Mi' } });
