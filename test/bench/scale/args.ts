@@ -30,6 +30,8 @@ export interface ScaleArgs {
   operatorHeapSnapshot: boolean;
   /** The spool StorageClass binds claims at once (Immediate) instead of for the first pod (WaitForFirstConsumer). */
   immediateBinding: boolean;
+  /** No operator: the bench creates the pods and what they need itself (floor.ts). */
+  floor: boolean;
   /** kube-scheduler's --v (2 logs why each pod did not fit). */
   schedulerV: number;
   help: boolean;
@@ -54,12 +56,14 @@ export const USAGE = `usage: npm run bench:scale -- [flags]
   --operator-cpu-prof          node --cpu-prof the operator into <state>/prof (implies --keep)
   --operator-heap-snapshot     a heap snapshot of the operator into <state>/prof after the cold start (implies --keep)
   --immediate-binding          the spool StorageClass binds claims at once (volumeBindingMode Immediate; default WaitForFirstConsumer)
-  --scheduler-v N              kube-scheduler's log verbosity (default 1; 2 says why a pod did not fit)`;
+  --scheduler-v N              kube-scheduler's log verbosity (default 1; 2 says why a pod did not fit)
+  --floor                      no operator: the bench creates the same pods and what they need itself, and
+                               prints Kubernetes' own time to all pods Ready (the floor under any operator)`;
 
 export function parseScaleArgs(argv: string[]): ScaleArgs {
   const out: ScaleArgs = {
     clusters: 1000, replicas: 3, perNamespace: 100, maxPods: 300, timeoutS: 2400, readyTimeoutS: 600, quietS: 60, rollTimeoutS: 900,
-    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorNodeArgs: [], operatorEnv: {}, operatorCpuProf: false, operatorHeapSnapshot: false, immediateBinding: false, schedulerV: 1,
+    maxConcurrentRollouts: 50, skipRoll: false, keep: false, help: false, operatorArgs: [], operatorNodeArgs: [], operatorEnv: {}, operatorCpuProf: false, operatorHeapSnapshot: false, immediateBinding: false, schedulerV: 1, floor: false,
   };
   const ints: Record<string, keyof ScaleArgs> = {
     '--clusters': 'clusters', '--replicas': 'replicas', '--per-namespace': 'perNamespace', '--hollow-nodes': 'hollowNodes', '--max-pods': 'maxPods',
@@ -74,6 +78,7 @@ export function parseScaleArgs(argv: string[]): ScaleArgs {
     if (flag === '--keep') { out.keep = true; continue; }
     if (flag === '--operator-cpu-prof') { out.operatorCpuProf = true; out.keep = true; continue; }
     if (flag === '--immediate-binding') { out.immediateBinding = true; continue; }
+    if (flag === '--floor') { out.floor = true; out.skipRoll = true; continue; }
     if (flag === '--operator-heap-snapshot') { out.operatorHeapSnapshot = true; out.keep = true; continue; }
     if (flag === '--operator-arg') {
       const v = value ?? argv[++i];

@@ -30,6 +30,8 @@
 // pod IP, and nothing may clash with the machine's other tests. The namespace vanishes with
 // the process. Every process started is stopped by PID (and dies with its parent).
 //
+// --floor runs the same pods with no operator (floor.ts): Kubernetes' own time for them.
+//
 // Figures printed: time from creating the MailClusters to all Ready; operator peak RSS
 // (VmHWM); the operator's API requests per second during the cold start (audit log) and its
 // own metrics; API writes in a quiet minute afterwards; the roll (every cluster's
@@ -40,7 +42,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, makeInformer, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ensureControlPlaneBinaries, startControlPlane, type ControlPlane } from '../../../local/src/controlplane/index.ts';
 import { ensureBenchTools, type BenchTools } from '../../../local/src/controlplane/bench-tools.ts';
@@ -50,6 +52,7 @@ import { LoadBalancerController } from '../../../local/src/loadbalancer/controll
 import { startAdminStandIn } from './admin-standin.ts';
 import { hollowNodeCount, parseScaleArgs, USAGE, type ScaleArgs } from './args.ts';
 import { auditPolicy, metricDelta, parseAuditLine, peakPerSecond, summarize, sumMetric, type AuditRequest } from './audit.ts';
+import { floorObjects, type FloorObject } from './floor.ts';
 import { RollTracker, type PodView } from './roll-tracker.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -333,11 +336,11 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   })));
   say(`${claims.length} PersistentVolumes pre-created (pre-bound to the spool claims) in ${((Date.now() - tPv) / 1000).toFixed(1)} s`);
 
-  // ---- the operator
+  // ---- the operator (not with --floor)
   const nodeBin = process.execPath;
   const help = spawnSync(nodeBin, [join(repo, 'bin/mailcluster.js'), 'operator', '--help'], { encoding: 'utf8' });
   const hasPace = /--max-concurrent-rollouts/.test(help.stdout);
-  say(hasPace ? `the operator has --max-concurrent-rollouts: using ${args.maxConcurrentRollouts}` : 'the operator has no --max-concurrent-rollouts flag (missing): the roll runs at its unpaced default');
+  if (!args.floor) say(hasPace ? `the operator has --max-concurrent-rollouts: using ${args.maxConcurrentRollouts}` : 'the operator has no --max-concurrent-rollouts flag (missing): the roll runs at its unpaced default');
   const opKc = cp.createKubeconfig({ name: OPERATOR_USER, user: OPERATOR_USER });
   // Restarted when it exits, as its Deployment's kubelet would (CrashLoopBackOff starts at
   // 10 s): under load the operator may lose its Lease and exit by design.
@@ -353,6 +356,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   ];
   if (args.operatorArgs.length > 0 || args.operatorNodeArgs.length > 0 || args.operatorCpuProf) say(`operator run as: node ${operatorArgs.map((a) => a.replace(dir, '<state>').replace(repo, '.')).join(' ')}`);
   if (Object.keys(args.operatorEnv).length > 0) say(`operator environment adds: ${Object.entries(args.operatorEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  // proc stays undefined with --floor: no operator runs
   const op = { proc: undefined as unknown as Component, restarts: 0, peak: 0, stopping: false };
   const startOperator = (): void => {
     const proc = startComponent({ name: 'operator', command: nodeBin, logFile: join(logs, 'operator.log'), cwd: repo, args: operatorArgs, env: { ...process.env, ...args.operatorEnv } });
@@ -366,17 +370,21 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
       if (!op.stopping) startOperator();
     });
   };
-  startOperator();
-  // VmHWM is per process: sampled every second, so the peak survives a restart.
-  const sampler = setInterval(() => { op.peak = Math.max(op.peak, vm(op.proc.pid, 'VmHWM') || 0); }, 1000);
-  run.stoppers.push(async () => { op.stopping = true; clearInterval(sampler); await op.proc.stop(10_000); });
   const opHwm = (): number => Math.max(op.peak, vm(op.proc.pid, 'VmHWM') || 0);
   const opMetrics = async (): Promise<string> => { try { return (await get(`http://${OPERATOR_METRICS}/metrics`, {}, 10_000)).body; } catch { return ''; } };
-  await waitFor('the operator to lead', 120_000, async () => {
-    if (op.restarts > 0) throw new Error(`the operator exited at its start; see ${op.proc.logFile}`);
-    try { return (await get(`http://${OPERATOR_METRICS}/readyz`)).status === 200; } catch { return false; }
-  }, 500);
-  say(`operator running (pid ${op.proc.pid}), leading; RSS ${mb(vm(op.proc.pid, 'VmRSS'))}`);
+  if (!args.floor) {
+    startOperator();
+    // VmHWM is per process: sampled every second, so the peak survives a restart.
+    const sampler = setInterval(() => { op.peak = Math.max(op.peak, vm(op.proc.pid, 'VmHWM') || 0); }, 1000);
+    run.stoppers.push(async () => { op.stopping = true; clearInterval(sampler); await op.proc.stop(10_000); });
+    await waitFor('the operator to lead', 120_000, async () => {
+      if (op.restarts > 0) throw new Error(`the operator exited at its start; see ${op.proc.logFile}`);
+      try { return (await get(`http://${OPERATOR_METRICS}/readyz`)).status === 200; } catch { return false; }
+    }, 500);
+    say(`operator running (pid ${op.proc.pid}), leading; RSS ${mb(vm(op.proc.pid, 'VmRSS'))}`);
+  } else {
+    say('--floor: no operator; the bench creates what each pod needs, then the pods (floor.ts)');
+  }
 
   // ---- watches of the bench itself (its own user: not in the operator's figures)
   const ready = new Set<string>();
@@ -414,7 +422,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const cpuParts = (): Record<string, number> => {
     const p = cp.pids();
     return {
-      operator: cpuSeconds(op.proc.pid), 'kube-apiserver': cpuSeconds(p.kubeApiserver), etcd: cpuSeconds(p.etcd),
+      operator: op.proc ? cpuSeconds(op.proc.pid) : 0, 'kube-apiserver': cpuSeconds(p.kubeApiserver), etcd: cpuSeconds(p.etcd),
       'kube-controller-manager': cpuSeconds(p.kubeControllerManager), 'kube-scheduler': cpuSeconds(scheduler.pid),
       'hollow nodes': hollow.reduce((a, c) => a + cpuSeconds(c.pid), 0), bench: cpuSeconds(process.pid),
     };
@@ -429,16 +437,28 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const apiBefore = await apiMetrics();
   const opBefore = await opMetrics();
   const restartsCold = op.restarts;
-  say(`creating ${args.clusters} MailClusters (20 requests at a time)`);
+  const specOf = (c: { namespace: string; name: string }) => ({
+    replicas: args.replicas, hostname: `${c.name}.${c.namespace}.bench.example`, relayDomains: [`${c.name}.example`], image: OLD_IMAGE, storage: { size: '1Gi', storageClassName: STORAGE_CLASS },
+  });
   const tCreate = Date.now();
   let firstAllReady = 0;
-  await pool(clusters, 20, (c) => retry(`create ${c.namespace}/${c.name}`, () => custom.createNamespacedCustomObject({
-    group: GROUP, version: VERSION, plural: PLURAL, namespace: c.namespace,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`, kind: 'MailCluster', metadata: { name: c.name, namespace: c.namespace },
-      spec: { replicas: args.replicas, hostname: `${c.name}.${c.namespace}.bench.example`, relayDomains: [`${c.name}.example`], image: OLD_IMAGE, storage: { size: '1Gi', storageClassName: STORAGE_CLASS } },
-    },
-  })));
+  if (!args.floor) {
+    say(`creating ${args.clusters} MailClusters (20 requests at a time)`);
+    await pool(clusters, 20, (c) => retry(`create ${c.namespace}/${c.name}`, () => custom.createNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: PLURAL, namespace: c.namespace,
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'MailCluster', metadata: { name: c.name, namespace: c.namespace }, spec: specOf(c) },
+    })));
+  } else {
+    // As fast as a client can: 20 clusters at a time, each one's needs at once, then its pods at once.
+    say(`--floor: creating what ${pods} pods need, then the pods (20 clusters at a time)`);
+    const objects = KubernetesObjectApi.makeApiClient(adminKc);
+    const create = (o: FloorObject) => retry(`create ${o.kind} ${o.metadata.namespace}/${o.metadata.name}`, () => objects.create(o as any));
+    await pool(clusters, 20, async (c) => {
+      const { needs, pods: clusterPods } = floorObjects(c.namespace, c.name, specOf(c));
+      await Promise.all(needs.map(create));
+      await Promise.all(clusterPods.map(create));
+    });
+  }
   const tCreated = Date.now();
   say(`created in ${((tCreated - tCreate) / 1000).toFixed(1)} s; waiting for all Ready (bound ${args.readyTimeoutS} s)`);
   let lastReport = 0;
@@ -461,12 +481,12 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
         tLast = lastReport;
         const opNow = await opMetrics();
         const depth = sumMetric(opNow, 'mailcluster_operator_workqueue_depth').get('');
-        const rssNow = vm(op.proc.pid, 'VmRSS');
+        const rssNow = op.proc ? vm(op.proc.pid, 'VmRSS') : 0;
         const memory = operatorMemory(opNow);
         if (rssNow > opMemoryAtPeak.rss) opMemoryAtPeak = { rss: rssNow, memory };
         say(`  ${ready.size}/${args.clusters} MailClusters Ready, ${podsThere.size}/${pods} pods created, ${podsReady.size} Ready, operator RSS ${mb(rssNow)} (${memory})${op.restarts ? ` (restarted ${op.restarts}x)` : ''}; queue ${depth ?? '-'}; CPU ${busy}`);
       }
-      return ready.size >= args.clusters;
+      return args.floor ? podsReady.size >= pods : ready.size >= args.clusters;
     }, 200);
   } catch {
     // Past the bound: print what there is, then stop (no quiet window or roll on a cluster still starting).
@@ -477,6 +497,14 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
   const apiAfter = await apiMetrics();
   const opAfter = await opMetrics();
   const coldS = (tReady - tCreate) / 1000;
+  if (args.floor) {
+    if (allReady) say(`RESULT floor (Kubernetes alone, no operator): all ${pods} pods Ready ${coldS.toFixed(1)} s after the first create (created in ${((tCreated - tCreate) / 1000).toFixed(1)} s)`);
+    const apiFloor = metricDelta(sumMetric(apiBefore, 'apiserver_request_total', ['verb']), sumMetric(apiAfter, 'apiserver_request_total', ['verb']));
+    const n = [...apiFloor.values()].reduce((a, b) => a + b, 0);
+    say(`RESULT kube-apiserver (all clients, apiserver_request_total): ${n} requests in ${coldS.toFixed(1)} s = ${(n / coldS).toFixed(0)}/s; by verb ${[...apiFloor.entries()].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    cpuReport('the floor cold start', cpuCold, coldS);
+    return;
+  }
   if (allReady) say(`RESULT cold start: all ${args.clusters} MailClusters Ready ${coldS.toFixed(1)} s after the first create (goal < 120 s); all ${pods} pods Ready at ${firstAllReady ? ((firstAllReady - tCreate) / 1000).toFixed(1) : '?'} s`);
   say(`RESULT operator VmHWM after the cold start: ${mb(opHwm())} (goal < 300 MB); VmRSS now ${mb(vm(op.proc.pid, 'VmRSS'))}; operator restarts ${op.restarts}`);
   say(`  operator memory at the highest RSS sampled (every 10 s): RSS ${mb(opMemoryAtPeak.rss)} (${opMemoryAtPeak.memory}); now: ${operatorMemory(opAfter)}`);

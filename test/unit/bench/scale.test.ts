@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { benchToolsCacheKey } from '../../../local/src/controlplane/bench-tools.ts';
 import { hollowNodeCount, parseScaleArgs } from '../../bench/scale/args.ts';
 import { auditPolicy, parseAuditLine, peakPerSecond, summarize, sumMetric, metricDelta, type AuditRequest } from '../../bench/scale/audit.ts';
+import { floorObjects } from '../../bench/scale/floor.ts';
 import { RollTracker, type PodView } from '../../bench/scale/roll-tracker.ts';
 
 describe('bench:scale pieces', () => {
@@ -107,5 +108,34 @@ describe('bench:scale pieces', () => {
       for (const [s] of spans) want = Math.max(want, spans.filter(([a, b]) => a <= s && s <= b).length);
       assert.equal(t.maxActive, want);
     }));
+  });
+  it('--floor creates everything the operator\'s pods refer to, and no owner the garbage collector would act on', () => {
+    assert.equal(parseScaleArgs(['--floor']).floor, true);
+    assert.equal(parseScaleArgs(['--floor']).skipRoll, true);
+    const { needs, pods } = floorObjects('ns', 'mc', { replicas: 3, image: 'mailcluster/node:0.1.0', storage: { size: '1Gi', storageClassName: 'bench-static' } });
+    assert.equal(pods.length, 3);
+    const have = new Set(needs.map((o) => `${o.kind}/${o.metadata.name}`));
+    for (const pod of pods as any[]) {
+      assert.equal(pod.metadata.ownerReferences, undefined);
+      assert.equal(pod.metadata.labels['app.kubernetes.io/managed-by'], 'mailcluster-operator');
+      const wanted = [`ServiceAccount/${pod.spec.serviceAccountName}`];
+      for (const v of pod.spec.volumes) {
+        if (v.persistentVolumeClaim) wanted.push(`PersistentVolumeClaim/${v.persistentVolumeClaim.claimName}`);
+        if (v.secret) wanted.push(`Secret/${v.secret.secretName}`);
+        for (const src of v.projected?.sources ?? []) {
+          if (src.configMap) wanted.push(`ConfigMap/${src.configMap.name}`);
+          if (src.secret) wanted.push(`Secret/${src.secret.name}`);
+        }
+      }
+      for (const w of wanted) assert.ok(have.has(w), `${pod.metadata.name} needs ${w}`);
+      // every projected key is there (the kubelet fails a projected volume with a missing key)
+      for (const src of pod.spec.volumes.find((v: any) => v.projected).projected.sources) {
+        const ref = src.configMap ?? src.secret;
+        const obj: any = needs.find((o) => o.kind === (src.configMap ? 'ConfigMap' : 'Secret') && o.metadata.name === ref.name);
+        for (const item of ref.items) assert.ok(item.key in obj.data, `${ref.name} has ${item.key}`);
+      }
+    }
+    for (const o of needs) assert.equal(o.metadata.ownerReferences, undefined);
+    assert.deepEqual(needs.filter((o) => o.kind === 'PersistentVolumeClaim').map((o) => o.metadata.name), ['mc-0-spool', 'mc-1-spool', 'mc-2-spool']);
   });
 });
