@@ -6,7 +6,8 @@
 // the node's pino lines; scaling 3 -> 5 -> 2 converges (and prints how long until every node
 // serves the new peer list: per event, from `kubectl scale` on a settled cluster to the last
 // node's log line; each event then waits until the scaled-down pods and claims are gone);
-// a node killed with kill -9 and one killed by its liveness probe come back with their spools.
+// a node killed with kill -9 and one killed by its liveness probe come back with their spools;
+// `kubectl mailcluster` reaches the nodes through the API server's pod proxy.
 // At the end nothing is left: processes, namespace, bridge, mounts, cgroups.
 // Binds 127.47.0.0/16 on the host, 10.244.0.0/16 and 10.0.0.0/16 only inside the namespace.
 // Needs root. `npm test` runs it by default (MAILCLUSTER_KUBELET_E2E=0 skips it; =quick leaves
@@ -15,10 +16,10 @@
 // stages and keeps the logs there: timeline.ts). Run under the e2e lock:
 //   MAILCLUSTER_KUBELET_E2E=1 MAILCLUSTER_KUBELET_SCALE_EVENTS=10 flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/kubelet/kubelet.test.ts
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import yaml from 'js-yaml';
 import { startLocalCluster, type LocalCluster } from '../../../local/src/index.ts';
 import { ensureImages } from '../../../local/src/images/build.ts';
@@ -29,6 +30,7 @@ import { atTeardown } from '../../support/hooks.ts';
 import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '../../support/processes.ts';
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
+import { repoRoot } from '../../support/mail-node.ts';
 import { Timeline } from './timeline.ts';
 import { percentile } from '../../bench/stats.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
@@ -387,6 +389,35 @@ const full = mode !== 'quick';
     const queuedAfter = metric((await getInside(after!.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages');
     assert.equal(queuedAfter, queued, 'the restarted node found its queue in the spool');
     console.log(`      kill -9: Ready again after ${((Date.now() - killedAt) / 1000).toFixed(1)} s with its ${queuedAfter} queued message(s)`);
+  });
+
+  it('kubectl mailcluster reaches every node through the API server\'s pod proxy: status, and queue list with the admin token', async () => {
+    // The path a real cluster gives: the pod IPs are not the host's, so `--via auto` goes
+    // through <server>/api/v1/namespaces/NS/pods/NAME:8025/proxy (the API server's egress to
+    // the node), with the admin credential in the header the proxy passes on.
+    const bin = join(dir, 'plugin-bin');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(join(repoRoot, 'bin', 'kubectl-mailcluster.js'), join(bin, 'kubectl-mailcluster'));
+    const plugin = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(cluster!.kubectlPath, ['mailcluster', '-n', NS, ...args], {
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, KUBECONFIG: cluster!.kubeconfigPath }, timeout: 60_000,
+      }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+    const pods = await nodePods();
+    const queued = new Map(await Promise.all(pods.map(async (p) => [p.metadata.name, metric((await getInside(p.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages')] as const)));
+    const total = [...queued.values()].reduce((a, b) => a + b, 0);
+    assert.ok(total > 0, 'the nodes hold mail for hold.test');
+    const status = await plugin('status', '-o', 'json');
+    assert.equal(status.code, 0, status.stderr + status.stdout);
+    const rows = (JSON.parse(status.stdout) as { nodes: Array<{ node: string; queue: number; error: string | null }> }).nodes;
+    assert.deepEqual(rows.map((r) => [r.node, r.error]).sort(), pods.map((p) => [p.metadata.name, null]).sort());
+    for (const r of rows) assert.equal(r.queue, queued.get(r.node), `${r.node}'s queue through the proxy`);
+    const listed = await plugin('queue', 'list', '-o', 'json');
+    assert.equal(listed.code, 0, listed.stderr + listed.stdout);
+    const messages = (JSON.parse(listed.stdout) as { nodes: Array<{ node: string; messages: Array<{ recipients: string[] }> }> }).nodes.flatMap((n) => n.messages);
+    assert.equal(messages.length, total);
+    assert.ok(messages.every((m) => m.recipients.every((r) => r.endsWith('@hold.test'))));
+    console.log(`      kubectl mailcluster through the pod proxy: ${rows.length} nodes, ${total} queued message(s) listed`);
   });
 
   (full ? it : it.skip)('a pod killed by its liveness probe restarts on the probe\'s short grace period and keeps its spool', async () => {
