@@ -3,9 +3,10 @@
 // project's own images. The chart installs the operator from its image; a MailCluster of 3
 // becomes Ready; mail goes in at Addr[0] (the host LoadBalancer on 127.47.x) and out to a real
 // Postfix smtp-sink (inside the namespace, found through dnsmasq's MX); `kubectl logs` shows
-// the node's pino lines; scaling 3 -> 5 -> 2 converges (and prints how long until every node
-// serves the new peer list: per event, from `kubectl scale` on a settled cluster to the last
-// node's log line; each event then waits until the scaled-down pods and claims are gone);
+// the node's pino lines and `kubectl exec` runs in its container; scaling 3 -> 5 -> 2
+// converges (and prints how long until every node serves the new peer list: per event, from
+// `kubectl scale` on a settled cluster to the last node's log line; each event then waits
+// until the scaled-down pods and claims are gone);
 // a node killed with kill -9 and one killed by its liveness probe come back with their spools;
 // `kubectl mailcluster` reaches the nodes through the API server's pod proxy.
 // At the end nothing is left: processes, namespace, bridge, mounts, cgroups.
@@ -238,6 +239,18 @@ const full = mode !== 'quick';
     const first = JSON.parse(lines[0]);
     assert.equal(typeof first.level, 'number');
     assert.equal(typeof first.time, 'number');
+  });
+
+  it('kubectl exec runs a command in a node\'s container: uid 10001, a read-only root, a writable spool', async () => {
+    // through the API server, the kubelet's streaming server and containerd's exec (runc)
+    const probe = [
+      "const fs = require('fs');",
+      "const code = (f) => { try { f(); return 'ok'; } catch (e) { return e.code; } };",
+      "console.log(JSON.stringify({ uid: process.getuid(), root: code(() => fs.writeFileSync('/app/probe', '')),",
+      "  spool: code(() => { fs.writeFileSync('/var/spool/mailcluster/.exec-probe', ''); fs.rmSync('/var/spool/mailcluster/.exec-probe'); }) }));",
+    ].join(' ');
+    const out = await kubectl(['exec', '-n', NS, `${MC}-0`, '-c', 'node', '--', 'node', '-e', probe]);
+    assert.deepEqual(JSON.parse(out.trim()), { uid: 10001, root: 'EROFS', spool: 'ok' });
   });
 
   /**
