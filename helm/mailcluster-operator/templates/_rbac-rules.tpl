@@ -30,13 +30,14 @@ it, hence `create` next to `patch`.
   resources: ["configmaps"]
   verbs: ["get"]
 # Each node's ServiceAccount, Role and RoleBinding <name>-<i>-node (read its own ConfigMap by
-# name, nothing else): applied, never watched (operator/src/resources/node-access.ts).
+# name, nothing else; operator/src/resources/node-access.ts): informers on its own labels, and
+# apply when one is missing or changed.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # Its own Secrets (<name>-mailq, -admin, -peer-tls), written whole: create, and update (PUT)
 # of content it derives. Never get/list/watch, and never patch: a PATCH answers with the whole
 # stored object, which would be a read of any Secret by name.

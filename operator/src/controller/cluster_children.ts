@@ -22,11 +22,14 @@ export function planClusterChildren(ctx: PlanContext): ObservedService | undefin
   if (spec.peerTls?.issuerRef) out.unwatched.push(buildPeerCertificate(cluster, spec));
   else out.createOnce.push({ name: peerTlsSecretName(name), dnsName: peerTlsName(name, cluster.metadata.namespace) });
 
-  // Each node's ServiceAccount, Role and RoleBinding (read its own ConfigMap): written before
-  // any pod, which names its account. Not watched: applied when changed, and every resync.
+  // Each node's ServiceAccount, Role and RoleBinding (read its own ConfigMap): the account and
+  // the Role are written with the first wave, before any pod (which names its account); the
+  // RoleBinding with the pods (reconciler.ts). Watched: applied when missing or changed.
   // (Indices of pods that exist and of spool claims too: a claim's pod may come back to drain.)
   const nodeIndices = new Set([...Array.from({ length: ctx.desired }, (_, i) => i), ...[...observed.pods, ...observed.claims].map(indexOf).filter((i) => i !== undefined)]);
-  for (const i of [...nodeIndices].sort((a, b) => a - b)) out.unwatched.push(...buildNodeAccess(cluster, i));
+  for (const i of [...nodeIndices].sort((a, b) => a - b)) {
+    for (const want of buildNodeAccess(cluster, i)) ctx.applyIfChanged(want, byName(observed.nodeAccess[want.kind as keyof typeof observed.nodeAccess], want.metadata.name));
+  }
 
   const service = byName(observed.services, serviceName(name));
   ctx.applyIfChanged(buildService(cluster, spec), service);

@@ -64,6 +64,8 @@ export interface ObservedState {
   services: ObservedService[];
   podDisruptionBudgets: KObject[];
   networkPolicies: KObject[];
+  /** Each node's ServiceAccount, Role and RoleBinding <name>-<i>-node, by kind (listed items carry no kind). */
+  nodeAccess: Record<'ServiceAccount' | 'Role' | 'RoleBinding', KObject[]>;
   /** Present when spec.tls is set and the operator may read Secrets in the namespace. */
   tlsSecret?: TlsSecretState;
   /** Queue probes of draining pods, by pod name. */

@@ -135,6 +135,7 @@ export class Reconciler {
       services: children('Service'),
       podDisruptionBudgets: children('PodDisruptionBudget'),
       networkPolicies: children('NetworkPolicy').map(fromClientModel),
+      nodeAccess: { ServiceAccount: children('ServiceAccount'), Role: children('Role'), RoleBinding: children('RoleBinding') },
       queues: probe ? this.drainingQueues(key, pods, credentials.adminToken) : {},
       ...(lastError ? { lastError } : {}),
       credentials,
@@ -309,12 +310,10 @@ export class Reconciler {
   }
 
   /**
-   * The cluster's Secrets and unwatched objects, as writes that may run together. Each resolves
-   * to what it wrote, if anything. `bindings` (the nodes' RoleBindings) need not be there before
-   * the pods: only a node's API watch uses one, a second after its container starts, and it
-   * retries a 403 (half a second later).
+   * The cluster's Secrets and unwatched objects (a cert-manager Certificate), as writes that may
+   * run together. Each resolves to what it wrote, if anything.
    */
-  private secretWrites(cluster: MailCluster, p: Plan, fresh: boolean): { writes: Array<Promise<string | undefined>>; bindings: Array<Promise<string | undefined>> } {
+  private secretWrites(cluster: MailCluster, p: Plan, fresh: boolean): Array<Promise<string | undefined>> {
     const ns = cluster.metadata.namespace;
     const writes: Array<Promise<string | undefined>> = [];
     for (const once of p.createOnce) {
@@ -326,14 +325,8 @@ export class Reconciler {
       this.write('apply', o.kind!);
       await this.d.objects.patch(toClientModel(o) as never, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     }).then((applied) => (applied ? `${o.kind}/${o.metadata.name}` : undefined));
-    // A RoleBinding goes after the Roles: without the right to bind, the API server checks that
-    // the operator holds every rule of the Role it binds, and a Role not written yet is a 404.
-    // (Every promise made here is returned, and the caller awaits each: none is left unhandled.)
-    const first = p.unwatched.filter((o) => o.kind !== 'RoleBinding').map(applyUnwatched);
-    writes.push(...first);
-    const rolesWritten = Promise.all(first);
-    const bindings = p.unwatched.filter((o) => o.kind === 'RoleBinding').map((o) => rolesWritten.then(() => applyUnwatched(o)));
-    return { writes, bindings };
+    writes.push(...p.unwatched.map(applyUnwatched));
+    return writes;
   }
 
   /** Pods (<namespace>/<pod>) whose POST /drain is in flight: never two at once for one pod. */
@@ -384,18 +377,19 @@ export class Reconciler {
     };
     // Everything a pod mounts or names first, all at once (no order among them: Secrets,
     // accounts and Roles, ConfigMaps, claims, Services...), then the pods, also at once, with the
-    // RoleBindings: a new cluster's first pass is two round trips, not one per object.
-    const { writes, bindings } = this.secretWrites(cluster, p, fresh);
-    const settledBindings = Promise.allSettled(bindings);
+    // RoleBindings: a new cluster's first pass is two round trips, not one per object. A
+    // RoleBinding goes after its Role: without the right to bind, the API server checks that the
+    // operator holds every rule of the Role it binds, and a Role not written yet is a 404. It
+    // need not be there before the pod: only the node's API watch uses it, a second after its
+    // container starts, and that retries a 403 (half a second later).
+    const secondWave = (o: KObject): boolean => o.kind === 'Pod' || o.kind === 'RoleBinding';
+    const writes = this.secretWrites(cluster, p, fresh);
+    const settled = Promise.allSettled(writes);
     const [secretsWritten] = await Promise.all([
       Promise.all(writes),
-      Promise.all(p.apply.filter((o) => o.kind !== 'Pod').map(apply)),
-    ]).catch(async (err: unknown) => { await settledBindings; throw err; });
-    const [, bindingsWritten] = await Promise.all([
-      Promise.all(p.apply.filter((o) => o.kind === 'Pod').map(apply)),
-      Promise.all(bindings),
-    ]).catch(async (err: unknown) => { await settledBindings; throw err; });
-    secretsWritten.push(...bindingsWritten);
+      Promise.all(p.apply.filter((o) => !secondWave(o)).map(apply)),
+    ]).catch(async (err: unknown) => { await settled; throw err; });
+    await Promise.all(p.apply.filter(secondWave).map(apply));
     for (const patch of p.patchPods) {
       this.write('patch', 'Pod');
       await objects.patch({ apiVersion: 'v1', kind: 'Pod', metadata: { name: patch.name, namespace: ns, labels: patch.labels, annotations: patch.annotations } } as never,

@@ -50,6 +50,7 @@ export class World {
       services: this.list('Service'),
       podDisruptionBudgets: this.list('PodDisruptionBudget'),
       networkPolicies: this.list('NetworkPolicy'),
+      nodeAccess: { ServiceAccount: this.list('ServiceAccount'), Role: this.list('Role'), RoleBinding: this.list('RoleBinding') },
       ...(this.tlsSecret ? { tlsSecret: this.tlsSecret } : {}),
       queues: this.queues,
       credentials: clusterCredentials(MASTER_KEY, { namespace: this.cluster.metadata.namespace, name: this.cluster.metadata.name, uid: this.cluster.metadata.uid! }),

@@ -1,12 +1,13 @@
 // Each node's own ServiceAccount, Role and RoleBinding (read its own ConfigMap and nothing else),
-// and that every pod the planner creates names an account the same plan writes first.
+// and that every pod the planner creates names an account that exists or the same plan writes
+// first. They are watched: a settled cluster writes none of them; one deleted by hand comes back.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { plan } from '../../../operator/src/controller/plan.ts';
 import { withDefaults } from '../../../operator/src/api/v1alpha1/defaults.ts';
 import { buildNodeAccess } from '../../../operator/src/resources/node-access.ts';
 import { buildPod } from '../../../operator/src/resources/pod.ts';
-import { mailCluster, World } from './fixtures.ts';
+import { convergedWorld, mailCluster, names, World } from './fixtures.ts';
 
 describe('node access: a node reads its own ConfigMap through the API server, nothing else', () => {
   it('ServiceAccount, Role and RoleBinding <name>-<i>-node: one rule, get/list/watch on ConfigMap <name>-<i>-config by name', () => {
@@ -43,9 +44,11 @@ describe('node access: a node reads its own ConfigMap through the API server, no
         w.cluster = { ...w.cluster, spec: { ...w.cluster.spec, replicas } };
         for (let step = 0; step < 12; step++) {
           const p = plan(w.observed());
-          const accounts = new Set(p.unwatched.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata.name));
-          const roles = new Set(p.unwatched.filter((o) => o.kind === 'Role').map((o) => o.metadata.name));
-          const bindings = new Set(p.unwatched.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.name));
+          // planned now, or there already (watched: applied only when missing or changed)
+          const there = (kind: string) => new Set([...p.apply.filter((o) => o.kind === kind), ...w.list(kind)].map((o) => o.metadata.name));
+          const accounts = there('ServiceAccount');
+          const roles = there('Role');
+          const bindings = there('RoleBinding');
           for (const pod of p.apply.filter((o) => o.kind === 'Pod') as any[]) {
             const sa = pod.spec.serviceAccountName;
             assert.ok(accounts.has(sa) && roles.has(sa) && bindings.has(sa), `${pod.metadata.name}: ${sa} planned`);
@@ -56,5 +59,17 @@ describe('node access: a node reads its own ConfigMap through the API server, no
         }
       }
     }), { numRuns: 40 });
+  });
+  it('watched: a settled cluster plans no account, Role or RoleBinding write; one deleted or changed by hand is applied again', () => {
+    const w = convergedWorld(3);
+    const access = (p: ReturnType<typeof plan>) => [...p.apply, ...p.unwatched].filter((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind!));
+    assert.deepEqual(access(plan(w.observed())), []);
+    assert.deepEqual(names(w.list('RoleBinding')), ['mc-0-node', 'mc-1-node', 'mc-2-node']);
+    w.objects.delete('Role/mc-1-node');
+    (w.get('RoleBinding', 'mc-2-node') as any).subjects = [{ kind: 'ServiceAccount', name: 'someone-else', namespace: 'mail' }];
+    const p = plan(w.observed());
+    assert.deepEqual(access(p).map((o) => `${o.kind}/${o.metadata.name}`).sort(), ['Role/mc-1-node', 'RoleBinding/mc-2-node']);
+    w.apply(p);
+    assert.deepEqual(access(plan(w.observed())), []);
   });
 });

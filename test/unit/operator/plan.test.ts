@@ -69,6 +69,7 @@ describe('operator planner', () => {
     observed.networkPolicies = [...w.objects.entries()].filter(([k]) => k.startsWith('NetworkPolicy/')).map(([, o]) => o);
     observed.claims = [...w.objects.entries()].filter(([k]) => k.startsWith('PersistentVolumeClaim/')).map(([, o]) => o);
     observed.podDisruptionBudgets = [...w.objects.entries()].filter(([k]) => k.startsWith('PodDisruptionBudget/')).map(([, o]) => o);
+    for (const kind of ['ServiceAccount', 'Role', 'RoleBinding'] as const) observed.nodeAccess[kind] = [...w.objects.entries()].filter(([k]) => k.startsWith(`${kind}/`)).map(([, o]) => o);
     assert.ok(isEmptyPlan(plan(observed)), JSON.stringify(plan(observed).apply.map((o) => o.metadata.name)));
   });
 
