@@ -8,7 +8,8 @@
 import { withDefaults } from '../../../operator/src/api/v1alpha1/defaults.ts';
 import type { MailCluster } from '../../../operator/src/api/v1alpha1/types.ts';
 import { nodeLabels } from '../../../operator/src/resources/labels.ts';
-import { configMapName, mailqSecretName, nodeAccessName, peerTlsSecretName } from '../../../operator/src/resources/names.ts';
+import { configMapName, mailqSecretName, peerTlsSecretName } from '../../../operator/src/resources/names.ts';
+import { buildNodeServiceAccount } from '../../../operator/src/resources/node-access.ts';
 import { buildPod } from '../../../operator/src/resources/pod.ts';
 import { buildSpoolClaim } from '../../../operator/src/resources/pvc.ts';
 
@@ -20,6 +21,14 @@ export interface FloorObject {
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+/** The operator's own object with no owner: there is no MailCluster object, and the garbage
+ * collector would delete a child whose owner does not exist. */
+function ownerless(obj: object): FloorObject {
+  const o = obj as FloorObject;
+  delete o.metadata.ownerReferences;
+  return o;
+}
 
 /** What one MailCluster's pods need, then the pods: create `needs` first, `pods` after. */
 export function floorObjects(namespace: string, name: string, spec: Record<string, unknown>): { needs: FloorObject[]; pods: FloorObject[] } {
@@ -39,14 +48,10 @@ export function floorObjects(namespace: string, name: string, spec: Record<strin
   for (let i = 0; i < defaulted.replicas; i++) {
     needs.push(
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: configMapName(name, i), namespace, labels: nodeLabels(name, i) }, data: { 'smtpserver.conf': '# floor\n', 'zmailer.conf': '# floor\n' } },
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: nodeAccessName(name, i), namespace, labels: nodeLabels(name, i) } },
+      ownerless(buildNodeServiceAccount(cluster, i)),
       buildSpoolClaim(cluster, defaulted, i) as FloorObject,
     );
-    // No owner: there is no MailCluster object, and the garbage collector would delete a
-    // pod whose owner does not exist.
-    const pod = buildPod(cluster, defaulted, i) as unknown as FloorObject;
-    delete pod.metadata.ownerReferences;
-    pods.push(pod);
+    pods.push(ownerless(buildPod(cluster, defaulted, i)));
   }
   return { needs, pods };
 }

@@ -338,8 +338,7 @@ async function phases(args: ScaleArgs, dir: string, logs: string, kubemark: stri
 
   // ---- the operator (not with --floor)
   const nodeBin = process.execPath;
-  const help = spawnSync(nodeBin, [join(repo, 'bin/mailcluster.js'), 'operator', '--help'], { encoding: 'utf8' });
-  const hasPace = /--max-concurrent-rollouts/.test(help.stdout);
+  const hasPace = !args.floor && /--max-concurrent-rollouts/.test(spawnSync(nodeBin, [join(repo, 'bin/mailcluster.js'), 'operator', '--help'], { encoding: 'utf8' }).stdout);
   if (!args.floor) say(hasPace ? `the operator has --max-concurrent-rollouts: using ${args.maxConcurrentRollouts}` : 'the operator has no --max-concurrent-rollouts flag (missing): the roll runs at its unpaced default');
   const opKc = cp.createKubeconfig({ name: OPERATOR_USER, user: OPERATOR_USER });
   // Restarted when it exits, as its Deployment's kubelet would (CrashLoopBackOff starts at

@@ -17,10 +17,10 @@
 // stages and keeps the logs there: timeline.ts). Run under the e2e lock:
 //   MAILCLUSTER_KUBELET_E2E=1 MAILCLUSTER_KUBELET_SCALE_EVENTS=10 flock /tmp/mailcluster-e2e.lock node_modules/.bin/node node_modules/mocha/bin/mocha.js test/e2e/kubelet/kubelet.test.ts
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import yaml from 'js-yaml';
 import { startLocalCluster, type LocalCluster } from '../../../local/src/index.ts';
 import { ensureImages } from '../../../local/src/images/build.ts';
@@ -31,7 +31,7 @@ import { atTeardown } from '../../support/hooks.ts';
 import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '../../support/processes.ts';
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
-import { repoRoot } from '../../support/mail-node.ts';
+import { kubectlPlugin } from '../../support/kubectl-plugin.ts';
 import { Timeline } from './timeline.ts';
 import { percentile } from '../../bench/stats.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
@@ -408,14 +408,10 @@ const full = mode !== 'quick';
     // The path a real cluster gives: the pod IPs are not the host's, so `--via auto` goes
     // through <server>/api/v1/namespaces/NS/pods/NAME:8025/proxy (the API server's egress to
     // the node), with the admin credential in the header the proxy passes on.
-    const bin = join(dir, 'plugin-bin');
-    mkdirSync(bin, { recursive: true });
-    symlinkSync(join(repoRoot, 'bin', 'kubectl-mailcluster.js'), join(bin, 'kubectl-mailcluster'));
-    const plugin = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(cluster!.kubectlPath, ['mailcluster', '-n', NS, ...args], {
-        env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, KUBECONFIG: cluster!.kubeconfigPath }, timeout: 60_000,
-      }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-    });
+    const binDir = join(dir, 'plugin-bin');
+    mkdirSync(binDir, { recursive: true });
+    const run = kubectlPlugin({ binDir, kubectlPath: cluster!.kubectlPath, kubeconfigPath: cluster!.kubeconfigPath });
+    const plugin = (...args: string[]) => run('-n', NS, ...args);
     const pods = await nodePods();
     const queued = new Map(await Promise.all(pods.map(async (p) => [p.metadata.name, metric((await getInside(p.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages')] as const)));
     const total = [...queued.values()].reduce((a, b) => a + b, 0);

@@ -30,7 +30,6 @@ const SCALE_EVENTS = Number(process.env.MAILCLUSTER_SCALE_EVENTS ?? 10);
 // Longer than the whole measurement: no file reaches a node while it is measured.
 const VOLUME_DELAY_MS = Number(process.env.MAILCLUSTER_VOLUME_DELAY_MS ?? 600_000);
 
-
 describe('operator end to end (local Kubernetes, real mail nodes)', function () {
   this.timeout(120_000);
   let cluster: Cluster;

@@ -6,17 +6,14 @@
 // With the operator's admin credential (contract 1): hold keeps a message through an ETRN to
 // Addr[0]; release lets it go. Run under the e2e lock (BRIEF). Own servers: 127.48.140.0/24.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { symlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import { sharedLocalCluster } from '../../support/local-cluster.ts';
+import { kubectlPlugin } from '../../support/kubectl-plugin.ts';
 import { addressIn, freePort } from '../../support/addresses.ts';
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { startCaptureServer, type CaptureServer } from '../../support/capture-server.ts';
 import { swaks } from '../../support/swaks.ts';
 import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
-import { node24, repoRoot } from '../../support/mail-node.ts';
 import { clients, conditionOf, crdYaml, getMailCluster, mailClusterObject, startOperator, type Clients, type OperatorProcess } from '../operator/harness.ts';
 
 type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
@@ -36,21 +33,14 @@ describe('kubectl mailcluster against the local control plane (issue 14)', funct
 
   const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input === undefined ? {} : { input });
   /** `kubectl mailcluster ...` through kubectl's own plugin discovery (kubectl-mailcluster on the PATH). */
-  const plugin = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(cluster.kubectlPath, ['mailcluster', ...args], {
-      env: { ...process.env, PATH: `${binDir}:${process.env.PATH}`, KUBECONFIG: cluster.kubeconfigPath },
-      timeout: 60_000,
-    }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
+  let plugin: ReturnType<typeof kubectlPlugin>;
 
   before(async function () {
     this.timeout(900_000);
     cluster = await sharedLocalCluster();
     c = clients(cluster.kubeConfig);
     binDir = makeTempDir('kubectl-plugin-bin');
-    // what `npm install -g` does: kubectl-mailcluster on the PATH, a link to the shim; the shim
-    // re-runs itself on Node 24 from node_modules when the PATH's node is older
-    symlinkSync(join(repoRoot, 'bin', 'kubectl-mailcluster.js'), join(binDir, 'kubectl-mailcluster'));
+    plugin = kubectlPlugin({ binDir, kubectlPath: cluster.kubectlPath, kubeconfigPath: cluster.kubeconfigPath });
     await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
     await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
     await kubectl(['create', 'namespace', NS]);
