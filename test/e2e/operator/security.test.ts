@@ -214,6 +214,23 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     }, { timeoutMs: 30_000, intervalMs: 250 });
   });
 
+  it('puts a node\'s Role and RoleBinding deleted by hand back on their watch events, long before any resync, with the chart\'s rights', async () => {
+    // The chart's list/watch on roles and rolebindings feeds the operator's informers; the
+    // resync (10 minutes here) no longer re-applies them, so only the events can bring them back.
+    const name = `${MC}-1-node`;
+    const uids = async () => JSON.parse(await kubectl(['get', `role/${name}`, `rolebinding/${name}`, '-n', NS, '-o', 'json'])).items.map((o: { metadata: { uid: string } }) => o.metadata.uid) as string[];
+    const before = await uids();
+    const deletedAt = Date.now();
+    await kubectl(['delete', `role/${name}`, `rolebinding/${name}`, '-n', NS]);
+    let after: string[] = [];
+    await waitUntil(`Role and RoleBinding ${name} back`, async () => {
+      after = await uids().catch(() => []);
+      return after.length === 2;
+    }, { timeoutMs: 15_000, intervalMs: 250 });
+    assert.ok(after.every((u) => !before.includes(u)), 'new objects, made again by the operator');
+    console.log(`      ${name}: Role and RoleBinding back ${((Date.now() - deletedAt) / 1000).toFixed(1)} s after their deletion`);
+  });
+
   it('derives the admin token, its hash and the MAILQv2 password from its master key; the pods get only the hash', async () => {
     const key = Buffer.from(b64((await c.core.readNamespacedSecret({ name: MASTER_KEY_SECRET, namespace: OP_NS })).data?.key).trim(), 'hex');
     assert.equal(key.length, 32, 'the operator made a 32-byte master key');
