@@ -16,6 +16,15 @@ export interface DnsOptions {
   aaaa?: ARecord[];
   /** TXT records (one string each, no commas), e.g. `_mta-sts.example.test` = `v=STSv1; id=1`. */
   txt?: Array<{ name: string; text: string }>;
+  /**
+   * Runs dnsmasq inside a network namespace (KubeletNode.netnsCommand) on an address there;
+   * `port` defaults to 53, and readiness is a TCP connection through `dial` (dnsmasq opens its
+   * TCP and UDP sockets together; UDP is not reachable from the host).
+   */
+  inside?: {
+    command(cmd: string, args: string[]): [string, string[]];
+    dial(target: { address: string; port: number }): Promise<import('node:net').Socket>;
+  };
 }
 
 export interface DnsServer {
@@ -63,10 +72,11 @@ export function dnsmasqArgs(address: string, port: number, options: Pick<DnsOpti
 }
 
 export async function startDns(options: DnsOptions): Promise<DnsServer> {
-  const { address } = options;
-  const port = options.port ?? (await freePort(address, { udp: true }));
-  if (options.port !== undefined) assertPortFree(address, port, 'dnsmasq');
-  const child = spawnTracked('/usr/sbin/dnsmasq', dnsmasqArgs(address, port, options));
+  const { address, inside } = options;
+  const port = options.port ?? (inside ? 53 : await freePort(address, { udp: true }));
+  if (options.port !== undefined && !inside) assertPortFree(address, port, 'dnsmasq');
+  const [cmd, args] = inside ? inside.command('/usr/sbin/dnsmasq', dnsmasqArgs(address, port, options)) : ['/usr/sbin/dnsmasq', dnsmasqArgs(address, port, options)];
+  const child = spawnTracked(cmd, args);
   const stderr = tailOf(child.stderr);
   child.stdout?.resume();
   const server = `${address}:${port}`;
@@ -79,6 +89,14 @@ export async function startDns(options: DnsOptions): Promise<DnsServer> {
   try {
     // Ready when it answers a query over UDP (the way resolvers ask first).
     const probeName = options.mx?.[0]?.domain ?? options.a?.[0]?.name ?? options.aaaa?.[0]?.name ?? 'probe.invalid';
+    if (inside) {
+      await waitUntil(`dnsmasq on ${server} (inside the namespace)`, async () => {
+        const socket = await inside.dial({ address, port }).catch(() => undefined);
+        socket?.destroy();
+        return !!socket;
+      }, { timeoutMs: 10000, abort: () => deathReason(child, stderr) });
+      return { address, port, server, stop };
+    }
     await waitUntil(`dnsmasq on ${server}`, async () => {
       const resolver = new Resolver({ timeout: 300, tries: 1 });
       resolver.setServers([server]);

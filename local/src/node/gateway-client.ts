@@ -1,6 +1,6 @@
 // The host's side of the node gateway (gateway.ts): dialing into the node's network namespace
-// through the gateway's CONNECT socket, and serving the Unix socket that the gateway's API
-// listeners forward to the API server on 127.0.0.1.
+// through the gateway's CONNECT socket, and serving the Unix sockets that the gateway's
+// listeners forward to (the API server on 127.0.0.1, a test's server on the host loopback).
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 
@@ -37,11 +37,11 @@ export function dialThroughGateway(connectSocket: string, host: string, port: nu
   });
 }
 
-/** Serves `socketPath` by forwarding every connection to the API server at 127.0.0.1:port. */
-export function serveApiBridge(socketPath: string, apiHost: string, apiPort: number): Promise<Server> {
+/** Serves `socketPath` by forwarding every connection to host:port on the host (e.g. the API server on 127.0.0.1). */
+export function serveHostBridge(socketPath: string, host: string, port: number): Promise<Server> {
   rmSync(socketPath, { force: true });
   const server = createServer((client) => {
-    const upstream = connect({ host: apiHost, port: apiPort });
+    const upstream = connect({ host, port });
     client.pipe(upstream);
     upstream.pipe(client);
     client.on('error', () => upstream.destroy());

@@ -7,10 +7,11 @@
 //                          opens that TCP connection inside the namespace. kube-apiserver's
 //                          egress selector (`cluster`: kubelet logs/exec/port-forward, pod
 //                          and service proxy) and the host's LoadBalancer use it.
-//   --api-socket PATH --api-listen HOST:PORT ...  TCP listeners inside the namespace whose
-//                          connections go to PATH, which the host serves and forwards to the
-//                          API server on 127.0.0.1: how the kubelet, kube-proxy and pods
-//                          (through the `kubernetes` Service) reach the API server.
+//   --forward-socket PATH --forward-listen HOST:PORT ...  TCP listeners inside the namespace
+//                          whose connections go to PATH, which the host serves and forwards
+//                          to a server on its loopback: how the kubelet, kube-proxy and pods
+//                          (through the `kubernetes` Service) reach the API server, and pods a
+//                          test's own server (KubeletNode.exposeHost).
 import { connect, createServer, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -85,7 +86,7 @@ export function serveConnectProxy(path: string): ReturnType<typeof createServer>
   return server;
 }
 
-export function serveApiForwarders(socketPath: string, listens: Array<{ host: string; port: number }>): void {
+export function serveForwarders(socketPath: string, listens: Array<{ host: string; port: number }>): void {
   for (const { host, port } of listens) {
     const server = createServer((client) => {
       const upstream = connect({ path: socketPath });
@@ -103,18 +104,18 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
   const listens: Array<{ host: string; port: number }> = [];
   let connectSocket: string | undefined;
-  let apiSocket: string | undefined;
+  let forwardSocket: string | undefined;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--connect-socket') connectSocket = args[++i];
-    else if (args[i] === '--api-socket') apiSocket = args[++i];
-    else if (args[i] === '--api-listen') {
+    else if (args[i] === '--forward-socket') forwardSocket = args[++i];
+    else if (args[i] === '--forward-listen') {
       const [host, port] = args[++i].split(/:(?=\d+$)/);
       listens.push({ host, port: Number(port) });
     } else throw new Error(`gateway: unknown argument ${args[i]}`);
   }
   if (connectSocket) serveConnectProxy(connectSocket);
-  if (apiSocket) serveApiForwarders(apiSocket, listens);
-  process.stdout.write(`gateway listening (connect ${connectSocket}, api ${listens.map((l) => `${l.host}:${l.port}`).join(',')})\n`);
+  if (forwardSocket) serveForwarders(forwardSocket, listens);
+  process.stdout.write(`gateway listening (connect ${connectSocket}, forwarding ${listens.map((l) => `${l.host}:${l.port}`).join(',')})\n`);
   const quit = () => process.exit(0);
   process.on('SIGTERM', quit);
   process.on('SIGINT', quit);

@@ -26,7 +26,7 @@ import {
   DEFAULT_NETWORK, apiServerExtraArgs, containerdConfig, egressSelectorConfig, cniConfList, kubeProxyConfig, kubeSchedulerArgs, kubeletArgs, kubeletConfig,
   kubernetesEndpointSlice, nodeId, nodeLayout, type NodeLayout, type NodeNetwork,
 } from './config.ts';
-import { dialThroughGateway, serveApiBridge } from './gateway-client.ts';
+import { dialThroughGateway, serveHostBridge } from './gateway-client.ts';
 import { ensurePauseImage, PAUSE_IMAGE } from './pause-image.ts';
 import { LocalVolumeProvisioner } from './provisioner.ts';
 
@@ -131,6 +131,46 @@ export class KubeletNode {
     return ['nsenter', [`--net=/run/netns/${this.network.netns}`, '--', cmd, ...args]];
   }
 
+  /**
+   * Puts `address` (inside the pod network, below the pods' range: 10.244.0.x) on the bridge,
+   * for a test peer started inside the namespace with netnsCommand. Idempotent.
+   */
+  addPeerAddress(address: string): void {
+    const n = this.network;
+    const prefix = n.podCIDR.split('/')[1];
+    const r = spawnSync('ip', ['-n', n.netns, 'addr', 'add', `${address}/${prefix}`, 'dev', n.bridge], { encoding: 'utf8' });
+    if (r.status !== 0 && !/File exists/.test(r.stderr)) throw new Error(`ip addr add ${address}: ${r.stderr.trim()}`);
+  }
+
+  /**
+   * Makes a server on the host's loopback (a test's in-process SMTP server) reachable from
+   * the pods at `inside` (a peer address, see addPeerAddress) and the same port: a gateway
+   * listens there inside the namespace and hands each connection over a Unix socket to the
+   * host, which connects to host:port. Stopped with the node, or by the returned stop().
+   */
+  async exposeHost(host: string, port: number, inside: string): Promise<{ address: string; port: number; stop(): Promise<void> }> {
+    this.addPeerAddress(inside);
+    const name = `expose-${inside}-${port}`;
+    const socketPath = join(this.layout.runDir, `${name}.sock`);
+    const bridge = await serveHostBridge(socketPath, host, port);
+    const gateway = this.#spawn(name, 'nsenter', [`--net=/run/netns/${this.network.netns}`, '--', process.execPath, gatewayProgram,
+      '--forward-socket', socketPath, '--forward-listen', `${inside}:${port}`]);
+    await this.#waitFor(`${name} listening`, async () => {
+      const s = await this.dial({ address: inside, port }).catch(() => undefined);
+      s?.destroy();
+      return !!s;
+    }, 15_000);
+    return {
+      address: inside,
+      port,
+      stop: async () => {
+        await gateway.stop(5_000);
+        bridge.close();
+        rmSync(socketPath, { force: true });
+      },
+    };
+  }
+
   /** The host pid of a container's main process (`containerd://<id>` as in the pod status). */
   async containerPid(containerID: string): Promise<number> {
     const id = containerID.replace(/^containerd:\/\//, '');
@@ -162,10 +202,10 @@ export class KubeletNode {
 
     // the API server, reachable inside the namespace on the same port as on the host loopback
     const apiPort = Number(new URL(cp.server).port);
-    this.#apiBridge = await serveApiBridge(l.apiSocket, '127.0.0.1', apiPort);
+    this.#apiBridge = await serveHostBridge(l.apiSocket, '127.0.0.1', apiPort);
     this.#spawn('node-gateway', 'nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, gatewayProgram,
-      '--connect-socket', l.connectSocket, '--api-socket', l.apiSocket,
-      '--api-listen', `127.0.0.1:${apiPort}`, '--api-listen', `${n.nodeIP}:${apiPort}`]);
+      '--connect-socket', l.connectSocket, '--forward-socket', l.apiSocket,
+      '--forward-listen', `127.0.0.1:${apiPort}`, '--forward-listen', `${n.nodeIP}:${apiPort}`]);
     await this.#waitFor('the gateway', () => existsSync(l.connectSocket), 15_000);
 
     writeFileSync(l.containerdConfig, containerdConfig(l, { shimDir: this.#binaries.dir, sandboxImage: PAUSE_IMAGE, runc: '/usr/sbin/runc' }));

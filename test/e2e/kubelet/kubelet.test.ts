@@ -32,6 +32,7 @@ import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
 import { kubectlPlugin } from '../../support/kubectl-plugin.ts';
+import { stopSharedKubeletCluster } from '../../support/kubelet-cluster.ts';
 import { Timeline } from './timeline.ts';
 import { percentile } from '../../bench/stats.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
@@ -104,6 +105,8 @@ const full = mode !== 'quick';
   const metric = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
 
   before(async function () {
+    // this suite checks that its own node leaves nothing behind: the machine's one kubelet node is its own
+    await stopSharedKubeletCluster();
     ensureDebianPackages((line) => console.error(line), [...imageTools, ...kubeletNodeTools]);
     const [images, h] = await Promise.all([ensureImages(), ensureHelm()]);
     helm = h;

@@ -11,6 +11,7 @@ import { spawnTracked, stopChild, tailOf, waitUntil } from '../../support/proces
 import type { ChildProcess } from 'node:child_process';
 import type { LocalCluster } from '../../../local/src/index.ts';
 import { sharedLocalCluster } from '../../support/local-cluster.ts';
+import { httpInside, type Dial } from '../../support/inside.ts';
 
 export const OPERATOR_TEST_RANGE = '127.44.0.0/16';
 export const suiteAddress = (i: number): string => addressIn(OPERATOR_TEST_RANGE, i);
@@ -41,11 +42,22 @@ export interface OperatorProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startOperator(kubeconfigPath: string, args: string[]): Promise<OperatorProcess> {
+/**
+ * Where the operator process runs: on the host (agent clusters: pods on 127.x), or inside the
+ * kubelet node's network namespace (`nsenter --net`, exec'd, so the PID is the operator's),
+ * where it reaches the pods as an in-cluster operator does and the API server through the
+ * node's gateway on the same 127.0.0.1 URL; its metrics are then read through the gateway.
+ */
+export interface OperatorPlace {
+  command(cmd: string, args: string[]): [string, string[]];
+  dial: Dial;
+}
+
+export async function startOperator(kubeconfigPath: string, args: string[], inside?: OperatorPlace): Promise<OperatorProcess> {
   const port = await freePort('127.0.0.1');
-  const child = spawnTracked('node_modules/.bin/node', ['bin/mailcluster.js', 'operator', '--kubeconfig', kubeconfigPath, '--metrics-address', `127.0.0.1:${port}`, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = ['bin/mailcluster.js', 'operator', '--kubeconfig', kubeconfigPath, '--metrics-address', `127.0.0.1:${port}`, ...args];
+  const [cmd, cmdArgs] = inside ? inside.command('node_modules/.bin/node', argv) : ['node_modules/.bin/node', argv];
+  const child = spawnTracked(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = tailOf(child.stdout, 200_000);
   const err = tailOf(child.stderr, 20_000);
   // MAILCLUSTER_E2E_OPERATOR_LOG_DIR=<dir> keeps every operator's whole log (one file per PID), to
@@ -58,7 +70,12 @@ export async function startOperator(kubeconfigPath: string, args: string[]): Pro
     child.once('close', () => file.end());
   }
   const metricsUrl = `http://127.0.0.1:${port}`;
-  const scrape = async (): Promise<string> => (await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+  const get = async (path: string): Promise<{ status: number; body: string }> => {
+    if (inside) return httpInside(inside.dial, '127.0.0.1', port, path, { timeoutMs: 3000 });
+    const res = await fetch(`${metricsUrl}${path}`, { signal: AbortSignal.timeout(3000) });
+    return { status: res.status, body: await res.text() };
+  };
+  const scrape = async (): Promise<string> => (await get('/metrics')).body;
   const handle: OperatorProcess = {
     child,
     metricsUrl,
@@ -79,8 +96,7 @@ export async function startOperator(kubeconfigPath: string, args: string[]): Pro
     async stop(signal = 'SIGTERM') { await stopChild(child, signal, 8000); },
   };
   await waitUntil('the operator serving /readyz', async () => {
-    const res = await fetch(`${metricsUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-    return res.status === 200;
+    return (await get('/readyz')).status === 200;
   }, { timeoutMs: 90_000, intervalMs: 200, abort: () => (child.exitCode !== null ? `operator exited ${child.exitCode}: ${err()}` : undefined) });
   return handle;
 }

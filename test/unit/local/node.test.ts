@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { makeTempDir, removeTempDir } from '../../support/processes.ts';
 import { addressIn, freePort } from '../../support/addresses.ts';
 import { parseConnectHead, serveConnectProxy } from '../../../local/src/node/gateway.ts';
-import { dialThroughGateway, serveApiBridge } from '../../../local/src/node/gateway-client.ts';
+import { dialThroughGateway, serveHostBridge } from '../../../local/src/node/gateway-client.ts';
 import {
   DEFAULT_NETWORK, cniConfList, containerdConfig, egressSelectorConfig, kubeletConfig, kubernetesEndpointSlice, nodeLayout, type NodeNetwork,
 } from '../../../local/src/node/config.ts';
@@ -164,7 +164,7 @@ describe('local node: gateway over real sockets', () => {
 
   it('bridges a Unix socket to a TCP server (the API server side)', async () => {
     const bridgePath = join(dir, 'api.sock');
-    const bridge = await serveApiBridge(bridgePath, serverIp, port);
+    const bridge = await serveHostBridge(bridgePath, serverIp, port);
     servers.push(bridge);
     const { connect } = await import('node:net');
     const got = await new Promise<string>((resolve) => {
