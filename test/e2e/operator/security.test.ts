@@ -5,9 +5,11 @@
 // the MAILQv2 password are the master key's HMACs; scheduler.auth lets in exactly the live pod
 // addresses and follows them; the NetworkPolicy exists with its rules; the peer TLS Secret is
 // created once; no Secret is rewritten while nothing changes.
-// The local node is a process agent: it does NOT enforce NetworkPolicy, so this suite checks
-// the object and its rules, not that traffic is dropped (a CNI that enforces it is needed).
-// This suite's own servers: none (it binds nothing; pods are 127.40/16, from the shared cluster).
+// The pods run on the real kubelet (the shared kubelet cluster; root), so "restricted" is
+// what containerd and runc really apply. Its CNI (bridge) does NOT enforce NetworkPolicy, so
+// this suite checks the object and its rules, not that traffic is dropped.
+// The operator runs inside the node's network namespace, as in a cluster, with the chart's
+// RBAC through a ServiceAccount token. This suite binds nothing of its own.
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -18,7 +20,9 @@ import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { ensureHelm, helmOk } from '../../../local/src/tools/helm.ts';
 import type { LocalCluster } from '../../../local/src/index.ts';
-import { sharedLocalCluster } from '../../support/local-cluster.ts';
+import type { KubeletNode } from '../../../local/src/node/node.ts';
+import { kubeletSuitesWanted, sharedKubeletCluster } from '../../support/kubelet-cluster.ts';
+import { httpInside } from '../../support/inside.ts';
 import { makeTempDir } from '../../support/processes.ts';
 import { clients, crdYaml, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess } from './harness.ts';
 
@@ -36,9 +40,10 @@ interface Obj { kind: string; metadata: { name: string; namespace?: string; labe
 
 const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').toString('utf8');
 
-describe('operator security end to end (restricted Pod Security, chart RBAC without Secret reads; NetworkPolicy not enforced by the local process agent)', function () {
+(kubeletSuitesWanted() ? describe : describe.skip)('operator security end to end on a real kubelet (restricted Pod Security, chart RBAC without Secret reads; NetworkPolicy not enforced by the bridge CNI; root)', function () {
   this.timeout(180_000);
   let cluster: LocalCluster;
+  let node: KubeletNode;
   let c: Clients;
   let operator: OperatorProcess | undefined;
   let operatorKubeconfig: string;
@@ -62,12 +67,12 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
   async function startRestrictedOperator(...extra: string[]): Promise<OperatorProcess> {
     return startOperator(operatorKubeconfig, [
       '--operator-namespace', OP_NS, '--master-key-secret', MASTER_KEY_SECRET, '--operator-pod-selector', OPERATOR_LABELS, ...extra,
-    ]);
+    ], { command: (cmd, args) => node.netnsCommand(cmd, args), dial: node.dial });
   }
 
   before(async function () {
     this.timeout(20 * 60_000); // the first run may build helm
-    cluster = await sharedLocalCluster();
+    ({ cluster, node } = await sharedKubeletCluster());
     c = clients(cluster.kubeConfig);
     const helm = await ensureHelm();
     await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
@@ -162,12 +167,13 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     assert.equal(await canI('bind', 'roles.rbac.authorization.k8s.io', '-n', NS), false, 'or the bind right');
     const pod = (await pods()).find((p) => p.metadata?.name === `${MC}-0`)!;
     assert.equal(pod.spec?.serviceAccountName, `${MC}-0-node`);
-    const root = join(cluster.agent!.podsDir, `${NS}_${MC}-0_${pod.metadata!.uid}`, 'root');
-    const saDir = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
-    await waitUntil('the pod\'s token is written', async () => { try { readFileSync(join(saDir, 'token')); return true; } catch { return false; } }, { timeoutMs: 30_000, intervalMs: 250 });
-    const token = readFileSync(join(saDir, 'token'), 'utf8').trim();
-    assert.equal(readFileSync(join(saDir, 'namespace'), 'utf8').trim(), NS);
-    const ca = readFileSync(join(saDir, 'ca.crt'));
+    // read inside the running container, where the kubelet mounted them
+    const saDir = '/var/run/secrets/kubernetes.io/serviceaccount';
+    const inPod = (file: string) => kubectl(['exec', '-n', NS, `${MC}-0`, '--', 'cat', `${saDir}/${file}`]);
+    await waitUntil(`${MC}-0 running`, async () => (await pods()).find((p) => p.metadata?.name === `${MC}-0`)?.status?.containerStatuses?.[0]?.state?.running !== undefined, { timeoutMs: 60_000, intervalMs: 250 });
+    const token = (await inPod('token')).trim();
+    assert.equal((await inPod('namespace')).trim(), NS);
+    const ca = Buffer.from(await inPod('ca.crt'));
     const server = new URL(cluster.server);
     const status = (path: string): Promise<number> => new Promise((resolve, reject) => {
       const req = httpsRequest({ host: server.hostname, port: Number(server.port), path, ca, headers: { Authorization: `Bearer ${token}` }, timeout: 10_000 }, (res) => {
@@ -207,7 +213,7 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     // The node uses it: its ConfigMap watch is up (the pod's /metrics).
     await waitUntil('both nodes watch their ConfigMap through the API server', async () => {
       for (const p of await pods()) {
-        const text = await (await fetch(`http://${p.status!.podIP}:8025/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+        const text = (await httpInside(node.dial, p.status!.podIP!, 8025, '/metrics', { timeoutMs: 3000 }).catch(() => ({ body: '' }))).body;
         if (!/^mailcluster_config_api_watch_up 1$/m.test(text)) return false;
       }
       return true;
@@ -266,7 +272,7 @@ describe('operator security end to end (restricted Pod Security, chart RBAC with
     console.log(`      ACL after replacement: ${(await aclOf()).join(' ')} (old ${before.status?.podIP})`);
   });
 
-  it('NetworkPolicy relay: SMTP open, MAILQv2 from the cluster\'s pods, admin from the operator\'s pods (object and rules; not enforced here)', async () => {
+  it('NetworkPolicy relay: SMTP open, MAILQv2 from the cluster\'s pods, admin from the operator\'s pods (object and rules; the bridge CNI does not enforce it)', async () => {
     const np = JSON.parse(await kubectl(['get', 'networkpolicy', MC, '-n', NS, '-o', 'json']));
     assert.deepEqual(np.metadata.ownerReferences.map((o: any) => [o.kind, o.name, o.controller]), [['MailCluster', MC, true]]);
     assert.equal(np.metadata.labels['app.kubernetes.io/managed-by'], 'mailcluster-operator');

@@ -147,7 +147,10 @@ const own = (i: number) => addressIn('127.48.140.0/24', i);
     await capture.start();
     const etrn = await plugin('-n', NS, 'etrn', 'customer.example');
     assert.equal(etrn.code, 0, etrn.stderr + etrn.stdout);
-    await capture.waitForMessages(3, 30_000);
+    await capture.waitForMessages(3, 30_000).catch(async (err) => {
+      for (const i of [0, 1]) console.log((await kubectl(['logs', '-n', NS, `${MC}-${i}`]).catch((e) => ({ stdout: String(e) }))).stdout.split('\n').slice(-25).join('\n'));
+      throw err;
+    });
     await new Promise((r) => setTimeout(r, 1500));
     assert.ok(!capture.messages.some((m) => m.rcptTo.includes('user0@customer.example')), 'the held message stayed');
     const st = JSON.parse((await plugin('-n', NS, 'status', '-o', 'json')).stdout) as { nodes: Array<{ queue: number; held: number }> };
