@@ -23,6 +23,12 @@ export interface NodeNetwork {
   serviceCIDR: string;
   /** Extra addresses on the bridge for test peers inside the namespace (a sink, a DNS server). */
   spareAddresses: string[];
+  /**
+   * A small network beside the node, for a client that is not on the node: its own namespace
+   * joined to the node's by a veth pair (KubeletNode.outsideClient). The node's side is the
+   * first address, the client the second; pods have a route to it through the node.
+   */
+  outsideCIDR: string;
 }
 
 export const DEFAULT_NETWORK: Omit<NodeNetwork, 'netns'> = {
@@ -33,7 +39,19 @@ export const DEFAULT_NETWORK: Omit<NodeNetwork, 'netns'> = {
   podRangeEnd: '10.244.255.254',
   serviceCIDR: '10.0.0.0/16',
   spareAddresses: ['10.244.0.2', '10.244.0.3', '10.244.0.4'],
+  outsideCIDR: '10.245.0.0/24',
 };
+
+/**
+ * The bridge's own MAC address, fixed (locally administered, from the node's IPv4 address).
+ * A Linux bridge without one takes the lowest MAC of its ports and changes it as pods come
+ * and go; the pods' ARP entries for the node's addresses (their gateway, the peers on the
+ * bridge) then point at a MAC nobody answers, and their packets are dropped until the entry
+ * goes stale: intermittent DNS timeouts after a scale event.
+ */
+export function bridgeMac(nodeIP: string): string {
+  return ['02', '00', ...nodeIP.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
 
 /** A short, stable id for a state directory: names of the namespace, cgroup and run dir. */
 export function nodeId(dir: string): string {
@@ -157,7 +175,7 @@ export function cniConfList(n: NodeNetwork, l: NodeLayout): string {
           type: 'host-local',
           dataDir: l.cniDataDir,
           ranges: [[{ subnet: n.podCIDR, rangeStart: n.podRangeStart, rangeEnd: n.podRangeEnd, gateway: n.nodeIP }]],
-          routes: [{ dst: n.serviceCIDR }],
+          routes: [{ dst: n.serviceCIDR }, { dst: n.outsideCIDR }],
         },
       },
       { type: 'portmap', capabilities: { portMappings: true } },

@@ -23,7 +23,7 @@ import { freePort } from '../controlplane/health.ts';
 import { startComponent, type Component } from '../controlplane/supervise.ts';
 import { ensureNodeBinaries, type NodeBinaries } from './build.ts';
 import {
-  DEFAULT_NETWORK, apiServerExtraArgs, containerdConfig, egressSelectorConfig, cniConfList, kubeProxyConfig, kubeSchedulerArgs, kubeletArgs, kubeletConfig,
+  DEFAULT_NETWORK, apiServerExtraArgs, bridgeMac, containerdConfig, egressSelectorConfig, cniConfList, kubeProxyConfig, kubeSchedulerArgs, kubeletArgs, kubeletConfig,
   kubernetesEndpointSlice, nodeId, nodeLayout, type NodeLayout, type NodeNetwork,
 } from './config.ts';
 import { dialThroughGateway, serveHostBridge } from './gateway-client.ts';
@@ -155,20 +155,60 @@ export class KubeletNode {
     const bridge = await serveHostBridge(socketPath, host, port);
     const gateway = this.#spawn(name, 'nsenter', [`--net=/run/netns/${this.network.netns}`, '--', process.execPath, gatewayProgram,
       '--forward-socket', socketPath, '--forward-listen', `${inside}:${port}`]);
-    await this.#waitFor(`${name} listening`, async () => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
       const s = await this.dial({ address: inside, port }).catch(() => undefined);
       s?.destroy();
-      return !!s;
-    }, 15_000);
+      if (s) break;
+      if (!gateway.running() || Date.now() > deadline) {
+        bridge.close();
+        throw new Error(`${name} did not listen inside the namespace; see ${gateway.logFile}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
     return {
       address: inside,
       port,
       stop: async () => {
+        // gone on purpose: no longer one of the node's programs (whose exit is an error)
+        this.#components.splice(this.#components.indexOf(gateway), 1);
         await gateway.stop(5_000);
         bridge.close();
         rmSync(socketPath, { force: true });
       },
     };
+  }
+
+  /**
+   * A client that is not on the node: a namespace of its own (`<node netns>-out`) joined to
+   * the node's by a veth pair, on the outside network (10.245.0.2; the node's side .1), its
+   * default route through the node. Its packets reach the node routed, as a client's do
+   * through a cloud's pass-through load balancer, so kube-proxy treats them as external
+   * (externalTrafficPolicy: Local keeps their source). Made once; deleted with the node.
+   */
+  outsideClient(): { address: string; command(cmd: string, args: string[]): [string, string[]] } {
+    const n = this.network;
+    const ns = `${n.netns}-out`;
+    const [base, prefix] = n.outsideCIDR.split('/');
+    const octets = base.split('.').map(Number);
+    const at = (i: number) => [...octets.slice(0, 3), octets[3] + i].join('.');
+    if (!existsSync(`/run/netns/${ns}`)) {
+      run('ip', ['netns', 'add', ns]);
+      run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      run('ip', ['-n', ns, 'link', 'add', 'out0', 'type', 'veth', 'peer', 'name', 'out1', 'netns', n.netns]);
+      run('ip', ['-n', ns, 'addr', 'add', `${at(2)}/${prefix}`, 'dev', 'out0']);
+      run('ip', ['-n', ns, 'link', 'set', 'out0', 'up']);
+      run('ip', ['-n', n.netns, 'addr', 'add', `${at(1)}/${prefix}`, 'dev', 'out1']);
+      run('ip', ['-n', n.netns, 'link', 'set', 'out1', 'up']);
+      run('ip', ['-n', ns, 'route', 'add', 'default', 'via', at(1)]);
+    }
+    return { address: at(2), command: (cmd, args) => ['nsenter', [`--net=/run/netns/${ns}`, '--', cmd, ...args]] };
+  }
+
+  /** Gives an imported image a second name (a test rolls to a "new" image that needs no registry). */
+  async tagImage(source: string, target: string): Promise<void> {
+    const full = (ref: string) => (ref.includes('/') && ref.split('/')[0].includes('.') ? ref : `docker.io/${ref.includes('/') ? ref : `library/${ref}`}`);
+    await this.#ctr(['-n', 'k8s.io', 'images', 'tag', '--force', full(source), full(target)]);
   }
 
   /** The host pid of a container's main process (`containerd://<id>` as in the pod status). */
@@ -262,10 +302,11 @@ export class KubeletNode {
   #makeNetwork(): void {
     const n = this.network;
     const ns = n.netns;
+    if (existsSync(`/run/netns/${ns}-out`)) run('ip', ['netns', 'del', `${ns}-out`]);
     if (existsSync(`/run/netns/${ns}`)) run('ip', ['netns', 'del', ns]);
     run('ip', ['netns', 'add', ns]);
     run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    run('ip', ['-n', ns, 'link', 'add', n.bridge, 'type', 'bridge']);
+    run('ip', ['-n', ns, 'link', 'add', n.bridge, 'address', bridgeMac(n.nodeIP), 'type', 'bridge']);
     const prefix = n.podCIDR.split('/')[1];
     for (const a of [n.nodeIP, ...n.spareAddresses]) run('ip', ['-n', ns, 'addr', 'add', `${a}/${prefix}`, 'dev', n.bridge]);
     run('ip', ['-n', ns, 'link', 'set', n.bridge, 'up']);
@@ -289,7 +330,7 @@ export class KubeletNode {
     const c = startComponent({ name, command, args, logFile: join(this.layout.logs, `${name}.log`), env: { ...process.env, ...env } });
     this.#components.push(c);
     void c.exited.then((exit) => {
-      if (!this.#stopping) this.#log.error({ exit, log: c.logFile }, `${name} exited unexpectedly`);
+      if (!this.#stopping && this.#components.includes(c)) this.#log.error({ exit, log: c.logFile }, `${name} exited unexpectedly`);
     });
     return c;
   }
@@ -341,6 +382,7 @@ export class KubeletNode {
       spawnSync('umount', ['-l', `/run/netns/${name}`]);
       rmSync(`/run/netns/${name}`, { force: true });
     }
+    spawnSync('ip', ['netns', 'del', `${this.network.netns}-out`]);
     spawnSync('ip', ['netns', 'del', this.network.netns]);
     this.#removeCgroups();
     rmSync(l.runDir, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { addressIn, freePort } from '../../support/addresses.ts';
 import { parseConnectHead, serveConnectProxy } from '../../../local/src/node/gateway.ts';
 import { dialThroughGateway, serveHostBridge } from '../../../local/src/node/gateway-client.ts';
 import {
-  DEFAULT_NETWORK, cniConfList, containerdConfig, egressSelectorConfig, kubeletConfig, kubernetesEndpointSlice, nodeLayout, type NodeNetwork,
+  DEFAULT_NETWORK, bridgeMac, cniConfList, containerdConfig, egressSelectorConfig, kubeletConfig, kubernetesEndpointSlice, nodeLayout, type NodeNetwork,
 } from '../../../local/src/node/config.ts';
 import { localVolumeFor } from '../../../local/src/node/provisioner.ts';
 import { nodeCacheKey } from '../../../local/src/node/build.ts';
@@ -55,16 +55,27 @@ describe('local node: config renderers', () => {
     assert.match(t, /disable_tcp_service = true/);
   });
 
-  it('gives pods the bridge, addresses after the node\'s own, a route to the ClusterIPs and no default route', () => {
+  it('gives pods the bridge, addresses after the node\'s own, routes to the ClusterIPs and the outside network, and no default route', () => {
     const c = JSON.parse(cniConfList(network, layout));
     const bridge = c.plugins[0];
     assert.equal(bridge.bridge, network.bridge);
     assert.equal(bridge.isDefaultGateway, false);
-    assert.deepEqual(bridge.ipam.routes, [{ dst: network.serviceCIDR }]);
+    assert.deepEqual(bridge.ipam.routes, [{ dst: network.serviceCIDR }, { dst: network.outsideCIDR }]);
     assert.equal(bridge.ipam.ranges[0][0].gateway, network.nodeIP);
     assert.equal(bridge.ipam.ranges[0][0].rangeStart, network.podRangeStart);
     const int = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
     for (const spare of network.spareAddresses) assert.ok(int(spare) < int(network.podRangeStart), `${spare} outside the pods' range`);
+  });
+
+  it('pins the bridge\'s MAC: locally administered, unicast, derived from the node address', () => {
+    assert.equal(bridgeMac('10.244.0.1'), '02:00:0a:f4:00:01');
+    fc.assert(fc.property(fc.ipV4(), (ip) => {
+      const mac = bridgeMac(ip);
+      assert.match(mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+      const first = parseInt(mac.slice(0, 2), 16);
+      assert.equal(first & 0b11, 0b10, 'locally administered, not multicast');
+      assert.notEqual(bridgeMac(ip === '10.0.0.1' ? '10.0.0.2' : '10.0.0.1'), mac);
+    }));
   });
 
   it('sends the API server\'s cluster egress through the gateway socket and publishes the API endpoint on the node address', () => {
