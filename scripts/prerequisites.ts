@@ -24,7 +24,7 @@ export const imageTools: DebianTool[] = [
 ];
 
 /**
- * What local mode's real node (`--node kubelet`, test/e2e/kubelet) needs besides the images:
+ * What local mode's node (`mailcluster local up`, and the e2e suites that run pods) needs besides the images:
  * Debian's runc, the CNI plugins (bridge, host-local, portmap), iptables for kube-proxy and the
  * kubelet, iproute2 for the namespace and bridge, nsenter, and openssl for the certificates.
  */

@@ -2,7 +2,8 @@
 // with mocha. Extra arguments go to mocha: `npm test -- --grep ETRN`, or test files to run
 // only those (`npm test -- test/unit/etrn/parse.test.ts`).
 import { spawnSync } from 'node:child_process';
-import { ensureDebianPackages } from './prerequisites.ts';
+import { ensureDebianPackages, imageTools, kubeletNodeTools } from './prerequisites.ts';
+import { ensureImages } from '../local/src/images/build.ts';
 import { ensureControlPlaneBinaries } from '../local/src/controlplane/build.ts';
 import { ensureHelm } from '../local/src/tools/helm.ts';
 import { ensureNodeBinaries } from '../local/src/node/build.ts';
@@ -24,11 +25,15 @@ try {
   console.error(`control plane binaries (${binaries.source}): ${binaries.dir}`);
   const helm = await ensureHelm();
   console.error(`helm ${helm.version} (${helm.source}): ${helm.path}`);
-  // test/e2e/kubelet runs as root unless MAILCLUSTER_KUBELET_E2E=0: kubelet and containerd too
-  // (about 10 minutes the first time, cached afterwards)
+  // the e2e suites that run pods (the shared kubelet cluster, test/e2e/kubelet, test/e2e/local)
+  // run as root unless MAILCLUSTER_KUBELET_E2E=0: kubelet and containerd too (about 10 minutes
+  // the first time, cached afterwards), the Debian tools the node and the image builds need,
+  // and the images the pods run (built here, not inside the first suite's hook timeout)
   if (process.getuid?.() === 0 && process.env.MAILCLUSTER_KUBELET_E2E !== '0') {
+    ensureDebianPackages(undefined, [...imageTools, ...kubeletNodeTools]);
     const node = await ensureNodeBinaries();
     console.error(`kubelet node binaries (${node.source}): ${node.dir}`);
+    for (const image of await ensureImages()) console.error(`image ${image.ref}: ${image.archive}`);
   }
 } catch (err) {
   console.error(`test set-up failed: ${(err as Error).message}`);

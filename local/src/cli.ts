@@ -1,7 +1,8 @@
 // `mailcluster local up|down|status [--dir D]`: the embedded single-machine Kubernetes.
-//   up      starts control plane, node (kubelet as root, else the process agent) and load
-//           balancer, stays in the foreground until Ctrl-C / SIGTERM, and writes
-//           <dir>/local-up.json (pid, kubeconfig, kubectl)
+//   up      starts the control plane, the node (a real kubelet with containerd and runc in a
+//           network namespace; needs root) and the load balancer, installs the operator with
+//           the chart and applies examples/mailcluster.yaml, stays in the foreground until
+//           Ctrl-C / SIGTERM, and writes <dir>/local-up.json (pid, kubeconfig, kubectl)
 //   down    stops a running `up` through that state file
 //   status  says whether an `up` runs in that dir and what the cluster holds
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,19 +12,17 @@ import { fileURLToPath } from 'node:url';
 import type { LocalCluster } from './index.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const usage = `usage: mailcluster local up|down|status [--dir DIR] [--pod-range CIDR] [--lb-range CIDR]
-  up       start etcd, kube-apiserver, kube-controller-manager, the node (see --node) and
-           the load balancer; stays in the foreground until Ctrl-C (SIGINT) or SIGTERM
+const usage = `usage: mailcluster local up|down|status [--dir DIR] [--lb-range CIDR]
+  up       start etcd, kube-apiserver, kube-controller-manager, the node (a real kubelet with
+           containerd and runc in a network namespace, running the project's images; needs
+           root; the first run builds kubelet, containerd and the images) and the load
+           balancer; install the operator with the chart and run examples/mailcluster.yaml;
+           stays in the foreground until Ctrl-C (SIGINT) or SIGTERM
   down     stop the \`up\` running in DIR
   status   show whether an \`up\` runs in DIR
   --dir DIR           state directory (default .local/ in the repository)
-  --pod-range CIDR    pod addresses, inside 127.0.0.0/8 (default 127.30.0.0/16)
   --lb-range CIDR     LoadBalancer addresses, inside 127.0.0.0/8 (default 127.31.0.0/16)
-  --etcd-no-fsync     faster etcd for throwaway clusters (a machine crash may lose the state)
-  --node kubelet|agent  what runs the pods: a real kubelet with containerd and runc in a network
-                      namespace, from the project's images (the default as root; the first run
-                      builds kubelet, containerd and the images), or the process agent, which
-                      runs each pod as a plain process (the default otherwise)`;
+  --etcd-no-fsync     faster etcd for throwaway clusters (a machine crash may lose the state)`;
 
 export interface UpState {
   pid: number;
@@ -31,24 +30,14 @@ export interface UpState {
   kubeconfig: string;
   server: string;
   kubectl: string;
-  podRange: string;
   lbRange: string;
   startedAt: string;
 }
 
-type NodeKind = 'agent' | 'kubelet';
-interface Flags { command: string | undefined; dir: string; podRange: string; lbRange: string; etcdNoFsync: boolean; node: NodeKind | undefined }
-
-/**
- * What runs the pods when --node is not given: the real kubelet needs root (network namespace,
- * containerd, runc); without it the process agent stands in.
- */
-export function defaultNodeKind(isRoot: boolean): NodeKind {
-  return isRoot ? 'kubelet' : 'agent';
-}
+interface Flags { command: string | undefined; dir: string; lbRange: string; etcdNoFsync: boolean }
 
 export function parseLocalArgs(args: string[]): Flags {
-  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16', etcdNoFsync: false, node: undefined };
+  const flags: Flags = { command: undefined, dir: join(repoRoot, '.local'), lbRange: '127.31.0.0/16', etcdNoFsync: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = (name: string) => {
@@ -59,14 +48,8 @@ export function parseLocalArgs(args: string[]): Flags {
       return next;
     };
     if (arg === '--dir' || arg.startsWith('--dir=')) flags.dir = resolve(value('--dir'));
-    else if (arg === '--pod-range' || arg.startsWith('--pod-range=')) flags.podRange = value('--pod-range');
     else if (arg === '--lb-range' || arg.startsWith('--lb-range=')) flags.lbRange = value('--lb-range');
     else if (arg === '--etcd-no-fsync') flags.etcdNoFsync = true;
-    else if (arg === '--node' || arg.startsWith('--node=')) {
-      const node = value('--node');
-      if (node !== 'agent' && node !== 'kubelet') throw new Error(`--node is agent or kubelet, not ${JSON.stringify(node)}`);
-      flags.node = node;
-    }
     else if (arg === '-h' || arg === '--help') flags.command = 'help';
     else if (!arg.startsWith('-') && flags.command === undefined) flags.command = arg;
     else throw new Error(`unknown argument ${JSON.stringify(arg)}`);
@@ -89,16 +72,6 @@ function alive(pid: number): boolean {
     return true;
   }
 }
-
-/**
- * Steps run once the cluster is ready, in order, before `up` reports it is up. The operator's
- * part of local mode goes here: install the CRD, run the operator, apply
- * examples/mailcluster.yaml and print Addr[0] (DESIGN.md, "Local mode").
- */
-export const afterClusterReady: Array<(cluster: LocalCluster, print: (line: string) => void) => Promise<void>> = [
-  // loaded only by `up`: the Kubernetes client takes seconds to import, which `down`/`status` need not pay
-  async (cluster, print) => (await import('../../operator/src/local-mode.ts')).startOperatorInLocalMode(cluster, print),
-];
 
 export async function main(args: string[]): Promise<void> {
   let flags: Flags;
@@ -129,23 +102,22 @@ async function up(flags: Flags): Promise<void> {
   }
   const print = (line: string) => console.log(line);
   const started = Date.now();
-  const isRoot = process.getuid?.() === 0;
-  const node = flags.node ?? defaultNodeKind(isRoot);
-  if (flags.node === undefined && node === 'agent') print('not root: the pods run on the process agent (a real kubelet needs root; see --node)');
-  print(`starting local Kubernetes in ${flags.dir} (${node === 'kubelet' ? 'a kubelet node' : `pods ${flags.podRange}`}, load balancers ${flags.lbRange})...`);
+  if (process.getuid?.() !== 0) {
+    console.error('mailcluster local up needs root: its node is a real kubelet with containerd and runc, in a network namespace it creates (run it as root, e.g. `sudo npm start`)');
+    process.exitCode = 1;
+    return;
+  }
+  print(`starting local Kubernetes in ${flags.dir} (a kubelet node, load balancers ${flags.lbRange})...`);
   let cluster: LocalCluster;
   try {
     const { startLocalCluster } = await import('./index.ts');
-    let images: string[] | undefined;
-    if (node === 'kubelet') {
-      // the real node needs runc, the CNI plugins, iptables and podman for the images
-      const { ensureDebianPackages, imageTools, kubeletNodeTools } = await import('../../scripts/prerequisites.ts');
-      ensureDebianPackages((line) => print(`  ${line}`), [...imageTools, ...kubeletNodeTools]);
-      // the real node runs the project's images: build (or find) them first
-      images = (await (await import('./images/build.ts')).ensureImages({ log: (line) => print(`  ${line}`) })).map((i) => i.archive);
-    }
+    // the real node needs runc, the CNI plugins, iptables and podman for the images
+    const { ensureDebianPackages, imageTools, kubeletNodeTools } = await import('../../scripts/prerequisites.ts');
+    ensureDebianPackages((line) => print(`  ${line}`), [...imageTools, ...kubeletNodeTools]);
+    // the node runs the project's images: build (or find) them first
+    const images = (await (await import('./images/build.ts')).ensureImages({ log: (line) => print(`  ${line}`) })).map((i) => i.archive);
     cluster = await startLocalCluster({
-      dir: flags.dir, podRange: flags.podRange, lbRange: flags.lbRange, node, images,
+      dir: flags.dir, lbRange: flags.lbRange, node: 'kubelet', images,
       controlPlaneLog: (line) => print(`  ${line}`),
       controlPlane: { etcdUnsafeNoFsync: flags.etcdNoFsync },
     });
@@ -172,13 +144,12 @@ async function up(flags: Flags): Promise<void> {
 
   const state: UpState = {
     pid: process.pid, dir: flags.dir, kubeconfig: cluster.kubeconfigPath, server: cluster.server,
-    kubectl: cluster.kubectlPath, podRange: flags.podRange, lbRange: flags.lbRange, startedAt: new Date().toISOString(),
+    kubectl: cluster.kubectlPath, lbRange: flags.lbRange, startedAt: new Date().toISOString(),
   };
   writeFileSync(statePath(flags.dir), JSON.stringify(state, null, 2) + '\n');
 
   try {
-    const steps = node === 'kubelet' ? [async (c: LocalCluster, p: (line: string) => void) => (await import('./node/up.ts')).installOperatorWithChart(c, p)] : afterClusterReady;
-    for (const step of steps) await step(cluster, print);
+    await (await import('./node/up.ts')).installOperatorWithChart(cluster, print);
   } catch (err) {
     console.error(`mailcluster local up: a start-up step failed: ${(err as Error).message}`);
     await stop('error');
@@ -190,11 +161,9 @@ async function up(flags: Flags): Promise<void> {
 local Kubernetes is up (${((Date.now() - started) / 1000).toFixed(1)} s): API server ${cluster.server}
   export KUBECONFIG=${cluster.kubeconfigPath}
   ${cluster.kubectlPath} get nodes,pods -A        (the kubectl built with the control plane)
-${cluster.kubeletNode
-    ? `pods run on a kubelet in network namespace ${cluster.kubeletNode.network.netns} (pods ${cluster.kubeletNode.network.podCIDR}); kubectl logs/exec work
-logs: ${join(flags.dir, 'local.log')}, node programs: ${cluster.kubeletNode.layout.logs}/`
-    : `pods get addresses in ${flags.podRange}, LoadBalancer Services in ${flags.lbRange}
-logs: ${join(flags.dir, 'local.log')}, pods: ${join(flags.dir, 'node', 'pods')}/<ns>_<pod>_<uid>/logs/`}
+pods run on a kubelet in network namespace ${cluster.kubeletNode!.network.netns} (pods ${cluster.kubeletNode!.network.podCIDR}); kubectl logs/exec work
+LoadBalancer Services get addresses in ${flags.lbRange}
+logs: ${join(flags.dir, 'local.log')}, node programs: ${cluster.kubeletNode!.layout.logs}/
 stop with Ctrl-C, or \`mailcluster local down --dir ${flags.dir}\``);
   // Stay in the foreground until a signal has stopped everything.
   await stopped;

@@ -1,45 +1,41 @@
-// Local mode's programmatic API: one real single-machine Kubernetes (control plane + node
-// agent + LoadBalancer) in this process, for `mailcluster local up` and for the tests.
+// Local mode's programmatic API: one real single-machine Kubernetes (control plane, the real
+// node -- kubelet, containerd and runc in a network namespace, local/src/node -- and the
+// LoadBalancer) driven from this process, for `mailcluster local up` and for the tests.
 //
-//   const cluster = await startLocalCluster({ dir: '.local', podRange: '127.30.0.0/16', lbRange: '127.31.0.0/16' });
+//   const cluster = await startLocalCluster({ dir: '.local', lbRange: '127.31.0.0/16', images });
 //   await cluster.kubectl(['get', 'nodes']);
 //   await cluster.stop();
 //
-// Layout of `dir`: controlplane/ (etcd data, PKI, kubeconfigs, component logs),
-// node/pods/<ns>_<name>_<uid>/{root,logs,volumes} (each pod's filesystem and logs),
-// node/volumes/pvc-<uid>/ (PersistentVolumes), kubeconfig (-> the admin kubeconfig), local.log.
+// Layout of `dir`: controlplane/ (etcd data, PKI, kubeconfigs, component logs), node/ (the
+// node's programs' state and logs, node/volumes/ the PersistentVolumes), kubeconfig (-> the
+// admin kubeconfig), local.log.
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { startControlPlane, type ControlPlane, type StartControlPlaneOptions } from './controlplane/index.ts';
-import { NodeAgent } from './agent/agent.ts';
-import type { BackoffPolicy } from './agent/backoff.ts';
 import { LoadBalancerController } from './loadbalancer/controller.ts';
 import type { KubeletNode } from './node/node.ts';
 
 export interface LocalClusterOptions {
   /** State directory; created. Reusing it keeps the cluster's objects (etcd data). */
   dir: string;
-  /** Pod addresses (CIDR inside 127.0.0.0/8); default 127.30.0.0/16. */
-  podRange?: string;
   /** LoadBalancer addresses (CIDR inside 127.0.0.0/8); default 127.31.0.0/16. */
   lbRange?: string;
-  /** Logger for the agent and the load balancer; default pino JSON to <dir>/local.log. */
+  /** Logger for the node and the load balancer; default pino JSON to <dir>/local.log. */
   log?: Logger;
   /** Control-plane progress lines; default into the same log. */
   controlPlaneLog?: (line: string) => void;
   /** Passed to startControlPlane (binaries, ports, etcd fsync, extra flags). */
   controlPlane?: Partial<Omit<StartControlPlaneOptions, 'dir' | 'log'>>;
-  /** Container restart backoff (default first restart immediate, then 1 s doubling to 60 s). */
-  restartBackoff?: BackoffPolicy;
   nodeName?: string;
   /**
-   * What runs the pods: `agent` (default) the process agent, each pod a host process on a
-   * 127.x address; `kubelet` a real kubelet with containerd and runc in a network namespace
-   * (local/src/node), which needs root and runs images imported from `npm run images`.
+   * What runs the pods: `kubelet` (default) a real kubelet with containerd and runc in a
+   * network namespace (local/src/node), which needs root and runs images imported from
+   * `npm run images`; `none` the control plane and load balancer alone (tests that need no
+   * pods, without root).
    */
-  node?: 'agent' | 'kubelet';
+  node?: 'kubelet' | 'none';
   /** With `node: 'kubelet'`: OCI archives to import into containerd (default none). */
   images?: string[];
 }
@@ -53,8 +49,6 @@ export interface LocalCluster {
   /** The built kubectl binary. */
   kubectlPath: string;
   controlPlane: ControlPlane;
-  /** The process agent (node `agent`). */
-  agent?: NodeAgent;
   /** The real node (node `kubelet`). */
   kubeletNode?: KubeletNode;
   loadBalancer: LoadBalancerController;
@@ -71,8 +65,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true });
   const log = options.log ?? pino({ base: { component: 'local' } }, pino.destination({ dest: join(dir, 'local.log'), sync: true, append: true }));
-  const kubeletMode = options.node === 'kubelet';
-  const nodeModule = kubeletMode ? await import('./node/node.ts') : undefined;
+  const nodeModule = options.node === 'none' ? undefined : await import('./node/node.ts');
   const prep = nodeModule?.prepareKubeletNode(dir, options.controlPlane?.serviceClusterIPRange);
   const controlPlane = await startControlPlane({
     ...options.controlPlane,
@@ -86,24 +79,16 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(controlPlane.kubeconfigPath);
-  const agent = kubeletMode ? undefined : new NodeAgent({
-    kubeConfig, log, dataDir: join(dir, 'node'),
-    podRange: options.podRange ?? '127.30.0.0/16',
-    backoff: options.restartBackoff,
-    nodeName: options.nodeName,
-  });
   const kubeletNode = nodeModule ? new nodeModule.KubeletNode({
     dir, controlPlane, log, nodeName: options.nodeName, images: options.images,
     progress: options.controlPlaneLog ?? ((line) => log.info({ component: 'kubelet-node' }, line)),
   }) : undefined;
   const loadBalancer = new LoadBalancerController({ kubeConfig, log, range: options.lbRange ?? '127.31.0.0/16', dial: kubeletNode?.dial });
   try {
-    await agent?.start();
     await kubeletNode?.start();
     await loadBalancer.start();
   } catch (err) {
     await loadBalancer.stop().catch(() => undefined);
-    await agent?.stop().catch(() => undefined);
     await kubeletNode?.stop().catch((e) => log.warn({ err: (e as Error).message }, 'kubelet node stop failed'));
     await controlPlane.stop();
     throw err;
@@ -117,17 +102,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     server: controlPlane.server,
     kubectlPath: controlPlane.binaries.kubectl,
     controlPlane,
-    agent,
     kubeletNode,
     loadBalancer,
     log,
     kubectl: (args, opts) => controlPlane.kubectl(args, opts),
-    pids: () => [...Object.values(controlPlane.pids()), ...(agent?.pids ?? []), ...(kubeletNode?.pids ?? [])],
+    pids: () => [...Object.values(controlPlane.pids()), ...(kubeletNode?.pids ?? [])],
     stop() {
       stopping ??= (async () => {
         log.info('stopping the local cluster');
         await loadBalancer.stop().catch((err) => log.warn({ err: (err as Error).message }, 'load balancer stop failed'));
-        await agent?.stop().catch((err) => log.warn({ err: (err as Error).message }, 'agent stop failed'));
         await kubeletNode?.stop().catch((err) => log.warn({ err: (err as Error).message }, 'kubelet node stop failed'));
         await controlPlane.stop();
         log.info('local cluster stopped');

@@ -1,5 +1,5 @@
 // The runtime settings the mail node process runs with, wherever it is started (the image's
-// ENTRYPOINT, local mode's process agent, tests, benchmarks): all run `node
+// ENTRYPOINT, tests and benchmarks that run it as a plain process): all run `node
 // bin/mailcluster.js node`, and the shim re-executes that process once (execve: same PID,
 // same open files, so no supervisor notices) with these settings, which must be in place
 // before V8 and glibc start. Measured with test/bench/spool/memory.ts (200 sessions of

@@ -1,7 +1,7 @@
 // `mailcluster operator check --service NAME [--namespace NS] [--path /readyz] [--timeout 60s]`:
 // the chart's `helm test`. Finds the ready pods behind a Service from its selector (pod IPs and
-// the target port, which also works in local mode, where ClusterIPs are not routed and
-// EndpointSlices cannot hold 127.x addresses) and passes when one answers 200 on the path.
+// the target port, so it needs neither a routed ClusterIP nor EndpointSlices; local mode's
+// removed process agent had neither) and passes when one answers 200 on the path.
 // RBAC: get services, list pods. Exit 0 on success, 1 on failure (with the reason), 2 on bad flags.
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1ServicePort } from '@kubernetes/client-node';
 import { ownNamespace } from './main.ts';

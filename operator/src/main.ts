@@ -8,7 +8,7 @@ import { Manager } from './controller/manager.ts';
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 /** Loads the kubeconfig: a file when given, else in-cluster (service-account files under
- * MAILCLUSTER_ROOT in local mode), else the default chain. */
+ * MAILCLUSTER_ROOT when that is set), else the default chain. */
 export function loadKubeConfig(file: string | undefined): KubeConfig {
   const kc = new KubeConfig();
   if (file) kc.loadFromFile(file);

@@ -1,5 +1,5 @@
-// HTTP to one node's admin port: directly (`http://<pod IP>:8025`, local mode or inside the
-// cluster network) or through the Kubernetes API server's pod proxy
+// HTTP to one node's admin port: directly (`http://<pod IP>:8025`, from inside the cluster
+// network) or through the Kubernetes API server's pod proxy
 // (`<server>/api/v1/namespaces/NS/pods/NAME:8025/proxy`), which authenticates us with the
 // kubeconfig's credentials and strips our `Authorization` header; there the admin token
 // travels in `X-Mailcluster-Admin-Authorization` (see node-image/src/admin/auth.ts).

@@ -1,9 +1,11 @@
 // `kubectl mailcluster`: operate every node of a MailCluster at once through the kubeconfig.
 // Nodes are reached through the API server's pod proxy (works wherever kubectl works) or
 // directly at their pod IPs (`--via direct`: from inside the cluster network). The default,
-// `--via auto`, is the proxy, except for loopback pod IPs (local mode, 127.x): the API server
-// refuses to proxy to those ("address not allowed"), and they are reachable from this host. The admin token comes from Secret `<cluster>-admin` key `token`
-// (BRIEF contract 1) unless --token is given.
+// `--via auto`, is the proxy, except for loopback pod IPs (127.x: pods run as processes on
+// this host): the API server refuses to proxy to those ("address not allowed"), and they are
+// reachable from this host. Local mode's pods are 10.244.x and go through the proxy. The
+// admin token comes from Secret `<cluster>-admin` key `token` (BRIEF contract 1) unless
+// --token is given.
 import { readFileSync } from 'node:fs';
 import type https from 'node:https';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';

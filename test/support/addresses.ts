@@ -4,18 +4,18 @@
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
-/** The ranges each part of the project binds in; all inside 127.0.0.0/8. */
+/**
+ * The ranges each part of the project binds in on the host; all inside 127.0.0.0/8. Pods are
+ * not here: local mode's node gives them 10.244.1.x inside its own network namespace.
+ */
 export const ranges = {
   mailNodeTests: '127.10.0.0/16',
   etrnClusterTests: '127.20.0.0/16',
-  localModePods: '127.30.0.0/16',
   localModeLoadBalancers: '127.31.0.0/16',
-  testClusterPods: '127.40.0.0/16',
-  testClusterLoadBalancers: '127.41.0.0/16',
-  localOwnTestsPods: '127.42.0.0/16',
   localOwnTestsLoadBalancers: '127.43.0.0/16',
   imageTests: '127.46.0.0/16',
   harnessAndBenchmarks: '127.50.0.0/16',
+  testClusterLoadBalancers: '127.51.0.0/16',
 } as const;
 
 function ipToInt(ip: string): number {

@@ -1,5 +1,6 @@
-// A real DNS server (dnsmasq) on one 127.x address that answers only the MX, A and
-// AAAA records a test gives it: no upstream, no /etc/hosts, no other interface.
+// A real DNS server (dnsmasq) on one 127.x address (or, with `inside`, on a peer address in
+// local mode's node namespace) that answers only the MX, A, AAAA and TXT records a test gives
+// it: no upstream, no /etc/hosts, no other interface.
 import { Resolver } from 'node:dns/promises';
 import { freePort } from './addresses.ts';
 import { assertPortFree, deathReason, spawnTracked, stopChild, tailOf, waitUntil } from './processes.ts';

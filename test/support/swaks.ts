@@ -28,6 +28,8 @@ export interface SwaksOptions {
   timeoutSeconds?: number;
   /** Extra raw swaks arguments. */
   extraArgs?: string[];
+  /** Runs swaks elsewhere, e.g. in a network namespace (`nsenter --net=… -- swaks …`). */
+  command?: (cmd: string, args: string[]) => [string, string[]];
 }
 
 export interface SmtpReply { code: number; text: string }
@@ -102,7 +104,8 @@ export function decidingReply(transcript: string, replies: SmtpReply[]): SmtpRep
 
 export function swaks(options: SwaksOptions): Promise<SwaksResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/swaks', swaksArgs(options), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, args] = options.command ? options.command('/usr/bin/swaks', swaksArgs(options)) : ['/usr/bin/swaks', swaksArgs(options)];
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let transcript = '';
     child.stdout.on('data', (c: Buffer) => { transcript += c.toString(); });
     child.stderr.on('data', (c: Buffer) => { transcript += c.toString(); });

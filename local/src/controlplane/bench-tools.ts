@@ -1,7 +1,8 @@
 // Builds Kubernetes' own scalability tooling from the pinned Go modules in local/go, once,
 // into a cache beside the control plane's: kubemark (hollow nodes: a real kubelet over a fake
-// container runtime) and kube-scheduler (local mode has none; its process agent binds pods
-// itself). Used by test/bench/scale; built under the machine-wide Go build lock.
+// container runtime) and kube-scheduler (the same program local mode's node builds for itself,
+// local/src/node/build.ts, into its own cache). Used by test/bench/scale; built under the
+// machine-wide Go build lock.
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -15,7 +15,7 @@ export interface StartControlPlaneOptions {
   dir: string;
   /** The programs; default `await ensureControlPlaneBinaries()` (builds once, then cached). */
   binaries?: ControlPlaneBinaries;
-  /** Default 10.0.0.0/16. ClusterIPs are allocated from it but not routed in local mode. */
+  /** Default 10.0.0.0/16. In local mode ClusterIPs are routed (kube-proxy) inside the node's namespace only, not on the host. */
   serviceClusterIPRange?: string;
   /** API server port on 127.0.0.1; default the one this dir used before if free, else a free one. */
   apiServerPort?: number;

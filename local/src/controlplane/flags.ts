@@ -67,7 +67,8 @@ export function apiServerArgs(i: ApiServerFlagsInput): string[] {
     `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
     `--proxy-client-key-file=${pki.frontProxyClientKey}`,
     // The `kubernetes` Service cannot have 127.0.0.1 as an endpoint (loopback is invalid
-    // there) and in local mode nothing routes to it: pods get the real address instead.
+    // there): local mode's node writes its EndpointSlice itself, with the gateway's address
+    // inside the node's namespace (local/src/node/config.ts, kubernetesEndpointSlice).
     '--endpoint-reconciler-type=none',
     '--profiling=false',
   ];

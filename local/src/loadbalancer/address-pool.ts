@@ -1,6 +1,6 @@
-// Addresses handed out from a CIDR inside 127.0.0.0/8: one per pod (or per LoadBalancer
-// Service). Linux routes all of 127.0.0.0/8 to the loopback device, so any address in the
-// range can be bound without configuration.
+// Addresses handed out from a CIDR inside 127.0.0.0/8: one per LoadBalancer Service. Linux
+// routes all of 127.0.0.0/8 to the loopback device, so any address in the range can be bound
+// without configuration.
 
 export interface Cidr { base: number; size: number }
 

@@ -9,7 +9,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { restartingInformer, type Cache } from '../informer.ts';
-import { AddressPool } from '../agent/address-range.ts';
+import { AddressPool } from './address-pool.ts';
 import { backendsFor, backendsFromPods, wantsProxyV2 } from './backends.ts';
 import { TcpProxy, type Dialer } from './tcp-proxy.ts';
 
@@ -145,7 +145,7 @@ export class LoadBalancerController {
     }
     let balancer = existing;
     if (!balancer) {
-      // Keep the address the Service already reports (agent restart) or that it asks for.
+      // Keep the address the Service already reports (local mode restarted on the same dir) or that it asks for.
       const wanted = svc.spec.loadBalancerIP || svc.status?.loadBalancer?.ingress?.[0]?.ip;
       const ip = wanted && this.pool.reserve(key, wanted) ? wanted : this.pool.allocate(key);
       balancer = { ip, proxies: new Map(), selected: new Set() };

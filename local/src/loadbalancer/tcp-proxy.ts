@@ -38,7 +38,10 @@ export class TcpProxy {
   /**
    * externalTrafficPolicy: Local. A cloud's pass-through load balancer and kube-proxy then leave
    * the client's source address as it is; here each upstream connection is made from the
-   * client's own address, which on loopback (127.0.0.0/8, all local) can be bound.
+   * client's own address, which on loopback (127.0.0.0/8, all local) can be bound. Only the
+   * plain TCP dialer honours it: through local mode's node gateway every connection comes from
+   * the gateway's address (10.244.0.1); there the real kube-proxy keeps a routed client's
+   * address at the Service's node port (KubeletNode.outsideClient).
    */
   preserveSource = false;
 

@@ -1,7 +1,7 @@
-// `mailcluster local up --node kubelet`'s steps once the cluster is ready: the operator runs as
-// the chart installs it on any cluster (helm, from its image), not in this process, because
-// it must reach the nodes' admin ports, which exist only inside the node's namespace. Then
-// examples/mailcluster.yaml is applied and Addr[0] printed, as in the agent mode.
+// `mailcluster local up`'s steps once the cluster is ready: the operator runs as the chart
+// installs it on any cluster (helm, from its image), not in this process, because it must
+// reach the nodes' admin ports, which exist only inside the node's namespace. Then
+// examples/mailcluster.yaml is applied, and once it is Ready, Addr[0] is printed.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';

@@ -14,7 +14,7 @@ export const SCHEDULER_AUTH = 'scheduler.auth';
 
 export type Env = Record<string, string | undefined>;
 
-/** DECISIONS.md: absolute paths live under MAILCLUSTER_ROOT when it is set (local mode). */
+/** DECISIONS.md: absolute paths live under MAILCLUSTER_ROOT when it is set (a node run as a plain process by tests). */
 export function resolveUnderRoot(p: string, env: Env): string {
   const root = env.MAILCLUSTER_ROOT;
   if (root && path.isAbsolute(p)) return path.join(root, p);

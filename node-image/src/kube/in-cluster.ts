@@ -1,6 +1,8 @@
 // The in-cluster API access a pod gets the standard way: KUBERNETES_SERVICE_HOST/PORT and the
-// service account's files under /var/run/secrets/kubernetes.io/serviceaccount (in local mode
-// under MAILCLUSTER_ROOT, where the process agent writes the projected volume). The token is
+// service account's files under /var/run/secrets/kubernetes.io/serviceaccount (under
+// MAILCLUSTER_ROOT when that is set: a node run as a plain process by a test, e.g.
+// test/e2e/operator/node-configmap-watch.test.ts, which lays out what the projected volume
+// would hold). The token is
 // read again for every connection: the kubelet rotates projected tokens.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

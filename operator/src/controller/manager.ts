@@ -240,7 +240,7 @@ export class Manager {
   private serveMetrics(address: string): Promise<void> {
     const i = address.lastIndexOf(':');
     let host = address.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0';
-    // In local mode every pod shares the machine's network: a wildcard address means the pod's own.
+    // Run as a plain process beside others on one host (MAILCLUSTER_BIND_ADDRESS set), a wildcard address means that address.
     if ((host === '0.0.0.0' || host === '::') && process.env.MAILCLUSTER_BIND_ADDRESS) host = process.env.MAILCLUSTER_BIND_ADDRESS;
     const port = Number(address.slice(i + 1));
     if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-address ${JSON.stringify(address)}: expected host:port`);

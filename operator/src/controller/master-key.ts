@@ -2,7 +2,8 @@
 // every cluster's admin token and MAILQv2 password are derived (resources/credentials.ts).
 // In a cluster it is a Secret in the operator's own namespace, made by the first replica that
 // finds none (create; 409 means another replica won: read that one) and read by name through
-// a namespaced Role. Out of a cluster (local mode, tests) it is a file, made when absent.
+// a namespaced Role. Out of a cluster (`--master-key-file`, as test/bench/scale runs it) it is
+// a file, made when absent.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { CoreV1Api } from '@kubernetes/client-node';

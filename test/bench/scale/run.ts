@@ -9,8 +9,8 @@
 //   a fake container runtime), both built from the pinned Go modules (ensureBenchTools);
 // - statically provisioned PersistentVolumes, pre-created for every spool claim the
 //   operator will make (StorageClass `bench-static`, hostPath, which the hollow kubelet's
-//   fake hostPath plugin mounts without touching the disk) -- local mode's process agent,
-//   which is also its provisioner, is not used. The class binds for the first consumer
+//   fake hostPath plugin mounts without touching the disk) -- local mode's node (its kubelet
+//   and its local-volume provisioner) is not used. The class binds for the first consumer
 //   (WaitForFirstConsumer, as most cloud classes do): with Immediate, a pod created next to
 //   its claim failed scheduling ("unbound immediate PersistentVolumeClaims") about 75 times
 //   until the controller-manager had bound the claim, every claim's binding requeueing every

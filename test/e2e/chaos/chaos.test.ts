@@ -5,19 +5,21 @@
 // down the whole time, so every message waits on some node's spool; then the MX comes up, one
 // ETRN goes to Addr[0], and every acknowledged message must arrive at least once.
 // Replay a run with MAILCLUSTER_CHAOS_SEED; bound it with MAILCLUSTER_CHAOS_ROUNDS and _SECONDS.
-// This suite's own servers (DNS, the customer's MX) use 127.49.0.0/16.
+// The pods run on the real kubelet (root): kill -9 goes to the container's process (its host
+// pid from containerd), and the kubelet restarts it. The operators run inside the node's
+// namespace. This suite's own servers: the customer's MX on 127.49.0.10 (exposed inside at
+// 10.244.0.58), DNS inside at 10.244.0.50 (peerAddress block 3).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { sharedLocalCluster } from '../../support/local-cluster.ts';
+import type { LocalCluster } from '../../../local/src/index.ts';
+import type { KubeletNode } from '../../../local/src/node/node.ts';
+import { kubeletSuitesWanted, peerAddress, sharedLocalCluster } from '../../support/local-cluster.ts';
 import { startCaptureServer, type CaptureServer } from '../../support/capture-server.ts';
 import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { addressIn, freePort } from '../../support/addresses.ts';
 import { sleep } from '../../support/processes.ts';
-import { clients, conditionOf, crdYaml, etrn, getMailCluster, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess } from '../operator/harness.ts';
+import { clients, conditionOf, crdYaml, etrn, getMailCluster, inNode, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess } from '../operator/harness.ts';
 import { Ledger, ledgerIdOf, seededRandom, sendOne } from './ledger.ts';
-
-type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
 
 const CHAOS_RANGE = '127.49.0.0/16';
 const NS = `chaos-${randomBytes(3).toString('hex')}`;
@@ -32,20 +34,11 @@ const SEND_PAUSE_MS = 300;
 const FAULTS = ['kill9-node', 'force-delete-pod', 'scale', 'template-change', 'kill-operator-leader', 'restart-apiserver', 'delete-recreate'] as const;
 type Fault = typeof FAULTS[number];
 
-/** The pid of the process that serves a pod address (the local agent's container for that pod). */
-function pidServing(cluster: Cluster, podIp: string): number | undefined {
-  for (const pid of cluster.agent?.pids ?? []) {
-    try {
-      const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-      if (env.includes(`MAILCLUSTER_BIND_ADDRESS=${podIp}`)) return pid;
-    } catch { /* exited meanwhile */ }
-  }
-  return undefined;
-}
-
-describe('chaos: every acknowledged message survives real faults (ledger, local Kubernetes)', function () {
+(kubeletSuitesWanted() ? describe : describe.skip)('chaos: every acknowledged message survives real faults (ledger, local Kubernetes with a real kubelet; root)', function () {
   this.timeout(120_000);
-  let cluster: Cluster;
+  let cluster: LocalCluster;
+  let node: KubeletNode;
+  let exposed: { stop(): Promise<void> } | undefined;
   let c: Clients;
   let dns: DnsServer;
   let mx: CaptureServer;
@@ -104,8 +97,10 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
         const pods = await livePods();
         if (pods.length === 0) return 'no pod with an address';
         const pod = pick(pods);
-        const pid = pidServing(cluster, pod.status!.podIP!);
-        if (!pid) return `${pod.metadata!.name}: no process found`;
+        const id = pod.status?.containerStatuses?.[0]?.containerID;
+        if (!id) return `${pod.metadata!.name}: no container yet`;
+        const pid = await node.containerPid(id).catch(() => undefined);
+        if (!pid) return `${pod.metadata!.name}: no running container`;
         process.kill(pid, 'SIGKILL');
         return `${pod.metadata!.name} pid ${pid}`;
       }
@@ -131,7 +126,7 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
         if (!l) return 'no leader right now';
         await l.stop('SIGKILL');
         operators.splice(operators.indexOf(l), 1);
-        operators.push(await startOperator(cluster.kubeconfigPath, election()));
+        operators.push(await startOperator(cluster.kubeconfigPath, election(), inNode(node)));
         return `pid ${l.child.pid}; a new replica started`;
       }
       case 'restart-apiserver': {
@@ -152,6 +147,7 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
     this.timeout(600_000);
     console.log(`      chaos seed ${SEED} (MAILCLUSTER_CHAOS_SEED replays it), ${ROUNDS} rounds, at most ${SECONDS} s`);
     cluster = await sharedLocalCluster();
+    node = cluster.kubeletNode!;
     c = clients(cluster.kubeConfig);
     await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());
     await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mailclusters.mailcluster.io']);
@@ -159,12 +155,16 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
     const mxAddress = addressIn(CHAOS_RANGE, 10);
     mx = await startCaptureServer({ address: mxAddress, port: await freePort(mxAddress) });
     await mx.stop(); // the customer is offline until the end
+    const mxInside = await node.exposeHost(mxAddress, mx.port, peerAddress(3, 10));
+    exposed = mxInside;
+    node.addPeerAddress(peerAddress(3, 2));
     dns = await startDns({
-      address: addressIn(CHAOS_RANGE, 2),
+      address: peerAddress(3, 2),
+      inside: inNode(node),
       mx: [{ domain: 'customer.example', host: 'mx.customer.example', preference: 10 }],
-      a: [{ name: 'mx.customer.example', ip: mxAddress }],
+      a: [{ name: 'mx.customer.example', ip: mxInside.address }],
     });
-    operators.push(await startOperator(cluster.kubeconfigPath, election()), await startOperator(cluster.kubeconfigPath, election()));
+    operators.push(await startOperator(cluster.kubeconfigPath, election(), inNode(node)), await startOperator(cluster.kubeconfigPath, election(), inNode(node)));
   });
 
   after(async function () {
@@ -175,6 +175,7 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
       await kubectl(['delete', 'namespace', NS, '--wait=false']).catch(() => undefined);
     }
     await dns?.stop();
+    await exposed?.stop();
     await mx?.stop();
   });
 
@@ -221,7 +222,7 @@ describe('chaos: every acknowledged message survives real faults (ledger, local 
     assert.ok(ledger.acknowledged.size > 50, 'enough mail was acknowledged for the run to mean something');
 
     // Faults stop: the cluster converges (surplus claims drained and gone, no operator help from the test).
-    if (!(await leader())) operators.push(await startOperator(cluster.kubeconfigPath, election()));
+    if (!(await leader())) operators.push(await startOperator(cluster.kubeconfigPath, election(), inNode(node)));
     await waitConverged(300_000);
 
     // The customer comes back and says ETRN once (again only if a node was still starting).

@@ -105,7 +105,7 @@ describe('control plane (etcd, kube-apiserver, kube-controller-manager)', functi
       namespace: 'cp-apps',
       body: {
         metadata: { name: 'web' },
-        spec: { replicas: 2, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'web', image: 'mailcluster/echo:0.1.0' }] } } },
+        spec: { replicas: 2, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'web', image: 'mailcluster/node:0.1.0' }] } } },
       },
     });
     // No scheduler and no node here: the pods exist (Pending), which is the controllers' part.

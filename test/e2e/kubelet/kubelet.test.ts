@@ -32,7 +32,7 @@ import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
 import { kubectlPlugin } from '../../support/kubectl-plugin.ts';
-import { stopSharedKubeletCluster } from '../../support/kubelet-cluster.ts';
+import { stopSharedLocalCluster } from '../../support/local-cluster.ts';
 import { Timeline } from './timeline.ts';
 import { percentile } from '../../bench/stats.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
@@ -106,7 +106,7 @@ const full = mode !== 'quick';
 
   before(async function () {
     // this suite checks that its own node leaves nothing behind: the machine's one kubelet node is its own
-    await stopSharedKubeletCluster();
+    await stopSharedLocalCluster();
     ensureDebianPackages((line) => console.error(line), [...imageTools, ...kubeletNodeTools]);
     const [images, h] = await Promise.all([ensureImages(), ensureHelm()]);
     helm = h;

@@ -1,7 +1,9 @@
 // What the operator's end-to-end tests share: the operator as a real child process
-// (`mailcluster operator`), the CRD installed from crds/, API clients, and small waits.
-// Every address is in 127.0.0.0/8: the shared test cluster's pods are 127.40/16 and its
-// load balancers 127.41/16; this suite's own servers (DNS, capture) use 127.44/16.
+// (`mailcluster operator`, inside the kubelet node's network namespace like an in-cluster
+// operator), the CRD installed from crds/, API clients, the pods' admin endpoints through the
+// node's gateway, and small waits. On the host every address is in 127.0.0.0/8: the shared
+// test cluster's load balancers are 127.51/16 and the suites' own servers 127.44/16; the pods
+// (10.244.1.x) and the peers put inside (10.244.0.x) exist only in the node's namespace.
 import { createWriteStream, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -10,6 +12,7 @@ import { addressIn, freePort } from '../../support/addresses.ts';
 import { spawnTracked, stopChild, tailOf, waitUntil } from '../../support/processes.ts';
 import type { ChildProcess } from 'node:child_process';
 import type { LocalCluster } from '../../../local/src/index.ts';
+import type { KubeletNode } from '../../../local/src/node/node.ts';
 import { sharedLocalCluster } from '../../support/local-cluster.ts';
 import { httpInside, type Dial } from '../../support/inside.ts';
 
@@ -35,6 +38,8 @@ export function clients(kc: KubeConfig): Clients {
 export interface OperatorProcess {
   child: ChildProcess;
   metricsUrl: string;
+  /** Its /metrics text. */
+  scrape(): Promise<string>;
   logs(): string;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   /** Sum of a metric over all its label sets. */
@@ -43,14 +48,20 @@ export interface OperatorProcess {
 }
 
 /**
- * Where the operator process runs: on the host (agent clusters: pods on 127.x), or inside the
- * kubelet node's network namespace (`nsenter --net`, exec'd, so the PID is the operator's),
- * where it reaches the pods as an in-cluster operator does and the API server through the
- * node's gateway on the same 127.0.0.1 URL; its metrics are then read through the gateway.
+ * Where the operator process runs: on the host by default (then it reaches no pod: enough
+ * for suites without pods), or inside the kubelet node's network namespace (`nsenter --net`,
+ * exec'd, so the PID is the operator's), where it reaches the pods as an in-cluster operator
+ * does and the API server through the node's gateway on the same 127.0.0.1 URL; its metrics
+ * are then read through the gateway.
  */
 export interface OperatorPlace {
   command(cmd: string, args: string[]): [string, string[]];
   dial: Dial;
+}
+
+/** The kubelet node's namespace as the place to run an operator. */
+export function inNode(node: KubeletNode): OperatorPlace {
+  return { command: (cmd, args) => node.netnsCommand(cmd, args), dial: node.dial };
 }
 
 export async function startOperator(kubeconfigPath: string, args: string[], inside?: OperatorPlace): Promise<OperatorProcess> {
@@ -79,6 +90,7 @@ export async function startOperator(kubeconfigPath: string, args: string[], insi
   const handle: OperatorProcess = {
     child,
     metricsUrl,
+    scrape,
     logs: () => out() + err(),
     async metric(name, labels = {}) {
       const text = await scrape();
@@ -117,13 +129,13 @@ export function conditionOf(mc: any, type: string): { status: string; reason: st
   return (mc?.status?.conditions ?? []).find((c: any) => c.type === type);
 }
 
-/** Fetches a pod's admin endpoint (the node's /metrics, /queue). */
-export async function nodeAdmin(ip: string, path: string): Promise<Response> {
-  return fetch(`http://${ip}:8025${path}`, { signal: AbortSignal.timeout(3000) });
+/** A GET of a pod's admin endpoint (the node's /metrics, /queue), through the node's gateway (pods are inside its namespace). */
+export async function nodeAdmin(dial: Dial, ip: string, path: string): Promise<{ status: number; body: string }> {
+  return httpInside(dial, ip, 8025, path, { timeoutMs: 3000 });
 }
 
-export async function nodeMetric(ip: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await nodeAdmin(ip, '/metrics')).text();
+export async function nodeMetric(dial: Dial, ip: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = (await nodeAdmin(dial, ip, '/metrics')).body;
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let total = 0;
   for (const line of text.split('\n')) {

@@ -1,19 +1,19 @@
 // Issue 13 on the real control plane: one operator, many MailClusters, no reconcile storms.
-// 50 MailClusters of one real mail node each (the process agent runs them; one node per cluster
-// keeps 50 nodes within a shared 2-core machine) reach Ready; then a quiet minute makes no API
+// 50 MailClusters of one real mail node each (pods of the node image on the real kubelet; one
+// node per cluster keeps 50 nodes within a shared 2-core machine) reach Ready; then a quiet minute makes no API
 // writes at all — counted by the operator's own mailcluster_operator_api_requests_total and,
 // independently, by the API server's apiserver_request_total for what only the operator writes;
 // then a change to one cluster reconciles that cluster only (reconciles per cluster from the
 // operator's debug log, one line per reconcile). MAILCLUSTER_SCALE_CLUSTERS and
-// MAILCLUSTER_QUIET_MS shorten it. Pods 127.40/16, load balancers 127.41/16 (the shared test
-// cluster's ranges); this suite binds nothing of its own.
+// MAILCLUSTER_QUIET_MS shorten it. The shared test cluster's load balancers are 127.51/16;
+// this suite binds nothing of its own. Needs root.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { sharedLocalCluster } from '../../support/local-cluster.ts';
+import { kubeletSuitesWanted } from '../../support/local-cluster.ts';
+import type { LocalCluster } from '../../../local/src/index.ts';
 import { sleep } from '../../support/processes.ts';
-import { conditionOf, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess, sharedClusterWithCrd } from './harness.ts';
+import { conditionOf, inNode, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess, sharedClusterWithCrd } from './harness.ts';
 
-type Cluster = Awaited<ReturnType<typeof sharedLocalCluster>>;
 
 const NS = `op-scale-${randomBytes(3).toString('hex')}`;
 const CLUSTERS = Number(process.env.MAILCLUSTER_SCALE_CLUSTERS ?? 50);
@@ -34,9 +34,9 @@ function sumSamples(text: string, metric: string, keep: (labels: Record<string, 
   return total;
 }
 
-describe(`operator at scale: ${CLUSTERS} MailClusters, one operator (local Kubernetes, real mail nodes)`, function () {
+(kubeletSuitesWanted() ? describe : describe.skip)(`operator at scale: ${CLUSTERS} MailClusters, one operator (local Kubernetes with a real kubelet, real mail nodes; root)`, function () {
   this.timeout(120_000);
-  let cluster: Cluster;
+  let cluster: LocalCluster;
   let c: Clients;
   let operator: OperatorProcess;
 
@@ -47,10 +47,10 @@ describe(`operator at scale: ${CLUSTERS} MailClusters, one operator (local Kuber
     && mc.status?.observedGeneration === mc.metadata.generation && mc.status?.readyReplicas === mc.spec.replicas;
   /** The operator's write requests to the API server, from its own counter. */
   const operatorWrites = async (): Promise<number> =>
-    sumSamples(await (await fetch(`${operator.metricsUrl}/metrics`)).text(), 'mailcluster_operator_api_requests_total', (l) => WRITE_VERBS.has(l.verb));
+    sumSamples(await operator.scrape(), 'mailcluster_operator_api_requests_total', (l) => WRITE_VERBS.has(l.verb));
   /**
    * The API server's own count of writes to what only the operator writes in a quiet cluster:
-   * MailClusters (status included) and the main resource (no subresource: the node agent writes
+   * MailClusters (status included) and the main resource (no subresource: the kubelet writes
    * pods/status, the disruption controller poddisruptionbudgets/status) of each child kind.
    * apiserver_request_total has no client label, so this counts every client; none other writes these.
    */
@@ -84,7 +84,7 @@ describe(`operator at scale: ${CLUSTERS} MailClusters, one operator (local Kuber
     // --secret-resync 60m: the operator writes each Secret again once per resync period (it cannot
     // read them back, README "Secret writes without reads"); the default 10 minutes could fall
     // into this suite's quiet minute. That periodic write is a known, separate steady cost.
-    operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS, '--log-level', 'debug', '--secret-resync', '60m']);
+    operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS, '--log-level', 'debug', '--secret-resync', '60m'], inNode(cluster.kubeletNode!));
   });
 
   after(async function () {

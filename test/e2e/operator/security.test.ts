@@ -21,7 +21,7 @@ import yaml from 'js-yaml';
 import { ensureHelm, helmOk } from '../../../local/src/tools/helm.ts';
 import type { LocalCluster } from '../../../local/src/index.ts';
 import type { KubeletNode } from '../../../local/src/node/node.ts';
-import { kubeletSuitesWanted, sharedKubeletCluster } from '../../support/kubelet-cluster.ts';
+import { kubeletSuitesWanted, sharedLocalCluster } from '../../support/local-cluster.ts';
 import { httpInside } from '../../support/inside.ts';
 import { makeTempDir } from '../../support/processes.ts';
 import { clients, crdYaml, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess } from './harness.ts';
@@ -72,7 +72,8 @@ const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').to
 
   before(async function () {
     this.timeout(20 * 60_000); // the first run may build helm
-    ({ cluster, node } = await sharedKubeletCluster());
+    cluster = await sharedLocalCluster();
+    node = cluster.kubeletNode!;
     c = clients(cluster.kubeConfig);
     const helm = await ensureHelm();
     await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], crdYaml());

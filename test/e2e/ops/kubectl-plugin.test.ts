@@ -8,7 +8,7 @@
 // Own servers: the next hop on 127.48.140.10 (exposed inside at 10.244.0.26), DNS inside at 10.244.0.18.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { kubeletSuitesWanted, peerAddress, sharedKubeletCluster } from '../../support/kubelet-cluster.ts';
+import { kubeletSuitesWanted, peerAddress, sharedLocalCluster } from '../../support/local-cluster.ts';
 import type { LocalCluster } from '../../../local/src/index.ts';
 import type { KubeletNode } from '../../../local/src/node/node.ts';
 import { kubectlPlugin } from '../../support/kubectl-plugin.ts';
@@ -41,7 +41,8 @@ const own = (i: number) => addressIn('127.48.140.0/24', i);
 
   before(async function () {
     this.timeout(900_000);
-    ({ cluster, node } = await sharedKubeletCluster());
+    cluster = await sharedLocalCluster();
+    node = cluster.kubeletNode!;
     c = clients(cluster.kubeConfig);
     binDir = makeTempDir('kubectl-plugin-bin');
     plugin = kubectlPlugin({ binDir, kubectlPath: cluster.kubectlPath, kubeconfigPath: cluster.kubeconfigPath });

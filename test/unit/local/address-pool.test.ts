@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { AddressPool, cidrContains, parseCidr } from '../../../local/src/agent/address-range.ts';
+import { AddressPool, cidrContains, parseCidr } from '../../../local/src/loadbalancer/address-pool.ts';
 
 describe('local address ranges', () => {
   it('parses a /16 inside 127.0.0.0/8 and rejects others with a clear error', () => {

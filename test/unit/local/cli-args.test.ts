@@ -1,20 +1,17 @@
-// `mailcluster local up --node agent|kubelet`: the switch between the process agent and the real node.
+// `mailcluster local` arguments: one node implementation (the real kubelet), so no --node;
+// the removed process agent's --pod-range is refused with a clear error.
 import assert from 'node:assert/strict';
-import { defaultNodeKind, parseLocalArgs } from '../../../local/src/cli.ts';
+import { parseLocalArgs } from '../../../local/src/cli.ts';
 
-describe('local CLI: --node', () => {
-  it('takes either kind in both spellings; without the flag `up` decides', () => {
-    assert.equal(parseLocalArgs(['up']).node, undefined);
-    assert.equal(parseLocalArgs(['up', '--node', 'kubelet']).node, 'kubelet');
-    assert.equal(parseLocalArgs(['up', '--node=kubelet']).node, 'kubelet');
-    assert.equal(parseLocalArgs(['up', '--node', 'agent']).node, 'agent');
+describe('local CLI: arguments', () => {
+  it('takes the state dir, the load balancer range and etcd\'s fsync switch in both spellings', () => {
+    const f = parseLocalArgs(['up', '--dir', '/tmp/x', '--lb-range=127.60.0.0/16', '--etcd-no-fsync']);
+    assert.deepEqual([f.command, f.dir, f.lbRange, f.etcdNoFsync], ['up', '/tmp/x', '127.60.0.0/16', true]);
+    assert.equal(parseLocalArgs(['status']).lbRange, '127.31.0.0/16');
   });
-  it('runs the real kubelet by default as root, the process agent otherwise', () => {
-    assert.equal(defaultNodeKind(true), 'kubelet');
-    assert.equal(defaultNodeKind(false), 'agent');
-  });
-  it('refuses anything else with a clear error', () => {
-    assert.throws(() => parseLocalArgs(['up', '--node', 'docker']), /--node is agent or kubelet, not "docker"/);
-    assert.throws(() => parseLocalArgs(['up', '--node']), /--node needs a value/);
+  it('refuses what is gone with the process agent, and a flag without its value', () => {
+    assert.throws(() => parseLocalArgs(['up', '--node', 'agent']), /unknown argument "--node"/);
+    assert.throws(() => parseLocalArgs(['up', '--pod-range', '127.30.0.0/16']), /unknown argument "--pod-range"/);
+    assert.throws(() => parseLocalArgs(['up', '--dir']), /--dir needs a value/);
   });
 });
