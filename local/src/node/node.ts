@@ -6,6 +6,7 @@
 //   kubelet, kube-proxy, pods -> API server:  TCP listener in the namespace -> api.sock -> 127.0.0.1:<port>
 //   API server -> kubelet (logs, exec), pods: egress selector `cluster` -> connect.sock (HTTP CONNECT)
 //   host LoadBalancer (127.31.x) -> pods:     connect.sock (HTTP CONNECT)
+//   pods -> a test's server on the host:      a second gateway listening inside -> its own socket -> host:port (exposeHost)
 // stop() leaves the machine as it was: processes ended by pid, containers killed, mounts
 // under the node's directories unmounted, the namespace deleted, cgroups and the host paths
 // the kubelet and containerd insist on (/var/log/pods, ...) removed when they made them.
