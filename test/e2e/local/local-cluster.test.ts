@@ -95,8 +95,13 @@ function processesUsing(dir: string): number[] {
     const node = await core.readNode({ name: 'local-node' });
     assert.equal(node.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
     assert.match(upOutput, /pods run on a kubelet in network namespace mailcluster-[0-9a-f]{8}/);
-    const lease = await coordination.readNamespacedLease({ name: 'local-node', namespace: 'kube-node-lease' });
-    assert.equal(lease.spec?.holderIdentity, 'local-node');
+    // the kubelet's lease controller makes its Lease on a loop of its own, after registering the node
+    let holder: string | undefined;
+    await waitUntil('the node\'s Lease in kube-node-lease', async () => {
+      holder = (await coordination.readNamespacedLease({ name: 'local-node', namespace: 'kube-node-lease' }).catch(() => undefined))?.spec?.holderIdentity;
+      return holder !== undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    assert.equal(holder, 'local-node');
   });
 
   it('runs examples/mailcluster.yaml Ready under the chart\'s operator, and its Addr[0] (printed) accepts mail', async () => {
