@@ -73,7 +73,7 @@ export async function stopSharedLocalCluster(): Promise<void> {
 /**
  * Addresses inside the node's namespace, below the pods' range, for a suite's own peers:
  * suite `block` (1-15) gets 10.244.0.<16 * block + i>, i in 0..15 (test/e2e/kubelet keeps
- * 10.244.0.2-4). Blocks: 1 ops, 2 operator, 3 chaos, 4 client-address, 5 helm, 6 scale.
+ * 10.244.0.2-4). Blocks in use: 1 ops, 2 operator, 3 chaos, 4 client-address.
  */
 export function peerAddress(block: number, i: number): string {
   if (!Number.isInteger(block) || block < 1 || block > 15 || !Number.isInteger(i) || i < 0 || i > 15) throw new Error(`no peer address ${block}/${i}`);
