@@ -3,6 +3,7 @@
 // it: no upstream, no /etc/hosts, no other interface.
 import { Resolver } from 'node:dns/promises';
 import { freePort } from './addresses.ts';
+import type { InNamespace } from './inside.ts';
 import { assertPortFree, deathReason, spawnTracked, stopChild, tailOf, waitUntil } from './processes.ts';
 
 export interface MxRecord { domain: string; host: string; preference: number }
@@ -22,10 +23,7 @@ export interface DnsOptions {
    * `port` defaults to 53, and readiness is a TCP connection through `dial` (dnsmasq opens its
    * TCP and UDP sockets together; UDP is not reachable from the host).
    */
-  inside?: {
-    command(cmd: string, args: string[]): [string, string[]];
-    dial(target: { address: string; port: number }): Promise<import('node:net').Socket>;
-  };
+  inside?: InNamespace;
 }
 
 export interface DnsServer {

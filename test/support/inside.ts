@@ -6,6 +6,17 @@ import type { Socket } from 'node:net';
 
 export type Dial = (target: { address: string; port: number }) => Promise<Socket>;
 
+/** A network namespace to run a program in (nsenter exec: the PID is the program's) and to dial into. */
+export interface InNamespace {
+  command(cmd: string, args: string[]): [string, string[]];
+  dial: Dial;
+}
+
+/** The kubelet node's namespace, where the pods are. */
+export function inNode(node: { netnsCommand(cmd: string, args: string[]): [string, string[]]; dial: Dial }): InNamespace {
+  return { command: (cmd, args) => node.netnsCommand(cmd, args), dial: node.dial };
+}
+
 export interface InsideResponse { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
 export async function httpInside(dial: Dial, address: string, port: number, path: string, options: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {}): Promise<InsideResponse> {

@@ -12,9 +12,8 @@ import { addressIn, freePort } from '../../support/addresses.ts';
 import { spawnTracked, stopChild, tailOf, waitUntil } from '../../support/processes.ts';
 import type { ChildProcess } from 'node:child_process';
 import type { LocalCluster } from '../../../local/src/index.ts';
-import type { KubeletNode } from '../../../local/src/node/node.ts';
 import { sharedLocalCluster } from '../../support/local-cluster.ts';
-import { httpInside, type Dial } from '../../support/inside.ts';
+import { httpInside, inNode, type Dial, type InNamespace } from '../../support/inside.ts';
 
 export const OPERATOR_TEST_RANGE = '127.44.0.0/16';
 export const suiteAddress = (i: number): string => addressIn(OPERATOR_TEST_RANGE, i);
@@ -49,22 +48,11 @@ export interface OperatorProcess {
 
 /**
  * Where the operator process runs: on the host by default (then it reaches no pod: enough
- * for suites without pods), or inside the kubelet node's network namespace (`nsenter --net`,
- * exec'd, so the PID is the operator's), where it reaches the pods as an in-cluster operator
- * does and the API server through the node's gateway on the same 127.0.0.1 URL; its metrics
- * are then read through the gateway.
+ * for suites without pods), or inside the kubelet node's network namespace (`inNode(node)`),
+ * where it reaches the pods as an in-cluster operator does and the API server through the
+ * node's gateway on the same 127.0.0.1 URL; its metrics are then read through the gateway.
  */
-export interface OperatorPlace {
-  command(cmd: string, args: string[]): [string, string[]];
-  dial: Dial;
-}
-
-/** The kubelet node's namespace as the place to run an operator. */
-export function inNode(node: KubeletNode): OperatorPlace {
-  return { command: (cmd, args) => node.netnsCommand(cmd, args), dial: node.dial };
-}
-
-export async function startOperator(kubeconfigPath: string, args: string[], inside?: OperatorPlace): Promise<OperatorProcess> {
+export async function startOperator(kubeconfigPath: string, args: string[], inside?: InNamespace): Promise<OperatorProcess> {
   const port = await freePort('127.0.0.1');
   const argv = ['bin/mailcluster.js', 'operator', '--kubeconfig', kubeconfigPath, '--metrics-address', `127.0.0.1:${port}`, ...args];
   const [cmd, cmdArgs] = inside ? inside.command('node_modules/.bin/node', argv) : ['node_modules/.bin/node', argv];
@@ -213,7 +201,7 @@ export function startTlsSubject(address: string, port: number, timeoutMs = 15_00
   });
 }
 
-export { waitUntil };
+export { inNode, waitUntil };
 
 /** Every operator suite's start: the shared test cluster, its clients, the CRD installed and established. */
 export async function sharedClusterWithCrd(): Promise<{ cluster: LocalCluster; c: Clients }> {

@@ -24,7 +24,7 @@ import type { KubeletNode } from '../../../local/src/node/node.ts';
 import { kubeletSuitesWanted, sharedLocalCluster } from '../../support/local-cluster.ts';
 import { httpInside } from '../../support/inside.ts';
 import { makeTempDir } from '../../support/processes.ts';
-import { clients, crdYaml, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess } from './harness.ts';
+import { clients, crdYaml, inNode, mailClusterObject, startOperator, waitUntil, type Clients, type OperatorProcess } from './harness.ts';
 
 const chartDir = fileURLToPath(new URL('../../../helm/mailcluster-operator', import.meta.url));
 const suffix = randomBytes(3).toString('hex');
@@ -67,7 +67,7 @@ const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').to
   async function startRestrictedOperator(...extra: string[]): Promise<OperatorProcess> {
     return startOperator(operatorKubeconfig, [
       '--operator-namespace', OP_NS, '--master-key-secret', MASTER_KEY_SECRET, '--operator-pod-selector', OPERATOR_LABELS, ...extra,
-    ], { command: (cmd, args) => node.netnsCommand(cmd, args), dial: node.dial });
+    ], inNode(node));
   }
 
   before(async function () {

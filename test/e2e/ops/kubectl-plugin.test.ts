@@ -17,7 +17,7 @@ import { startDns, type DnsServer } from '../../support/dnsmasq.ts';
 import { startCaptureServer, type CaptureServer } from '../../support/capture-server.ts';
 import { swaks } from '../../support/swaks.ts';
 import { makeTempDir, removeTempDir, waitUntil } from '../../support/processes.ts';
-import { clients, conditionOf, crdYaml, getMailCluster, mailClusterObject, startOperator, type Clients, type OperatorProcess } from '../operator/harness.ts';
+import { clients, conditionOf, crdYaml, getMailCluster, inNode, mailClusterObject, startOperator, type Clients, type OperatorProcess } from '../operator/harness.ts';
 
 const NS = `ops-e2e-${randomBytes(3).toString('hex')}`;
 const MC = 'relay';
@@ -54,7 +54,7 @@ const own = (i: number) => addressIn('127.48.140.0/24', i);
     const mx = await node.exposeHost(capture.address, capture.port, peerAddress(1, 10));
     exposed = mx;
     node.addPeerAddress(peerAddress(1, 2));
-    const inside = { command: (cmd: string, args: string[]) => node.netnsCommand(cmd, args), dial: node.dial };
+    const inside = inNode(node);
     dns = await startDns({ address: peerAddress(1, 2), inside, mx: [{ domain: 'customer.example', host: 'mx.customer.example', preference: 10 }], a: [{ name: 'mx.customer.example', ip: mx.address }] });
     operator = await startOperator(cluster.kubeconfigPath, ['--namespace', NS], inside);
     await kubectl(['apply', '-f', '-'], JSON.stringify(mailClusterObject(NS, MC, {
