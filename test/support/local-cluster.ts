@@ -16,9 +16,8 @@ import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster } from '../../local/src/index.ts';
 import { ensureImages } from '../../local/src/images/build.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../scripts/prerequisites.ts';
+import { ranges } from './addresses.ts';
 import { atTeardown } from './hooks.ts';
-
-export const TEST_CLUSTER_LB_RANGE = '127.51.0.0/16';
 
 /** Suites whose pods run need root: `npm test` as root runs them (MAILCLUSTER_KUBELET_E2E=0 skips them, as it skips test/e2e/kubelet). */
 export function kubeletSuitesWanted(): boolean {
@@ -41,7 +40,7 @@ export function sharedLocalCluster(): Promise<LocalCluster> {
       }
       const started = Date.now();
       const cluster = await startLocalCluster({
-        dir, node: withNode ? 'kubelet' : 'none', images, lbRange: TEST_CLUSTER_LB_RANGE,
+        dir, node: withNode ? 'kubelet' : 'none', images, lbRange: ranges.testClusterLoadBalancers,
         controlPlane: { etcdUnsafeNoFsync: true },
       });
       console.log(`      shared local cluster (${withNode ? 'a kubelet node' : 'no node'}) up in ${((Date.now() - started) / 1000).toFixed(1)} s`);

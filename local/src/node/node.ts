@@ -88,6 +88,11 @@ function run(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
+/** `cmd args` run in network namespace `netns` (nsenter execs it: the pid is the command's). */
+function nsenterNet(netns: string, cmd: string, args: string[]): [string, string[]] {
+  return ['nsenter', [`--net=/run/netns/${netns}`, '--', cmd, ...args]];
+}
+
 function runAsync(cmd: string, args: string[], timeoutMs = 300_000): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
@@ -129,7 +134,7 @@ export class KubeletNode {
 
   /** Runs a command inside the node's network namespace (tests start peers there). */
   netnsCommand(cmd: string, args: string[]): [string, string[]] {
-    return ['nsenter', [`--net=/run/netns/${this.network.netns}`, '--', cmd, ...args]];
+    return nsenterNet(this.network.netns, cmd, args);
   }
 
   /**
@@ -154,8 +159,7 @@ export class KubeletNode {
     const name = `expose-${inside}-${port}`;
     const socketPath = join(this.layout.runDir, `${name}.sock`);
     const bridge = await serveHostBridge(socketPath, host, port);
-    const gateway = this.#spawn(name, 'nsenter', [`--net=/run/netns/${this.network.netns}`, '--', process.execPath, gatewayProgram,
-      '--forward-socket', socketPath, '--forward-listen', `${inside}:${port}`]);
+    const gateway = this.#spawn(name, ...this.netnsCommand(process.execPath, [gatewayProgram, '--forward-socket', socketPath, '--forward-listen', `${inside}:${port}`]));
     const deadline = Date.now() + 15_000;
     for (;;) {
       const s = await this.dial({ address: inside, port }).catch(() => undefined);
@@ -203,7 +207,7 @@ export class KubeletNode {
       run('ip', ['-n', n.netns, 'link', 'set', 'out1', 'up']);
       run('ip', ['-n', ns, 'route', 'add', 'default', 'via', at(1)]);
     }
-    return { address: at(2), command: (cmd, args) => ['nsenter', [`--net=/run/netns/${ns}`, '--', cmd, ...args]] };
+    return { address: at(2), command: (cmd, args) => nsenterNet(ns, cmd, args) };
   }
 
   /** Gives an imported image a second name (a test rolls to a "new" image that needs no registry). */

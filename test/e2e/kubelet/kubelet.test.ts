@@ -32,7 +32,8 @@ import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
 import { kubectlPlugin } from '../../support/kubectl-plugin.ts';
-import { stopSharedLocalCluster } from '../../support/local-cluster.ts';
+import { kubeletSuitesWanted, stopSharedLocalCluster } from '../../support/local-cluster.ts';
+import { nodeMetric } from '../operator/harness.ts';
 import { Timeline } from './timeline.ts';
 import { percentile } from '../../bench/stats.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
@@ -54,7 +55,7 @@ interface Obj { metadata: { name: string; uid?: string; deletionTimestamp?: stri
 // containerd once, cached); MAILCLUSTER_KUBELET_E2E=0 skips it, =quick leaves out the
 // liveness step (a frozen node: about 45 s of probe failures and the probe's grace period).
 const mode = process.env.MAILCLUSTER_KUBELET_E2E ?? 'default';
-const wanted = mode !== '0' && process.getuid?.() === 0;
+const wanted = kubeletSuitesWanted();
 const full = mode !== 'quick';
 
 (wanted ? describe : describe.skip)('local mode with a real kubelet (containerd + runc in a network namespace; root; MAILCLUSTER_KUBELET_E2E=0 skips, =quick leaves out the liveness step)', function () {
@@ -85,24 +86,8 @@ const full = mode !== 'quick';
   const mailCluster = () => getJson(['get', 'mailcluster', MC, '-n', NS]);
   const condition = (o: Obj, type: string) => (o.status?.conditions as Array<{ type: string; status: string; message?: string }> | undefined)?.find((c) => c.type === type);
 
-  /** One HTTP GET to an address inside the namespace, through the node's gateway. */
-  const getInside = async (ip: string, port: number, path: string): Promise<{ status: number; body: string }> => {
-    const socket = await node.dial({ address: ip, port });
-    return new Promise((resolve, reject) => {
-      let data = '';
-      socket.setEncoding('utf8');
-      socket.on('data', (c: string) => { data += c; });
-      socket.on('error', reject);
-      socket.on('end', () => {
-        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(data)?.[1] ?? 0);
-        resolve({ status, body: data.slice(data.indexOf('\r\n\r\n') + 4) });
-      });
-      socket.setTimeout(10_000, () => socket.destroy(new Error(`GET http://${ip}:${port}${path} timed out`)));
-      socket.resume();
-      socket.write(`GET ${path} HTTP/1.0\r\nHost: ${ip}\r\n\r\n`);
-    });
-  };
-  const metric = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+  /** The messages a node's spool holds (its /metrics, through the node's gateway). */
+  const queuedOn = (ip: string): Promise<number> => nodeMetric(node.dial, ip, 'mailcluster_queue_messages', {}, 10_000);
 
   before(async function () {
     // this suite checks that its own node leaves nothing behind: the machine's one kubelet node is its own
@@ -387,7 +372,7 @@ const full = mode !== 'quick';
       assert.equal(r.lastCode, 250, r.transcript);
       await waitUntil('the message queued', async () => {
         const pods = await nodePods();
-        const counts = await Promise.all(pods.map(async (p) => metric((await getInside(p.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages')));
+        const counts = await Promise.all(pods.map(async (p) => await queuedOn(p.status.podIP)));
         queued = counts[pods.findIndex((p) => p.metadata.name === `${MC}-1`)];
         return counts.reduce((a, b) => a + b, 0) > i;
       }, { timeoutMs: 30_000, intervalMs: 500 });
@@ -402,7 +387,7 @@ const full = mode !== 'quick';
       return (after?.status?.containerStatuses?.[0]?.restartCount ?? 0) > restartsBefore && condition(after!, 'Ready')?.status === 'True';
     }, { timeoutMs: 120_000, intervalMs: 500 });
     assert.equal(after!.metadata.uid, pod.metadata.uid, 'the same pod (restarted in place, not replaced)');
-    const queuedAfter = metric((await getInside(after!.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages');
+    const queuedAfter = await queuedOn(after!.status.podIP);
     assert.equal(queuedAfter, queued, 'the restarted node found its queue in the spool');
     console.log(`      kill -9: Ready again after ${((Date.now() - killedAt) / 1000).toFixed(1)} s with its ${queuedAfter} queued message(s)`);
   });
@@ -416,7 +401,7 @@ const full = mode !== 'quick';
     const run = kubectlPlugin({ binDir, kubectlPath: cluster!.kubectlPath, kubeconfigPath: cluster!.kubeconfigPath });
     const plugin = (...args: string[]) => run('-n', NS, ...args);
     const pods = await nodePods();
-    const queued = new Map(await Promise.all(pods.map(async (p) => [p.metadata.name, metric((await getInside(p.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages')] as const)));
+    const queued = new Map(await Promise.all(pods.map(async (p) => [p.metadata.name, await queuedOn(p.status.podIP)] as const)));
     const total = [...queued.values()].reduce((a, b) => a + b, 0);
     assert.ok(total > 0, 'the nodes hold mail for hold.test');
     const status = await plugin('status', '-o', 'json');
@@ -442,7 +427,7 @@ const full = mode !== 'quick';
     }
     let queued = 0;
     await waitUntil(`${MC}-0 to hold mail`, async () => {
-      queued = metric((await getInside(ip, 8025, '/metrics')).body, 'mailcluster_queue_messages');
+      queued = await queuedOn(ip);
       return queued > 0;
     }, { timeoutMs: 30_000, intervalMs: 500 });
     const restartsBefore = pod.status.containerStatuses[0].restartCount as number;
@@ -469,7 +454,7 @@ const full = mode !== 'quick';
     assert.ok(downMs < 75_000, `killed on the probe's grace period, not the pod's (${downMs} ms)`);
     const after = (await nodePods()).find((x) => x.metadata.name === `${MC}-0`)!;
     assert.equal(after.metadata.uid, pod.metadata.uid, 'the same pod (restarted in place, not replaced)');
-    const queuedAfter = metric((await getInside(after.status.podIP, 8025, '/metrics')).body, 'mailcluster_queue_messages');
+    const queuedAfter = await queuedOn(after.status.podIP);
     assert.equal(queuedAfter, queued, 'the restarted node found its queue in the spool');
     console.log(`      liveness restart kept ${queuedAfter} queued message(s)`);
   });

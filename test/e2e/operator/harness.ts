@@ -118,12 +118,12 @@ export function conditionOf(mc: any, type: string): { status: string; reason: st
 }
 
 /** A GET of a pod's admin endpoint (the node's /metrics, /queue), through the node's gateway (pods are inside its namespace). */
-export async function nodeAdmin(dial: Dial, ip: string, path: string): Promise<{ status: number; body: string }> {
-  return httpInside(dial, ip, 8025, path, { timeoutMs: 3000 });
+export async function nodeAdmin(dial: Dial, ip: string, path: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+  return httpInside(dial, ip, 8025, path, { timeoutMs });
 }
 
-export async function nodeMetric(dial: Dial, ip: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = (await nodeAdmin(dial, ip, '/metrics')).body;
+export async function nodeMetric(dial: Dial, ip: string, name: string, labels: Record<string, string> = {}, timeoutMs = 3000): Promise<number> {
+  const text = (await nodeAdmin(dial, ip, '/metrics', timeoutMs)).body;
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let total = 0;
   for (const line of text.split('\n')) {
