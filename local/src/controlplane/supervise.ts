@@ -1,7 +1,8 @@
 // Runs one control-plane program as a child process that cannot outlive us: it gets its own
 // process group (stop() signals the whole group), a parent-death signal (setpriv
 // --pdeathsig, so a crashed or SIGKILLed parent still takes it down), and an exit hook
-// that kills it when this process exits without calling stop().
+// that kills it when this process exits without calling stop(). superviseComponent also
+// starts it again when it exits on its own (the node's daemons).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 
@@ -110,6 +111,81 @@ export function startComponent(opts: StartComponentOptions): Component {
       const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
+    },
+  };
+}
+
+export interface RestartPolicy {
+  /** Delay before the first restart (default 1 s); it doubles after each up to maxDelayMs. */
+  initialDelayMs?: number;
+  /** Longest delay between restarts (default 30 s). */
+  maxDelayMs?: number;
+  /** A run at least this long starts the delays over (default 60 s). */
+  resetAfterMs?: number;
+  /** Asked before each restart; false leaves the program stopped (its owner is shutting down). */
+  shouldRestart?: () => boolean;
+  /** Told of each exit that is followed by a restart. */
+  onRestart?: (exit: ComponentExit, restart: number, delayMs: number) => void;
+}
+
+export interface SupervisedComponent extends Component {
+  /** How often the program was started again after it exited on its own. */
+  readonly restarts: number;
+}
+
+/**
+ * A program that is started again whenever it exits on its own, after a growing delay, as
+ * systemd's Restart=always does for a node's daemons. pid, running() and stop() are the
+ * current run's; `exited` settles only once stop() has ended it.
+ */
+export function superviseComponent(opts: StartComponentOptions, policy: RestartPolicy = {}): SupervisedComponent {
+  const initialDelay = policy.initialDelayMs ?? 1000;
+  const maxDelay = policy.maxDelayMs ?? 30_000;
+  const resetAfter = policy.resetAfterMs ?? 60_000;
+  let current = startComponent(opts);
+  let startedAt = Date.now();
+  let delay = initialDelay;
+  let restarts = 0;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let settle!: (exit: ComponentExit) => void;
+  const exited = new Promise<ComponentExit>((resolve) => { settle = resolve; });
+  const watch = (run: Component) => {
+    void run.exited.then((exit) => {
+      if (stopped || run !== current) return;
+      if (policy.shouldRestart && !policy.shouldRestart()) {
+        stopped = true;
+        settle(exit);
+        return;
+      }
+      if (Date.now() - startedAt >= resetAfter) delay = initialDelay;
+      policy.onRestart?.(exit, restarts + 1, delay);
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (stopped) return;
+        restarts++;
+        current = startComponent(opts);
+        startedAt = Date.now();
+        watch(current);
+      }, delay);
+      timer.unref();
+      delay = Math.min(delay * 2, maxDelay);
+    });
+  };
+  watch(current);
+  return {
+    name: opts.name,
+    logFile: opts.logFile,
+    get pid() { return current.pid; },
+    get restarts() { return restarts; },
+    exited,
+    running: () => current.running(),
+    async stop(graceMs?: number) {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await current.stop(graceMs);
+      settle(await current.exited);
     },
   };
 }
