@@ -21,7 +21,7 @@ import type { ControlPlane } from '../controlplane/index.ts';
 import { firstServiceIP } from '../controlplane/flags.ts';
 import { ensurePki, issueCertificate, issueClientCertificate } from '../controlplane/pki.ts';
 import { freePort } from '../controlplane/health.ts';
-import { startComponent, type Component } from '../controlplane/supervise.ts';
+import { superviseComponent, type SupervisedComponent } from '../controlplane/supervise.ts';
 import { ensureNodeBinaries, type NodeBinaries } from './build.ts';
 import {
   DEFAULT_NETWORK, apiServerExtraArgs, bridgeMac, containerdConfig, egressSelectorConfig, cniConfList, kubeProxyConfig, kubeSchedulerArgs, kubeletArgs, kubeletConfig,
@@ -108,7 +108,7 @@ export class KubeletNode {
   readonly network: NodeNetwork;
   readonly #o: KubeletNodeOptions;
   readonly #log: Logger;
-  readonly #components: Component[] = [];
+  readonly #components: SupervisedComponent[] = [];
   #binaries!: NodeBinaries;
   #apiBridge: Server | undefined;
   #provisioner: LocalVolumeProvisioner | undefined;
@@ -220,9 +220,13 @@ export class KubeletNode {
   async containerPid(containerID: string): Promise<number> {
     const id = containerID.replace(/^containerd:\/\//, '');
     const out = await this.#ctr(['-n', 'k8s.io', 'tasks', 'ls']);
-    const line = out.split('\n').find((l) => l.startsWith(id));
-    if (!line) throw new Error(`no running task ${id} in containerd`);
-    return Number(line.trim().split(/\s+/)[1]);
+    const [, pid, status] = out.split('\n').find((l) => l.startsWith(id))?.trim().split(/\s+/) ?? [];
+    if (status !== 'RUNNING') throw new Error(`no running task ${id} in containerd${status ? ` (${status})` : ''}`);
+    // A stopped task's pid may belong to another process by now (pid_max is 32768 here): the
+    // pid is the container's only while its cgroup path names the container.
+    const cgroups = (() => { try { return readFileSync(`/proc/${pid}/cgroup`, 'utf8'); } catch { return ''; } })();
+    if (!cgroups.includes(id)) throw new Error(`pid ${pid} is not in container ${id}'s cgroup`);
+    return Number(pid);
   }
 
   #progress(line: string): void {
@@ -331,13 +335,19 @@ export class KubeletNode {
     }
   }
 
-  #spawn(name: string, command: string, args: string[], env?: NodeJS.ProcessEnv): Component {
-    const c = startComponent({ name, command, args, logFile: join(this.layout.logs, `${name}.log`), env: { ...process.env, ...env } });
-    this.#components.push(c);
-    void c.exited.then((exit) => {
-      if (!this.#stopping && this.#components.includes(c)) this.#log.error({ exit, log: c.logFile }, `${name} exited unexpectedly`);
+  /** Starts one of the node's programs; one that dies on its own is started again (as systemd does on a node). */
+  #spawn(name: string, command: string, args: string[], env?: NodeJS.ProcessEnv): SupervisedComponent {
+    const c: SupervisedComponent = superviseComponent({ name, command, args, logFile: join(this.layout.logs, `${name}.log`), env: { ...process.env, ...env } }, {
+      shouldRestart: () => !this.#stopping && this.#components.includes(c),
+      onRestart: (exit, restart, delayMs) => this.#log.error({ exit, log: c.logFile, restart, delayMs }, `${name} exited unexpectedly; starting it again`),
     });
+    this.#components.push(c);
     return c;
+  }
+
+  /** The node's own programs (node-gateway, containerd, kubelet, kube-proxy, kube-scheduler, exposures): pid now, and how often each was started again after dying. */
+  programs(): Array<{ name: string; pid: number; running: boolean; restarts: number }> {
+    return this.#components.map((c) => ({ name: c.name, pid: c.pid, running: c.running(), restarts: c.restarts }));
   }
 
   #ctr(args: string[], timeoutMs = 30_000): Promise<string> {

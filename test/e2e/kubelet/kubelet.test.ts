@@ -392,6 +392,39 @@ const full = mode !== 'quick';
     console.log(`      kill -9: Ready again after ${((Date.now() - killedAt) / 1000).toFixed(1)} s with its ${queuedAfter} queued message(s)`);
   });
 
+  it('the node\'s own programs killed with -9 (containerd, kubelet, kube-proxy, its gateway) are started again: the node stays Ready, the mail nodes keep running and relaying, a deleted pod is replaced', async () => {
+    const program = (name: string) => node.programs().find((p) => p.name === name)!;
+    const before = await nodePods();
+    const killedAt = Date.now();
+    for (const name of ['containerd', 'kubelet', 'kube-proxy', 'node-gateway']) {
+      const { pid, restarts } = program(name);
+      process.kill(pid, 'SIGKILL');
+      await waitUntil(`${name} started again`, async () => program(name).restarts === restarts + 1 && program(name).running && program(name).pid !== pid, { timeoutMs: 30_000, intervalMs: 100 });
+    }
+    // the kubelet's node Lease renewed after the kills, and the node Ready
+    await waitUntil('the node Lease renewed by the new kubelet and the node Ready', async () => {
+      const lease = await getJson<{ spec: { renewTime: string } }>(['get', 'lease', node.nodeName, '-n', 'kube-node-lease']);
+      const n = await getJson(['get', 'node', node.nodeName]);
+      return Date.parse(lease.spec.renewTime) > killedAt && condition(n, 'Ready')?.status === 'True';
+    }, { timeoutMs: 90_000, intervalMs: 500 });
+    const after = await nodePods();
+    assert.deepEqual(after.map((p) => [p.metadata.name, p.metadata.uid, p.status.containerStatuses[0].restartCount]).sort(),
+      before.map((p) => [p.metadata.name, p.metadata.uid, p.status.containerStatuses[0].restartCount]).sort(), 'the mail nodes ran on, not restarted');
+    // Addr[0] (through the new gateway) still relays to smtp-sink
+    const sunk = sinkMessages;
+    const r = await swaks({ server: `${address}:25`, from: 'someone@client.test', to: 'after-kill@relay.test', body: 'after the node\'s programs died\r\n' });
+    assert.equal(r.lastCode, 250, r.transcript);
+    await waitUntil('the message at smtp-sink', async () => sinkMessages > sunk, { timeoutMs: 30_000, intervalMs: 250 });
+    // the new kubelet and containerd still end a pod and start its replacement
+    const victim = after.find((p) => p.metadata.name === `${MC}-0`)!;
+    await kubectl(['delete', 'pod', victim.metadata.name, '-n', NS, '--wait=true', '--timeout=120s'], undefined, 130_000);
+    await waitUntil(`${MC}-0 replaced and Ready`, async () => {
+      const p = (await nodePods()).find((x) => x.metadata.name === `${MC}-0`);
+      return Boolean(p && p.metadata.uid !== victim.metadata.uid && condition(p, 'Ready')?.status === 'True');
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    console.log(`      containerd, kubelet, kube-proxy and the gateway killed with -9: all back, a pod replaced, ${((Date.now() - killedAt) / 1000).toFixed(1)} s in all`);
+  });
+
   it('kubectl mailcluster reaches every node through the API server\'s pod proxy: status, and queue list with the admin token', async () => {
     // The path a real cluster gives: the pod IPs are not the host's, so `--via auto` goes
     // through <server>/api/v1/namespaces/NS/pods/NAME:8025/proxy (the API server's egress to
