@@ -255,7 +255,18 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
       if (stopping) throw new Error('the control plane is stopping');
       log('restarting kube-apiserver');
       await stopComponent(components.apiServer, API_SERVER_STOP_GRACE_MS);
-      await startApiServer();
+      // Its port is in the ephemeral range: while it was down, an outgoing connection may have
+      // taken it as its local port. The kubeconfigs name the port, so wait for it, not another.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await startApiServer();
+          return;
+        } catch (err) {
+          if (attempt >= 10 || !/address already in use/i.test((err as Error).message)) throw err;
+          log(`kube-apiserver's port ${ports.apiServer} is taken; trying again in 2 s`);
+          await new Promise((r) => setTimeout(r, 2000));
+        }
+      }
     },
     stop() {
       stopping ??= stopAll();

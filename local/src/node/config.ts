@@ -215,8 +215,10 @@ export function kubeletConfig(n: NodeNetwork, l: NodeLayout, f: KubeletFiles): s
     syncFrequency: '10s',
     resolvConf: l.resolvConf,
     clusterDomain: 'cluster.local',
-    // a busy shared disk must not evict mail nodes or collect the imported images
-    evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+    // A busy shared disk must not evict mail nodes or collect the imported images. Absolute
+    // floors, not percentages: this machine's disk reports 252 GB and a free space shared with
+    // others that has been seen as low as 287 MB, so even 1 % (2.5 GB) could taint the node.
+    evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '64Mi', 'imagefs.available': '64Mi', 'nodefs.inodesFree': '1000' },
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
     serializeImagePulls: false,
