@@ -17,7 +17,8 @@ import { startLocalCluster, type LocalCluster } from '../../local/src/index.ts';
 import { ensureImages } from '../../local/src/images/build.ts';
 import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../scripts/prerequisites.ts';
 import { ranges } from './addresses.ts';
-import { atTeardown } from './hooks.ts';
+import { clusterDiagnostics } from './cluster-diagnostics.ts';
+import { atTeardown, onTestFailure } from './hooks.ts';
 
 /** Suites whose pods run need root: `npm test` as root runs them (MAILCLUSTER_KUBELET_E2E=0 skips them, as it skips test/e2e/kubelet). */
 export function kubeletSuitesWanted(): boolean {
@@ -47,9 +48,15 @@ export function sharedLocalCluster(): Promise<LocalCluster> {
       return cluster;
     })();
     const started = shared;
+    // A test that fails while this cluster runs prints the node's and the pods' state.
+    const noMoreReports = onTestFailure(async () => {
+      const cluster = await started.catch(() => undefined);
+      return cluster?.kubeletNode ? clusterDiagnostics(cluster) : undefined;
+    });
     let stopping: Promise<void> | undefined;
     stopShared = () => {
       stopping ??= (async () => {
+        noMoreReports();
         const cluster = await started.catch(() => undefined);
         await cluster?.stop();
         if (!keep) rmSync(dir, { recursive: true, force: true });

@@ -255,7 +255,8 @@ const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').to
     assert.ok(!JSON.stringify(pod.spec).includes(`${MC}-admin`), 'the plaintext token is never mounted');
   });
 
-  it('scheduler.auth lets the ETRN user in from exactly the live pod addresses, and follows them on scale-up and pod replacement', async () => {
+  it('scheduler.auth lets the ETRN user in from exactly the live pod addresses, and follows them on scale-up and pod replacement', async function () {
+    this.timeout(360_000);
     await waitUntil('ACL = the 2 pod addresses', async () => JSON.stringify(await aclOf()) === JSON.stringify(await podAclsNow()), { timeoutMs: 30_000, intervalMs: 250 });
     assert.equal((await aclOf()).length, 2);
     await kubectl(['scale', 'mailcluster', MC, '-n', NS, '--replicas=3']);
@@ -264,7 +265,10 @@ const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').to
     assert.equal((await aclOf()).length, 3);
     // A replaced pod gets a new address: the old one leaves the ACL, the new one enters it.
     const before = (await pods()).find((p) => p.metadata?.name === `${MC}-2`)!;
-    await kubectl(['delete', 'pod', `${MC}-2`, '-n', NS, '--wait=true', '--timeout=60s']);
+    const deleting = Date.now();
+    // The pod's grace period is 60 s: the wait is longer, so that a slow drain shows as its figure below.
+    await cluster.kubectl(['delete', 'pod', `${MC}-2`, '-n', NS, '--wait=true', '--timeout=150s'], { timeoutMs: 160_000 });
+    console.log(`      ${MC}-2 deleted (drained and gone) in ${((Date.now() - deleting) / 1000).toFixed(1)} s`);
     await waitUntil(`${MC}-2 back with an address`, async () => {
       const p = (await pods()).find((x) => x.metadata?.name === `${MC}-2`);
       return Boolean(p?.status?.podIP) && p!.metadata?.uid !== before.metadata?.uid;
