@@ -51,6 +51,11 @@ export function serveHostBridge(socketPath: string, host: string, port: number):
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => resolve(server));
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      // accept() failing (EMFILE) must not end the process that serves the node its API server
+      server.on('error', (err) => process.stderr.write(`host bridge ${socketPath}: ${err.message} (still serving)\n`));
+      resolve(server);
+    });
   });
 }

@@ -82,8 +82,27 @@ export function serveConnectProxy(path: string): ReturnType<typeof createServer>
       });
     }, () => client.destroy());
   });
+  keepServingOnAcceptErrors(server, `connect socket ${path}`);
   server.listen(path);
   return server;
+}
+
+/**
+ * A listening server whose accept() fails emits 'error' (libuv absorbs EMFILE by dropping the
+ * waiting connections, but ENOBUFS or ENOMEM get through); unhandled, that would end the
+ * gateway and cut the node off from the API server. Such an error is logged and the server
+ * goes on; an error before it listens (the address is taken) ends the gateway, whose
+ * supervisor starts it again.
+ */
+function keepServingOnAcceptErrors(server: ReturnType<typeof createServer>, what: string): void {
+  server.on('error', (err) => {
+    if (server.listening) {
+      process.stderr.write(`gateway: ${what}: ${err.message} (still serving)\n`);
+      return;
+    }
+    process.stderr.write(`gateway: cannot listen on ${what}: ${err.message}\n`);
+    process.exit(1);
+  });
 }
 
 export function serveForwarders(socketPath: string, listens: Array<{ host: string; port: number }>): void {
@@ -92,10 +111,7 @@ export function serveForwarders(socketPath: string, listens: Array<{ host: strin
       const upstream = connect({ path: socketPath });
       splice(client, upstream);
     });
-    server.on('error', (err) => {
-      process.stderr.write(`gateway: cannot listen on ${host}:${port}: ${err.message}\n`);
-      process.exit(1);
-    });
+    keepServingOnAcceptErrors(server, `${host}:${port}`);
     server.listen({ host, port });
   }
 }

@@ -221,4 +221,51 @@ describe('local node: gateway over real sockets', () => {
       await proxy.close();
     }
   });
+
+  it('the gateway program survives running out of file descriptors (prlimit nofile 64) and serves again once they are free', async function () {
+    this.timeout(30_000);
+    const { connect } = await import('node:net');
+    const { spawn } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const bridgePath = join(dir, 'fd-api.sock');
+    servers.push(await serveHostBridge(bridgePath, serverIp, port));
+    const listenIp = addressIn(RANGE, 13);
+    const listenPort = await freePort(listenIp);
+    const gatewayProgram = fileURLToPath(new URL('../../../local/src/node/gateway.ts', import.meta.url));
+    const gateway = spawn('prlimit', ['--nofile=64:64', '--', process.execPath, gatewayProgram, '--forward-socket', bridgePath, '--forward-listen', `${listenIp}:${listenPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    gateway.stderr.on('data', (c) => { stderr += c; });
+    const greeting = (): Promise<string> => new Promise((resolve) => {
+      const s = connect({ host: listenIp, port: listenPort });
+      let data = '';
+      s.on('data', (c) => { data += c; if (data.includes('\r\n')) { s.destroy(); resolve(data); } });
+      s.on('error', () => resolve(''));
+      s.on('close', () => resolve(data));
+      s.setTimeout(3000, () => s.destroy());
+    });
+    const held: Array<import('node:net').Socket> = [];
+    try {
+      const deadline = Date.now() + 10_000;
+      while ((await greeting()) !== '220 hello\r\n') {
+        assert.ok(Date.now() < deadline, `the gateway did not serve: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // 100 held connections need 200 descriptors in the gateway: far past its 64 (libuv then
+      // drops waiting connections; an upstream that cannot be opened ends its client)
+      await Promise.all(Array.from({ length: 100 }, () => new Promise<void>((resolve) => {
+        const s = connect({ host: listenIp, port: listenPort }, () => resolve());
+        s.on('error', () => resolve());
+        held.push(s);
+      })));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(gateway.exitCode, null, `the gateway still runs (stderr: ${stderr})`);
+      for (const s of held) s.destroy();
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await greeting(), '220 hello\r\n', 'served again once the descriptors were free');
+      assert.equal(gateway.exitCode, null);
+    } finally {
+      for (const s of held) s.destroy();
+      gateway.kill('SIGKILL');
+    }
+  });
 });
