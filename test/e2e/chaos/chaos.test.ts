@@ -224,7 +224,13 @@ type Fault = typeof FAULTS[number];
 
     // Faults stop: the cluster converges (surplus claims drained and gone, no operator help from the test).
     if (!(await leader())) operators.push(await startOperator(cluster.kubeconfigPath, election(), inNode(node)));
-    await waitConverged(300_000);
+    await waitConverged(300_000).catch(async (err: Error) => {
+      // CI keeps only the end of the output: the seed, the faults and where it stopped go with the failure
+      const m = await mc().catch(() => undefined);
+      const claims = await c.core.listNamespacedPersistentVolumeClaim({ namespace: NS }).then((l) => l.items.map((p) => `${p.metadata?.name}${p.metadata?.deletionTimestamp ? ' (deleting)' : ''}`), () => ['?']);
+      throw new Error(`${err.message}\nseed ${SEED} (MAILCLUSTER_CHAOS_SEED replays it); faults:\n${faultLog.join('\n')}\n` +
+        `MailCluster: generation ${m?.metadata?.generation}, status ${JSON.stringify(m?.status ?? null)}\nclaims: ${claims.join(', ')}`);
+    });
 
     // The customer comes back and says ETRN once (again only if a node was still starting).
     await mx.start();
@@ -248,6 +254,6 @@ type Fault = typeof FAULTS[number];
 
     const { missing, duplicates, unexpected } = ledger.reconcile(delivered());
     console.log(`      ledger: ${ledger.acknowledged.size} acknowledged, ${mx.messages.length} deliveries, ${missing.length} missing, ${duplicates} duplicates, ${unexpected} delivered without a 250 seen, ETRNs sent ${etrns}`);
-    assert.deepEqual(missing.slice(0, 20), [], `acknowledged but never delivered (${missing.length}); faults:\n${faultLog.join('\n')}`);
+    assert.deepEqual(missing.slice(0, 20), [], `acknowledged but never delivered (${missing.length}); seed ${SEED}; faults:\n${faultLog.join('\n')}`);
   });
 });
