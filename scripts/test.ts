@@ -8,8 +8,16 @@ import { ensureControlPlaneBinaries } from '../local/src/controlplane/build.ts';
 import { ensureHelm } from '../local/src/tools/helm.ts';
 import { ensureNodeBinaries } from '../local/src/node/build.ts';
 
-/** Every suite; kept here, not in .mocharc.json, because mocha adds config specs to the files given on the command line. */
-const allSuites = ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'];
+/**
+ * Every suite; kept here, not in .mocharc.json, because mocha adds config specs to the files
+ * given on the command line. The two e2e suites that need the machine's one kubelet node to
+ * themselves (kubelet, local) go last: the shared kubelet cluster the others use is then
+ * started once, not again after them.
+ */
+const allSuites = [
+  'test/unit/**/*.test.ts', 'test/integration/**/*.test.ts',
+  'test/e2e/!(kubelet|local)/**/*.test.ts', 'test/e2e/@(kubelet|local)/**/*.test.ts',
+];
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
