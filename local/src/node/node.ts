@@ -115,6 +115,7 @@ export class KubeletNode {
   #createdHostPaths: string[] = [];
   #netnsBefore = new Set<string>();
   #stopping: Promise<void> | undefined;
+  #started = false;
 
   constructor(options: KubeletNodeOptions) {
     this.#o = options;
@@ -299,6 +300,7 @@ export class KubeletNode {
       return node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     }, 180_000);
     this.#progress(`node ${this.nodeName} is Ready (${n.nodeIP})`);
+    this.#started = true;
   }
 
   #preflight(): void {
@@ -338,7 +340,8 @@ export class KubeletNode {
   /** Starts one of the node's programs; one that dies on its own is started again (as systemd does on a node). */
   #spawn(name: string, command: string, args: string[], env?: NodeJS.ProcessEnv): SupervisedComponent {
     const c: SupervisedComponent = superviseComponent({ name, command, args, logFile: join(this.layout.logs, `${name}.log`), env: { ...process.env, ...env } }, {
-      shouldRestart: () => !this.#stopping && this.#components.includes(c),
+      // while starting, a program that dies fails start() with its log named (#waitFor) instead
+      shouldRestart: () => this.#started && !this.#stopping && this.#components.includes(c),
       onRestart: (exit, restart, delayMs) => this.#log.error({ exit, log: c.logFile, restart, delayMs }, `${name} exited unexpectedly; starting it again`),
     });
     this.#components.push(c);
