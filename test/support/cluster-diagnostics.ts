@@ -27,10 +27,10 @@ export async function clusterDiagnostics(cluster: LocalCluster): Promise<string>
   const node = cluster.kubeletNode;
   if (node) {
     parts.push(`--- the node's programs\n${node.programs().map((p) => `${p.name} pid ${p.pid} ${p.running ? 'running' : 'NOT RUNNING'}, restarted ${p.restarts} time(s)`).join('\n')}`);
-    for (const name of ['kubelet', 'containerd', 'kube-proxy']) parts.push(logTail(`${name} log`, join(node.layout.logs, `${name}.log`)));
+    for (const name of ['kubelet', 'containerd', 'kube-proxy']) parts.push(errorLinesAtEnd(`${name} log`, join(node.layout.logs, `${name}.log`)));
   }
-  parts.push(logTail('kube-controller-manager log', join(cluster.controlPlane.dir, 'logs', 'kube-controller-manager.log')));
-  parts.push(logTail('local mode log', join(cluster.dir, 'local.log')));
+  parts.push(errorLinesAtEnd('kube-controller-manager log', join(cluster.controlPlane.dir, 'logs', 'kube-controller-manager.log')));
+  parts.push(errorLinesAtEnd('local mode log', join(cluster.dir, 'local.log')));
   return parts.join('\n');
 }
 
@@ -79,7 +79,7 @@ function lastLines(text: string, n: number): string {
 }
 
 /** The last error and warning lines of a log: klog's E/W, containerd's level=, pino's numeric levels 40-60. */
-function logTail(title: string, path: string): string {
+function errorLinesAtEnd(title: string, path: string): string {
   if (!existsSync(path)) return `--- ${title}: no file ${path}`;
   const size = statSync(path).size;
   const start = Math.max(0, size - LOG_TAIL_BYTES);

@@ -25,6 +25,23 @@ export function kubeletSuitesWanted(): boolean {
   return process.getuid?.() === 0 && process.env.MAILCLUSTER_KUBELET_E2E !== '0';
 }
 
+/**
+ * A local cluster for tests: with `node: 'kubelet'`, the Debian tools the node needs and the
+ * project's images (built or found in their cache) first. etcd skips fsync (a test's data).
+ */
+export async function startTestLocalCluster(o: { dir: string; node: 'kubelet' | 'none'; lbRange: string; controlPlaneLog?: (line: string) => void }): Promise<LocalCluster> {
+  let images: string[] = [];
+  if (o.node === 'kubelet') {
+    ensureDebianPackages((line) => console.error(`      ${line}`), [...imageTools, ...kubeletNodeTools]);
+    images = (await ensureImages()).map((i) => i.archive);
+  }
+  return startLocalCluster({
+    dir: o.dir, node: o.node, images, lbRange: o.lbRange,
+    controlPlane: { etcdUnsafeNoFsync: true },
+    ...(o.controlPlaneLog ? { controlPlaneLog: o.controlPlaneLog } : {}),
+  });
+}
+
 let shared: Promise<LocalCluster> | undefined;
 let stopShared: (() => Promise<void>) | undefined;
 
@@ -34,16 +51,8 @@ export function sharedLocalCluster(): Promise<LocalCluster> {
     const dir = keep || mkdtempSync(join(tmpdir(), 'mailcluster-e2e-'));
     const withNode = kubeletSuitesWanted();
     shared = (async () => {
-      let images: string[] = [];
-      if (withNode) {
-        ensureDebianPackages((line) => console.error(`      ${line}`), [...imageTools, ...kubeletNodeTools]);
-        images = (await ensureImages()).map((i) => i.archive);
-      }
       const started = Date.now();
-      const cluster = await startLocalCluster({
-        dir, node: withNode ? 'kubelet' : 'none', images, lbRange: ranges.testClusterLoadBalancers,
-        controlPlane: { etcdUnsafeNoFsync: true },
-      });
+      const cluster = await startTestLocalCluster({ dir, node: withNode ? 'kubelet' : 'none', lbRange: ranges.testClusterLoadBalancers });
       console.log(`      shared local cluster (${withNode ? 'a kubelet node' : 'no node'}) up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       return cluster;
     })();

@@ -213,7 +213,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
       break;
     } catch (err) {
       await stopAll();
-      if (attempt >= 3 || !/address already in use/i.test((err as Error).message)) throw err;
+      if (attempt >= 3 || !portTaken(err)) throw err;
       log(`a port was taken (${(err as Error).message.split('\n')[0]}); starting again on fresh ports`);
       ports.etcdClient = await freePort();
       ports.etcdPeer = await freePort();
@@ -262,7 +262,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
           await startApiServer();
           return;
         } catch (err) {
-          if (attempt >= 10 || !/address already in use/i.test((err as Error).message)) throw err;
+          if (attempt >= 10 || !portTaken(err)) throw err;
           log(`kube-apiserver's port ${ports.apiServer} is taken; trying again in 2 s`);
           await new Promise((r) => setTimeout(r, 2000));
         }
@@ -281,6 +281,11 @@ function readState(path: string): SavedState {
   } catch {
     return {};
   }
+}
+
+/** Whether a component failed to start because its port was taken (its log says so). */
+function portTaken(err: unknown): boolean {
+  return /address already in use/i.test((err as Error).message);
 }
 
 async function reusePort(previous: number | undefined): Promise<number> {

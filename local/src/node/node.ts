@@ -253,16 +253,16 @@ export class KubeletNode {
     // the API server, reachable inside the namespace on the same port as on the host loopback
     const apiPort = Number(new URL(cp.server).port);
     this.#apiBridge = await serveHostBridge(l.apiSocket, '127.0.0.1', apiPort);
-    this.#spawn('node-gateway', 'nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, gatewayProgram,
+    this.#spawn('node-gateway', ...this.netnsCommand(process.execPath, [gatewayProgram,
       '--connect-socket', l.connectSocket, '--forward-socket', l.apiSocket,
-      '--forward-listen', `127.0.0.1:${apiPort}`, '--forward-listen', `${n.nodeIP}:${apiPort}`]);
+      '--forward-listen', `127.0.0.1:${apiPort}`, '--forward-listen', `${n.nodeIP}:${apiPort}`]));
     await this.#waitFor('the gateway', () => existsSync(l.connectSocket), 15_000);
 
     writeFileSync(l.containerdConfig, containerdConfig(l, { shimDir: this.#binaries.dir, sandboxImage: PAUSE_IMAGE, runc: '/usr/sbin/runc' }));
     writeFileSync(join(l.cniConfDir, '10-mailcluster.conflist'), cniConfList(n, l));
     writeFileSync(l.resolvConf, '# pods of local mode resolve nothing by default (no cluster DNS)\n');
     this.#progress('starting containerd');
-    this.#spawn('containerd', 'nsenter', [`--net=/run/netns/${n.netns}`, '--', this.#binaries.containerd, '--config', l.containerdConfig], { PATH: `${this.#binaries.dir}:${process.env.PATH}` });
+    this.#spawn('containerd', ...this.netnsCommand(this.#binaries.containerd, ['--config', l.containerdConfig]), { PATH: `${this.#binaries.dir}:${process.env.PATH}` });
     await this.#waitFor('containerd', async () => existsSync(l.containerdSocket) && (await this.#ctr(['version']).then(() => true, () => false)), 60_000);
     for (const archive of [pauseArchive, ...(this.#o.images ?? [])]) {
       const started = Date.now();
@@ -279,11 +279,11 @@ export class KubeletNode {
     writeFileSync(l.kubeletConfig, kubeletConfig(n, l, { caFile: cp.caFile, servingCert: serving.certFile, servingKey: serving.keyFile }));
     this.#makeCgroupRoot();
     this.#progress('starting kubelet');
-    this.#spawn('kubelet', 'nsenter', [`--net=/run/netns/${n.netns}`, '--', this.#binaries.kubelet, ...kubeletArgs(n, l, { kubeconfig: kubeletKubeconfig, nodeName: this.nodeName })]);
+    this.#spawn('kubelet', ...this.netnsCommand(this.#binaries.kubelet, kubeletArgs(n, l, { kubeconfig: kubeletKubeconfig, nodeName: this.nodeName })));
 
     const proxyKubeconfig = cp.createKubeconfig({ name: 'kube-proxy', user: 'system:kube-proxy' });
     writeFileSync(l.kubeProxyConfig, kubeProxyConfig(n, { kubeconfig: proxyKubeconfig, nodeName: this.nodeName }));
-    this.#spawn('kube-proxy', 'nsenter', [`--net=/run/netns/${n.netns}`, '--', this.#binaries.kubeProxy, `--config=${l.kubeProxyConfig}`, '--v=1']);
+    this.#spawn('kube-proxy', ...this.netnsCommand(this.#binaries.kubeProxy, [`--config=${l.kubeProxyConfig}`, '--v=1']));
 
     const schedulerKubeconfig = cp.createKubeconfig({ name: 'kube-scheduler', user: 'system:kube-scheduler' });
     this.#spawn('kube-scheduler', this.#binaries.kubeScheduler, kubeSchedulerArgs({ kubeconfig: schedulerKubeconfig, port: await freePort(), certDir: join(l.dir, 'kube-scheduler-certs') }));

@@ -22,8 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import yaml from 'js-yaml';
-import { startLocalCluster, type LocalCluster } from '../../../local/src/index.ts';
-import { ensureImages } from '../../../local/src/images/build.ts';
+import type { LocalCluster } from '../../../local/src/index.ts';
 import { ensureHelm, helmOk, type Helm } from '../../../local/src/tools/helm.ts';
 import type { KubeletNode } from '../../../local/src/node/node.ts';
 import { dnsmasqArgs } from '../../support/dnsmasq.ts';
@@ -32,11 +31,10 @@ import { makeTempDir, removeTempDir, spawnTracked, stopChild, waitUntil } from '
 import { parseSinkCounters, smtpSinkArgs } from '../../support/smtp-sink.ts';
 import { swaks } from '../../support/swaks.ts';
 import { kubectlPlugin } from '../../support/kubectl-plugin.ts';
-import { kubeletSuitesWanted, stopSharedLocalCluster } from '../../support/local-cluster.ts';
+import { kubeletSuitesWanted, startTestLocalCluster, stopSharedLocalCluster } from '../../support/local-cluster.ts';
 import { nodeMetric } from '../operator/harness.ts';
 import { Timeline } from './timeline.ts';
 import { percentile } from '../../bench/stats.ts';
-import { ensureDebianPackages, imageTools, kubeletNodeTools } from '../../../scripts/prerequisites.ts';
 
 const chartDir = fileURLToPath(new URL('../../../helm/mailcluster-operator', import.meta.url));
 const LB_RANGE = '127.47.0.0/16';
@@ -92,16 +90,10 @@ const full = mode !== 'quick';
   before(async function () {
     // this suite checks that its own node leaves nothing behind: the machine's one kubelet node is its own
     await stopSharedLocalCluster();
-    ensureDebianPackages((line) => console.error(line), [...imageTools, ...kubeletNodeTools]);
-    const [images, h] = await Promise.all([ensureImages(), ensureHelm()]);
-    helm = h;
+    helm = await ensureHelm();
     dir = makeTempDir('kubelet-e2e');
     const started = Date.now();
-    cluster = await startLocalCluster({
-      dir, node: 'kubelet', images: images.map((i) => i.archive), lbRange: LB_RANGE,
-      controlPlane: { etcdUnsafeNoFsync: true },
-      controlPlaneLog: (line) => console.log(`      ${line}`),
-    });
+    cluster = await startTestLocalCluster({ dir, node: 'kubelet', lbRange: LB_RANGE, controlPlaneLog: (line) => console.log(`      ${line}`) });
     // a SIGTERM to this run (bench:kubelet stopped) skips the after hook: its teardown stops the
     // node all the same (stop() is once only, the after hook's call included)
     const thisCluster = cluster;

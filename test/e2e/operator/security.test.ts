@@ -49,8 +49,8 @@ const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').to
   let operatorKubeconfig: string;
   const created: string[] = [];
 
-  const kubectl = async (args: string[], input?: string): Promise<string> =>
-    (await cluster.kubectl(args, { ...(input !== undefined ? { input } : {}), timeoutMs: 60_000 })).stdout;
+  const kubectl = async (args: string[], input?: string, timeoutMs = 60_000): Promise<string> =>
+    (await cluster.kubectl(args, { ...(input !== undefined ? { input } : {}), timeoutMs })).stdout;
   const canI = (...args: string[]): Promise<boolean> => new Promise((resolve, reject) => {
     execFile(cluster.kubectlPath, ['auth', 'can-i', ...args, '--as', `system:serviceaccount:${OP_NS}:${SA}`], { env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 30_000 }, (err, stdout, stderr) => {
       if (stdout.trim() === 'yes' && !err) resolve(true);
@@ -267,7 +267,7 @@ const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').to
     const before = (await pods()).find((p) => p.metadata?.name === `${MC}-2`)!;
     const deleting = Date.now();
     // The pod's grace period is 60 s: the wait is longer, so that a slow drain shows as its figure below.
-    await cluster.kubectl(['delete', 'pod', `${MC}-2`, '-n', NS, '--wait=true', '--timeout=150s'], { timeoutMs: 160_000 });
+    await kubectl(['delete', 'pod', `${MC}-2`, '-n', NS, '--wait=true', '--timeout=150s'], undefined, 160_000);
     console.log(`      ${MC}-2 deleted (drained and gone) in ${((Date.now() - deleting) / 1000).toFixed(1)} s`);
     await waitUntil(`${MC}-2 back with an address`, async () => {
       const p = (await pods()).find((x) => x.metadata?.name === `${MC}-2`);
